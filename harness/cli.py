@@ -1,0 +1,83 @@
+"""Command line: ``decaylens run | validate | specs | report``."""
+
+import argparse
+import sys
+
+import backends
+from harness import report, spec
+from harness.run import print_progress, run
+
+DEFAULT_SPEC = "d2l"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _parser():
+    parser = _Parser(prog="decaylens", description="What weight_decay really does, framework by framework.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run_cmd = commands.add_parser("run", help="train every case of a spec with one backend and store the results")
+    run_cmd.add_argument("--backend", required=True, help=f"one of: {', '.join(backends.NAMES)}")
+    run_cmd.add_argument("--spec", default=DEFAULT_SPEC, help=f"built-in spec name or TOML path (default {DEFAULT_SPEC})")
+    run_cmd.add_argument("--out", default="results", help="results directory (default results)")
+    run_cmd.add_argument("--force", action="store_true", help="recompute cases already stored")
+
+    validate = commands.add_parser("validate", help="check a spec and list its cases")
+    validate.add_argument("spec", help="built-in spec name or TOML path")
+
+    commands.add_parser("specs", help="list the built-in specs")
+
+    report_cmd = commands.add_parser("report", help="write reports/REPORT.md from the results")
+    report_cmd.add_argument("--spec", default=DEFAULT_SPEC, help=f"built-in spec name or TOML path (default {DEFAULT_SPEC})")
+    report_cmd.add_argument("--results", default="results", help="results directory (default results)")
+    report_cmd.add_argument("--out", default="reports", help="report directory (default reports)")
+    return parser
+
+
+def main(argv=None):
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except (spec.SpecError, backends.MissingFramework) as error:
+        print(f"decaylens: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _run(args):
+    if args.backend not in backends.NAMES:
+        raise spec.SpecError(f"unknown backend {args.backend!r}; known backends: {', '.join(backends.NAMES)}")
+    loaded = spec.load(args.spec)
+    counts = run(args.backend, loaded, args.out, force=args.force, progress=print_progress)
+    summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
+    print(f"{args.backend}: {summary}; results in {args.out}/{args.backend}/")
+    if counts["error"]:
+        print(f"decaylens: {counts['error']} case(s) raised an error; see their results files", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _validate(args):
+    loaded = spec.load(args.spec)
+    for backend in backends.NAMES:
+        print(f"{backend}: {len(loaded.cases(backend))} cases")
+    print(f"{loaded.source}: valid")
+    return 0
+
+
+def _specs(args):
+    for name in spec.builtin_names():
+        print(name)
+    return 0
+
+
+def _report(args):
+    path = report.write(spec.load(args.spec), args.results, args.out)
+    print(f"wrote {path}")
+    return 0
+
+
+_COMMANDS = {"run": _run, "validate": _validate, "specs": _specs, "report": _report}

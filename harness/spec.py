@@ -1,0 +1,335 @@
+"""Experiment specs: TOML files validated strictly and expanded into cases.
+
+A spec has the sections ``[data] [model] [train] [optimizer] [penalty]`` (every
+key optional, defaults below are the reference experiment), an optional
+``[sweep]`` of dotted keys mapped to lists (the cases are their cartesian
+product, in file order) and optional ``[overrides.<backend>]`` tables of dotted
+keys that replace the shared value for one backend only.
+
+Combinations that make no sense (``adamw`` without ``adam``, a strength with
+penalty ``none``, a batch that does not divide the training set) are errors in
+a plain spec and are left out of a sweep.
+"""
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import backends
+
+
+class SpecError(ValueError):
+    """A spec is invalid; the message is one line naming file, key and allowed values."""
+
+
+# --------------------------------------------------------------------------- value checks
+
+
+@dataclass(frozen=True)
+class Number:
+    """An int or float in [low, high]; ``open_low`` excludes ``low``."""
+
+    kind: type
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+
+    def allowed(self):
+        name = "an integer" if self.kind is int else "a number"
+        low = f"> {self.low}" if self.open_low else f">= {self.low}"
+        if self.low is not None and self.high is not None:
+            return f"{name} {low} and <= {self.high}"
+        return f"{name} {low}" if self.low is not None else name
+
+    def check(self, value):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError
+        if self.kind is int and not isinstance(value, int):
+            raise ValueError
+        value = self.kind(value)
+        if self.low is not None and (value < self.low or (self.open_low and value == self.low)):
+            raise ValueError
+        if self.high is not None and value > self.high:
+            raise ValueError
+        return value
+
+
+@dataclass(frozen=True)
+class Choice:
+    values: tuple
+
+    def allowed(self):
+        return "one of " + ", ".join(json.dumps(v) for v in self.values)
+
+    def check(self, value):
+        if value not in self.values or type(value) is not type(self.values[0]):
+            raise ValueError
+        return value
+
+
+def _field(default, check):
+    return dataclasses.field(default=default, metadata={"check": check})
+
+
+Count = Number(int, 1)
+Positive = Number(float, 0, open_low=True)
+NonNegative = Number(float, 0)
+Real = Number(float)
+Fraction = Number(float, 0, 1)
+Bool = Choice((True, False))
+
+# --------------------------------------------------------------------------- the case
+
+
+@dataclass(frozen=True)
+class Data:
+    """y = true_b + Σᵢ true_w·xᵢ + ε, x ~ N(0, x_std²), ε ~ N(0, noise_std²)."""
+
+    n_train: int = _field(20, Count)
+    n_valid: int = _field(0, Number(int, 0))
+    n_test: int = _field(100, Count)
+    dim: int = _field(200, Count)
+    x_std: float = _field(1.0, Positive)
+    true_w: float = _field(0.01, Real)
+    true_b: float = _field(0.05, Real)
+    noise_std: float = _field(0.01, NonNegative)
+    seed: int = _field(0, Number(int, 0))
+
+
+@dataclass(frozen=True)
+class Model:
+    """A linear model ŷ = x·w + b. ``shared``: w ~ N(0, init_std²), b ~ N(0, bias_init_std²)
+    drawn by the harness; ``native``: the framework's default initializers."""
+
+    kind: str = _field("linear", Choice(("linear",)))
+    init: str = _field("shared", Choice(("shared", "native")))
+    init_std: float = _field(1.0, NonNegative)
+    bias_init_std: float = _field(0.0, NonNegative)
+    dtype: str = _field("float64", Choice(("float64", "float32")))
+
+
+@dataclass(frozen=True)
+class Train:
+    """Minibatch training; loss ``half_mse`` = mean ½e², ``mse`` = mean e², ``native`` =
+    the framework's idiomatic regression loss."""
+
+    epochs: int = _field(100, Count)
+    batch_size: int = _field(5, Count)
+    shuffle: bool = _field(True, Bool)
+    loss: str = _field("half_mse", Choice(("half_mse", "mse", "native")))
+
+
+@dataclass(frozen=True)
+class Optimizer:
+    name: str = _field("sgd", Choice(("sgd", "momentum", "nesterov", "adam")))
+    lr: float = _field(0.003, Positive)
+    momentum: float = _field(0.9, Number(float, 0, 1))
+    beta1: float = _field(0.9, Fraction)
+    beta2: float = _field(0.999, Fraction)
+    eps: float = _field(1e-8, NonNegative)
+
+
+PENALTY_KINDS = ("none", "l2_loss", "l1_loss", "weight_decay", "adamw", "regularizer")
+
+
+@dataclass(frozen=True)
+class Penalty:
+    """``l2_loss``: (λ/2)·‖w‖² in the loss; ``l1_loss``: λ·‖w‖₁ in the loss;
+    ``weight_decay``: the optimizer's own argument; ``adamw``: the dedicated decoupled
+    optimizer; ``regularizer``: the layer regularizer API. λ = strength."""
+
+    kind: str = _field("none", Choice(PENALTY_KINDS))
+    strength: float = _field(0.0, NonNegative)
+    decay_bias: bool = _field(False, Bool)
+
+
+SECTIONS = {"data": Data, "model": Model, "train": Train, "optimizer": Optimizer, "penalty": Penalty}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One fully resolved experiment: what a backend runs and a results file records."""
+
+    data: Data = Data()
+    model: Model = Model()
+    train: Train = Train()
+    optimizer: Optimizer = Optimizer()
+    penalty: Penalty = Penalty()
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, sections):
+        return cls(**{name: SECTIONS[name](**values) for name, values in sections.items()})
+
+    @property
+    def id(self):
+        """First 16 hex digits of the SHA-256 of the canonical JSON of the case."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    @property
+    def steps(self):
+        return self.train.epochs * (self.data.n_train // self.train.batch_size)
+
+    def replace(self, values):
+        """A copy with dotted keys replaced: ``{"optimizer.lr": 0.03}``."""
+        sections = self.to_dict()
+        for key, value in values.items():
+            section, name = key.split(".")
+            sections[section][name] = value
+        return Case.from_dict(sections)
+
+    def problem(self):
+        """Why this combination makes no sense, or None."""
+        penalty, optimizer = self.penalty, self.optimizer
+        if penalty.kind == "adamw" and optimizer.name != "adam":
+            return (
+                f"penalty.kind = \"adamw\" needs optimizer.name = \"adam\" (got {optimizer.name!r}); "
+                f"with {optimizer.name!r} use one of: "
+                + ", ".join(k for k in PENALTY_KINDS if k != "adamw")
+            )
+        if penalty.kind == "none" and penalty.strength != 0:
+            return (
+                f"penalty.strength = {penalty.strength} has no effect with penalty.kind = \"none\"; "
+                "set it to 0 or choose a penalty kind"
+            )
+        if self.train.batch_size > self.data.n_train or self.data.n_train % self.train.batch_size:
+            return (
+                f"train.batch_size = {self.train.batch_size} must divide data.n_train = "
+                f"{self.data.n_train}; allowed: a divisor of {self.data.n_train}"
+            )
+        return None
+
+
+# --------------------------------------------------------------------------- the spec
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    source: str
+    cases_by_backend: dict  # backend -> tuple of (point, Case); point = sweep values
+
+    @property
+    def sweep_keys(self):
+        points = next(iter(self.cases_by_backend.values()))
+        return tuple(points[0][0]) if points else ()
+
+    def cases(self, backend):
+        """The (point, case) pairs this backend runs; point maps each swept key to its value."""
+        return self.cases_by_backend[backend]
+
+
+def builtin_names():
+    return sorted(p.name.removesuffix(".toml") for p in resources.files("harness").joinpath("specs").iterdir() if p.name.endswith(".toml"))
+
+
+def load(name_or_path):
+    """Load a built-in spec by name or a spec file by path, validating everything."""
+    path = Path(name_or_path)
+    if path.suffix != ".toml" and name_or_path in builtin_names():
+        text = resources.files("harness").joinpath("specs").joinpath(f"{name_or_path}.toml").read_text()
+        return parse(text, name=name_or_path, source=f"{name_or_path} (built-in)")
+    if not path.is_file():
+        raise SpecError(
+            f"{name_or_path}: no such spec file or built-in spec; built-in specs: {', '.join(builtin_names())}"
+        )
+    return parse(path.read_text(), name=path.stem, source=str(path))
+
+
+def parse(text, name="spec", source="<spec>"):
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise SpecError(f"{source}: not valid TOML: {error}") from None
+    where = source
+    unknown = set(document) - set(SECTIONS) - {"sweep", "overrides"}
+    if unknown:
+        raise SpecError(
+            f"{where}: unknown section [{sorted(unknown)[0]}]; allowed sections: "
+            + ", ".join([*SECTIONS, "sweep", "overrides"])
+        )
+    base = {}
+    for section in SECTIONS:
+        table = document.get(section, {})
+        if not isinstance(table, dict):
+            raise SpecError(f"{where}: {section} must be a table [{section}]")
+        for key, value in table.items():
+            dotted = f"{section}.{key}"
+            base[dotted] = _check(where, dotted, value)
+    sweep = _dotted_table(where, "sweep", document.get("sweep", {}))
+    for key, values in sweep.items():
+        if not isinstance(values, list) or not values:
+            raise SpecError(f"{where}: sweep.{key} must be a non-empty list of values")
+        sweep[key] = [_check(where, key, value, prefix="sweep.") for value in values]
+    overrides = document.get("overrides", {})
+    if not isinstance(overrides, dict):
+        raise SpecError(f"{where}: overrides must be tables [overrides.<backend>]")
+    for backend, table in overrides.items():
+        if backend not in backends.NAMES:
+            raise SpecError(
+                f"{where}: unknown backend in [overrides.{backend}]; known backends: {', '.join(backends.NAMES)}"
+            )
+        flat = _dotted_table(where, f"overrides.{backend}", table)
+        overrides[backend] = {k: _check(where, k, v, prefix=f"overrides.{backend}.") for k, v in flat.items()}
+
+    shared = Case().replace(base)
+    points = [dict(zip(sweep, values)) for values in itertools.product(*sweep.values())]
+    cases_by_backend = {}
+    for backend in backends.NAMES:
+        cases, first_problem = [], None
+        for point in points:
+            swept = shared.replace(point)
+            case = swept.replace(overrides.get(backend, {}))
+            problem = case.problem()
+            if problem is None:
+                cases.append((point, case))
+            elif swept.problem() is None:
+                raise SpecError(f"{where}: [overrides.{backend}]: {problem}")
+            elif not sweep:
+                raise SpecError(f"{where}: {problem}")
+            first_problem = first_problem or problem
+        if not cases:
+            raise SpecError(f"{where}: the sweep leaves no valid case; for example: {first_problem}")
+        cases_by_backend[backend] = tuple(cases)
+    return Spec(name=name, source=source, cases_by_backend=cases_by_backend)
+
+
+def _dotted_table(where, name, table):
+    """Flatten ``{"optimizer": {"lr": [..]}}`` and ``{"optimizer.lr": [..]}`` alike."""
+    if not isinstance(table, dict):
+        raise SpecError(f"{where}: {name} must be a table of dotted keys, e.g. \"optimizer.lr\" = ...")
+    flat = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{inner}": v for inner, v in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
+def _check(where, dotted, value, prefix=""):
+    section, _, key = dotted.partition(".")
+    if section not in SECTIONS:
+        raise SpecError(
+            f"{where}: unknown key {prefix}{dotted}; keys start with one of: {', '.join(SECTIONS)}"
+        )
+    fields = {f.name: f for f in dataclasses.fields(SECTIONS[section])}
+    if key not in fields:
+        raise SpecError(
+            f"{where}: unknown key {prefix}{dotted}; allowed keys in [{section}]: {', '.join(fields)}"
+        )
+    check = fields[key].metadata["check"]
+    try:
+        return check.check(value)
+    except ValueError:
+        raise SpecError(
+            f"{where}: {prefix}{dotted} = {json.dumps(value, default=str)} is not allowed; allowed: {check.allowed()}"
+        ) from None

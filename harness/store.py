@@ -1,0 +1,70 @@
+"""Results: one JSON file per (backend, case) at ``<results>/<backend>/<case_id>.json``.
+
+Files are written to a temporary name in the same directory and renamed, so a reader
+never sees a half-written file, whatever happens to the writer.
+"""
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+STATUSES = ("ok", "diverged", "unsupported", "error")
+KEYS = (
+    "schema_version", "backend", "versions", "case_id", "case", "data_sha256", "status",
+    "reason", "api", "steps", "epochs", "final", "seconds",
+)
+
+
+class BadResult(ValueError):
+    """A results file that is not a readable decaylens result of this schema."""
+
+
+def path_for(results, backend, case_id):
+    return Path(results) / backend / f"{case_id}.json"
+
+
+def write(path, record):
+    """Write ``record`` as JSON to ``path`` atomically."""
+    write_text(path, json.dumps(record, allow_nan=False, indent=1))
+
+
+def write_text(path, text):
+    """Write ``text`` to ``path`` through a temporary file in the same directory and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def read(path):
+    """The record in ``path``; raises BadResult saying what is wrong with it."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise BadResult(f"{path}: unreadable ({error})") from None
+    if not isinstance(record, dict) or record.get("schema_version") != SCHEMA_VERSION:
+        found = record.get("schema_version") if isinstance(record, dict) else None
+        raise BadResult(f"{path}: not a schema {SCHEMA_VERSION} result (schema_version = {found!r})")
+    missing = [key for key in KEYS if key not in record]
+    if missing or record["status"] not in STATUSES:
+        raise BadResult(f"{path}: malformed result (missing {missing or 'nothing'}, status {record['status']!r})")
+    return record
+
+
+def is_current(path, case_id, versions):
+    """Whether ``path`` holds a finished result of this case made with these versions."""
+    try:
+        record = read(path)
+    except BadResult:
+        return False
+    return record["case_id"] == case_id and record["versions"] == versions and record["status"] != "error"
