@@ -15,6 +15,10 @@ import os
 # backend name -> (module, environment variables the framework reads at import time)
 _MODULES = {
     "torch": ("backends.torch", {}),
+    "tensorflow": ("backends.tensorflow", {"TF_USE_LEGACY_KERAS": "0"}),
+    "tensorflow-keras2": ("backends.tensorflow", {"TF_USE_LEGACY_KERAS": "1"}),
+    "jax": ("backends.jax", {}),
+    "mxnet": ("backends.mxnet", {}),
 }
 
 NAMES = tuple(_MODULES)

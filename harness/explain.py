@@ -1,0 +1,77 @@
+"""Which oracle rule reproduces a run: the semantics of a nominal λ, found from trajectories.
+
+The catalog crosses every way the nominal λ can enter the update
+(``harness.oracle``) with multipliers k ∈ {½, 1, 2}, bias decayed or not, the two
+loss conventions (when the case's loss is the framework's ``native`` one) and the
+two Adam ε conventions. A run is explained by the rule whose trajectory stays
+closest to it, and only if that gap is within the dtype's tolerance; otherwise it
+is unexplained, with the closest rule and its gap. Never forced. When several rules
+are within tolerance (at λ = 0 all are; in float32 the two Adam ε conventions often
+are), the first in catalog order wins: no decay, then k = ½, 1, 2, bias not decayed
+before decayed, Adam ε after the bias correction before ε before it.
+"""
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+from harness import diff, oracle
+
+MULTIPLIERS = (0.5, 1.0, 2.0)
+# Where λ enters the update, by the name the fingerprint uses; each maps k·λ to a Rule field.
+PLACEMENTS = {
+    "coupled": "coupled",  # gradient += k·λ·w, before momentum / Adam's moments
+    "decoupled × lr": "decoupled_lr",  # w -= lr·k·λ·w beside the optimizer step
+    "decoupled": "decoupled",  # w -= k·λ·w beside the optimizer step, lr not applied
+    "l1": "l1",  # gradient += k·λ·sign(w)
+}
+
+
+@dataclass(frozen=True)
+class Explanation:
+    placement: str  # a key of PLACEMENTS, or "none" (λ has no effect)
+    multiplier: float  # k: the rule uses k·λ
+    rule: oracle.Rule
+    gap: float  # largest per-step relative gap between the run and the rule
+    matched: bool  # gap within diff.TOLERANCE of the run's dtype
+
+    def __str__(self):
+        name = "no decay" if self.placement == "none" else f"{self.placement} ×{self.multiplier:g}"
+        bias = "bias decayed" if self.rule.decay_bias else "bias not decayed"
+        text = f"{name}, {bias}, loss {self.rule.loss}"
+        if self.rule.adam_eps != oracle.Rule().adam_eps:
+            text += f", Adam ε {self.rule.adam_eps.replace('_', ' ')}"
+        return text if self.matched else f"unexplained (closest: {text}, gap {self.gap:.2g})"
+
+
+def candidates(case):
+    """Every (placement, k, Rule) the catalog tries for this case."""
+    strength = case.penalty.strength
+    losses = ("half_mse", "mse") if case.train.loss == "native" else (case.train.loss,)
+    eps_conventions = oracle.ADAM_EPS if case.optimizer.name == "adam" else oracle.ADAM_EPS[:1]
+    placements = [("none", 0.0, {})] + [
+        (name, k, {field: k * strength}) for name, field in PLACEMENTS.items() for k in MULTIPLIERS
+    ]
+    for (name, k, decay), bias, loss, eps in itertools.product(placements, (False, True), losses, eps_conventions):
+        if name == "none" and bias:
+            continue
+        yield name, k, oracle.Rule(loss=loss, decay_bias=bias, adam_eps=eps, **decay)
+
+
+def explain(case, arrays, trajectory):
+    """The first catalog rule that reproduces ``trajectory`` within tolerance, started from
+    the run's own initial weights; else the closest rule, marked unmatched."""
+    start = (trajectory.w[0], trajectory.b[0])
+    run = (trajectory.w, trajectory.b)
+    tolerance = diff.TOLERANCE[case.model.dtype]
+    closest = None
+    for placement, k, rule in candidates(case):
+        with np.errstate(all="ignore"):
+            gaps = diff.relative_gaps(run, oracle.simulate(rule, case, arrays, start))
+        gap = float(np.max(gaps)) if np.isfinite(gaps).all() else np.inf
+        if gap <= tolerance:
+            return Explanation(placement, k, rule, gap, matched=True)
+        if closest is None or gap < closest.gap:
+            closest = Explanation(placement, k, rule, gap, matched=False)
+    return closest

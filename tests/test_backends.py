@@ -1,0 +1,86 @@
+"""Every backend against the oracle, on the reference experiment; run in each backend's env."""
+
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import load_adapter
+from harness import data, diff, explain, metrics, oracle, spec
+
+SEMANTICS = Path(__file__).parent / "semantics"
+REFERENCE = spec.load("d2l")
+
+
+def reference_case(backend, **values):
+    """The d2l case of ``backend`` with dotted keys replaced, e.g. ``optimizer__name="adam"``."""
+    _, case = REFERENCE.cases(backend)[0]
+    return case.replace({key.replace("__", "."): value for key, value in values.items()})
+
+
+def train(adapter, case):
+    arrays = data.make(case)
+    return arrays, adapter.train(case, arrays)
+
+
+@pytest.mark.parametrize("strength", [0.0, 3.0])
+def test_reference_experiment_overfits_without_decay_and_not_with_it(backend, strength):
+    name, adapter = backend
+    case = reference_case(name, penalty__kind="l2_loss", penalty__strength=strength)
+    arrays, trajectory = train(adapter, case)
+    final = metrics.evaluate(case, arrays, trajectory)["final"]
+    if strength == 0:
+        assert final["train_loss"] < 1e-3 and final["test_loss"] > 10 and 8 < final["w_norm"] < 20
+    else:
+        unpenalized = reference_case(name, penalty__kind="l2_loss", penalty__strength=0.0)
+        baseline = metrics.evaluate(unpenalized, *train(adapter, unpenalized))["final"]
+        assert 0.2 < final["w_norm"] < 0.6
+        assert final["test_loss"] * 20 <= baseline["test_loss"]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov", "adam"])
+def test_l2_in_the_loss_follows_the_oracle_at_every_step(backend, optimizer, dtype):
+    name, adapter = backend
+    case = reference_case(
+        name, optimizer__name=optimizer, model__dtype=dtype, penalty__kind="l2_loss", penalty__strength=3.0
+    )
+    arrays, trajectory = train(adapter, case)
+    # The penalty is the subject here, not Adam's ε convention: either may hold.
+    conventions = oracle.ADAM_EPS if optimizer == "adam" else oracle.ADAM_EPS[:1]
+    gaps = min(
+        (diff.relative_gaps((trajectory.w, trajectory.b), oracle.simulate(oracle.loss_penalty_rule(case, eps), case, arrays))
+         for eps in conventions),
+        key=np.max,
+    )
+    assert len(gaps) == case.steps + 1
+    step = diff.first_divergent_step(gaps, diff.TOLERANCE[dtype])
+    assert step is None, f"leaves the oracle at step {step}: gap {gaps[step]:.3g} > {diff.TOLERANCE[dtype]}"
+
+
+def pins(table):
+    """(backend, key, value, expected explanation) from the tables of tests/semantics/*.toml:
+    ``[<optimizer>] <penalty kind> = ...`` at λ = 3, and ``[native] loss = ...``."""
+    for path in sorted(SEMANTICS.glob("*.toml")):
+        for section, entries in tomllib.loads(path.read_text()).items():
+            if (section == "native") == (table == "native"):
+                for key, expected in entries.items():
+                    yield pytest.param(path.stem, section, key, expected, id=f"{path.stem}-{section}-{key}")
+
+
+@pytest.mark.parametrize("name, optimizer, kind, expected", list(pins("optimizers")))
+def test_what_the_nominal_lambda_does_is_pinned(name, optimizer, kind, expected):
+    """The rule a penalty API follows at λ = 3 in float64, found by harness.explain."""
+    adapter = load_adapter(name)
+    case = reference_case(name, optimizer__name=optimizer, penalty__kind=kind, penalty__strength=3.0)
+    found = explain.explain(case, *train(adapter, case))
+    assert str(found) == expected, f"{name} {optimizer} {kind}: pinned {expected!r}, now {found}"
+
+
+@pytest.mark.parametrize("name, section, key, expected", list(pins("native")))
+def test_the_native_loss_convention_is_pinned(name, section, key, expected):
+    adapter = load_adapter(name)
+    case = reference_case(name, train__loss="native")
+    found = explain.explain(case, *train(adapter, case))
+    assert str(found) == expected, f"{name} native loss: pinned {expected!r}, now {found}"
