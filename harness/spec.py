@@ -86,8 +86,27 @@ Bool = Choice((True, False))
 # --------------------------------------------------------------------------- the case
 
 
+class _Section:
+    """Values are checked and coerced (3 -> 3.0 for a float key) on construction."""
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            value = _checked(f"{type(self).__name__.lower()}.{field.name}", field, getattr(self, field.name))
+            object.__setattr__(self, field.name, value)
+
+
+def _checked(dotted, field, value, prefix=""):
+    check = field.metadata["check"]
+    try:
+        return check.check(value)
+    except ValueError:
+        raise SpecError(
+            f"{prefix}{dotted} = {json.dumps(value, default=str)} is not allowed; allowed: {check.allowed()}"
+        ) from None
+
+
 @dataclass(frozen=True)
-class Data:
+class Data(_Section):
     """y = true_b + Σᵢ true_w·xᵢ + ε, x ~ N(0, x_std²), ε ~ N(0, noise_std²)."""
 
     n_train: int = _field(20, Count)
@@ -102,7 +121,7 @@ class Data:
 
 
 @dataclass(frozen=True)
-class Model:
+class Model(_Section):
     """A linear model ŷ = x·w + b. ``shared``: w ~ N(0, init_std²), b ~ N(0, bias_init_std²)
     drawn by the harness; ``native``: the framework's default initializers."""
 
@@ -114,7 +133,7 @@ class Model:
 
 
 @dataclass(frozen=True)
-class Train:
+class Train(_Section):
     """Minibatch training; loss ``half_mse`` = mean ½e², ``mse`` = mean e², ``native`` =
     the framework's idiomatic regression loss."""
 
@@ -125,7 +144,7 @@ class Train:
 
 
 @dataclass(frozen=True)
-class Optimizer:
+class Optimizer(_Section):
     name: str = _field("sgd", Choice(("sgd", "momentum", "nesterov", "adam")))
     lr: float = _field(0.003, Positive)
     momentum: float = _field(0.9, Number(float, 0, 1))
@@ -138,7 +157,7 @@ PENALTY_KINDS = ("none", "l2_loss", "l1_loss", "weight_decay", "adamw", "regular
 
 
 @dataclass(frozen=True)
-class Penalty:
+class Penalty(_Section):
     """``l2_loss``: (λ/2)·‖w‖² in the loss; ``l1_loss``: λ·‖w‖₁ in the loss;
     ``weight_decay``: the optimizer's own argument; ``adamw``: the dedicated decoupled
     optimizer; ``regularizer``: the layer regularizer API. λ = strength."""
@@ -191,14 +210,14 @@ class Case:
         penalty, optimizer = self.penalty, self.optimizer
         if penalty.kind == "adamw" and optimizer.name != "adam":
             return (
-                f"penalty.kind = \"adamw\" needs optimizer.name = \"adam\" (got {optimizer.name!r}); "
-                f"with {optimizer.name!r} use one of: "
+                f"penalty.kind = \"adamw\" needs optimizer.name = \"adam\" (got \"{optimizer.name}\"); "
+                f"allowed with \"{optimizer.name}\": "
                 + ", ".join(k for k in PENALTY_KINDS if k != "adamw")
             )
         if penalty.kind == "none" and penalty.strength != 0:
             return (
                 f"penalty.strength = {penalty.strength} has no effect with penalty.kind = \"none\"; "
-                "set it to 0 or choose a penalty kind"
+                "allowed: 0, or another penalty kind"
             )
         if self.train.batch_size > self.data.n_train or self.data.n_train % self.train.batch_size:
             return (
@@ -249,36 +268,35 @@ def parse(text, name="spec", source="<spec>"):
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise SpecError(f"{source}: not valid TOML: {error}") from None
-    where = source
     unknown = set(document) - set(SECTIONS) - {"sweep", "overrides"}
     if unknown:
         raise SpecError(
-            f"{where}: unknown section [{sorted(unknown)[0]}]; allowed sections: "
+            f"{source}: unknown section [{sorted(unknown)[0]}]; allowed sections: "
             + ", ".join([*SECTIONS, "sweep", "overrides"])
         )
     base = {}
     for section in SECTIONS:
         table = document.get(section, {})
         if not isinstance(table, dict):
-            raise SpecError(f"{where}: {section} must be a table [{section}]")
+            raise SpecError(f"{source}: {section} must be a table [{section}]")
         for key, value in table.items():
             dotted = f"{section}.{key}"
-            base[dotted] = _check(where, dotted, value)
-    sweep = _dotted_table(where, "sweep", document.get("sweep", {}))
+            base[dotted] = _check(source, dotted, value)
+    sweep = _dotted_table(source, "sweep", document.get("sweep", {}))
     for key, values in sweep.items():
         if not isinstance(values, list) or not values:
-            raise SpecError(f"{where}: sweep.{key} must be a non-empty list of values")
-        sweep[key] = [_check(where, key, value, prefix="sweep.") for value in values]
+            raise SpecError(f"{source}: sweep.{key} must be a non-empty list of values")
+        sweep[key] = [_check(source, key, value, prefix="sweep.") for value in values]
     overrides = document.get("overrides", {})
     if not isinstance(overrides, dict):
-        raise SpecError(f"{where}: overrides must be tables [overrides.<backend>]")
+        raise SpecError(f"{source}: overrides must be tables [overrides.<backend>]")
     for backend, table in overrides.items():
         if backend not in backends.NAMES:
             raise SpecError(
-                f"{where}: unknown backend in [overrides.{backend}]; known backends: {', '.join(backends.NAMES)}"
+                f"{source}: unknown backend in [overrides.{backend}]; known backends: {', '.join(backends.NAMES)}"
             )
-        flat = _dotted_table(where, f"overrides.{backend}", table)
-        overrides[backend] = {k: _check(where, k, v, prefix=f"overrides.{backend}.") for k, v in flat.items()}
+        flat = _dotted_table(source, f"overrides.{backend}", table)
+        overrides[backend] = {k: _check(source, k, v, prefix=f"overrides.{backend}.") for k, v in flat.items()}
 
     shared = Case().replace(base)
     points = [dict(zip(sweep, values)) for values in itertools.product(*sweep.values())]
@@ -292,20 +310,20 @@ def parse(text, name="spec", source="<spec>"):
             if problem is None:
                 cases.append((point, case))
             elif swept.problem() is None:
-                raise SpecError(f"{where}: [overrides.{backend}]: {problem}")
+                raise SpecError(f"{source}: [overrides.{backend}]: {problem}")
             elif not sweep:
-                raise SpecError(f"{where}: {problem}")
+                raise SpecError(f"{source}: {problem}")
             first_problem = first_problem or problem
         if not cases:
-            raise SpecError(f"{where}: the sweep leaves no valid case; for example: {first_problem}")
+            raise SpecError(f"{source}: the sweep leaves no valid case; for example: {first_problem}")
         cases_by_backend[backend] = tuple(cases)
     return Spec(name=name, source=source, cases_by_backend=cases_by_backend)
 
 
-def _dotted_table(where, name, table):
+def _dotted_table(source, name, table):
     """Flatten ``{"optimizer": {"lr": [..]}}`` and ``{"optimizer.lr": [..]}`` alike."""
     if not isinstance(table, dict):
-        raise SpecError(f"{where}: {name} must be a table of dotted keys, e.g. \"optimizer.lr\" = ...")
+        raise SpecError(f"{source}: {name} must be a table of dotted keys, e.g. \"optimizer.lr\" = ...")
     flat = {}
     for key, value in table.items():
         if isinstance(value, dict):
@@ -315,21 +333,18 @@ def _dotted_table(where, name, table):
     return flat
 
 
-def _check(where, dotted, value, prefix=""):
+def _check(source, dotted, value, prefix=""):
     section, _, key = dotted.partition(".")
     if section not in SECTIONS:
         raise SpecError(
-            f"{where}: unknown key {prefix}{dotted}; keys start with one of: {', '.join(SECTIONS)}"
+            f"{source}: unknown key {prefix}{dotted}; keys start with one of: {', '.join(SECTIONS)}"
         )
     fields = {f.name: f for f in dataclasses.fields(SECTIONS[section])}
     if key not in fields:
         raise SpecError(
-            f"{where}: unknown key {prefix}{dotted}; allowed keys in [{section}]: {', '.join(fields)}"
+            f"{source}: unknown key {prefix}{dotted}; allowed keys in [{section}]: {', '.join(fields)}"
         )
-    check = fields[key].metadata["check"]
     try:
-        return check.check(value)
-    except ValueError:
-        raise SpecError(
-            f"{where}: {prefix}{dotted} = {json.dumps(value, default=str)} is not allowed; allowed: {check.allowed()}"
-        ) from None
+        return _checked(dotted, fields[key], value, prefix)
+    except SpecError as error:
+        raise SpecError(f"{source}: {error}") from None

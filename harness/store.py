@@ -56,8 +56,10 @@ def read(path):
         found = record.get("schema_version") if isinstance(record, dict) else None
         raise BadResult(f"{path}: not a schema {SCHEMA_VERSION} result (schema_version = {found!r})")
     missing = [key for key in KEYS if key not in record]
-    if missing or record["status"] not in STATUSES:
-        raise BadResult(f"{path}: malformed result (missing {missing or 'nothing'}, status {record['status']!r})")
+    if missing:
+        raise BadResult(f"{path}: malformed result, missing {', '.join(missing)}")
+    if record["status"] not in STATUSES:
+        raise BadResult(f"{path}: malformed result, status {record['status']!r} is not one of {', '.join(STATUSES)}")
     return record
 
 

@@ -1,0 +1,133 @@
+"""The command line, the run loop and the first report, with a NumPy stand-in for a framework."""
+
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+
+import backends
+from harness import cli, oracle, store
+from harness.trajectory import Trajectory, Unsupported
+
+FRAMEWORKS = ("torch", "tensorflow", "keras", "tf_keras", "jax", "optax", "mxnet")
+TINY = '[data]\nn_test = 10\n[train]\nepochs = 2\n[sweep]\n"penalty.kind" = ["none", "l2_loss", "regularizer"]\n'
+
+
+def oracle_adapter(calls):
+    """An adapter whose 'framework' is the oracle; regularizer is unsupported, l2 at λ=0 raises."""
+
+    def train(case, arrays):
+        calls.append(case.id)
+        if case.penalty.kind == "regularizer":
+            raise Unsupported("no regularizer here")
+        w, b = oracle.simulate(oracle.loss_penalty_rule(case), case, arrays)
+        return Trajectory(w=w, b=b, api="oracle.simulate(...)")
+
+    return SimpleNamespace(versions=lambda: {"oracle": "1"}, train=train)
+
+
+@pytest.fixture
+def fake_torch(monkeypatch):
+    calls = []
+    monkeypatch.setattr(backends, "load", lambda name: oracle_adapter(calls))
+    return calls
+
+
+def test_run_stores_every_case_and_resumes(tmp_path, fake_torch, capsys):
+    spec_file = tmp_path / "tiny.toml"
+    spec_file.write_text(TINY)
+    out = tmp_path / "results"
+    assert cli.main(["run", "--backend", "torch", "--spec", str(spec_file), "--out", str(out)]) == 0
+    files = sorted((out / "torch").glob("*.json"))
+    records = [store.read(path) for path in files]
+    assert sorted(r["status"] for r in records) == ["ok", "ok", "unsupported"]
+    assert all(r["data_sha256"] == records[0]["data_sha256"] for r in records)
+    assert "2 ok, 1 unsupported" in capsys.readouterr().out
+    assert len(fake_torch) == 3
+    assert cli.main(["run", "--backend", "torch", "--spec", str(spec_file), "--out", str(out)]) == 0
+    assert len(fake_torch) == 3 and "3 skipped" in capsys.readouterr().out
+    assert cli.main(["run", "--backend", "torch", "--spec", str(spec_file), "--out", str(out), "--force"]) == 0
+    assert len(fake_torch) == 6
+
+
+def test_a_framework_exception_is_stored_as_error_and_the_run_goes_on(tmp_path, monkeypatch, capsys):
+    def train(case, arrays):
+        if case.penalty.kind == "l2_loss":
+            raise RuntimeError("framework exploded")
+        return oracle_adapter([]).train(case, arrays)
+
+    monkeypatch.setattr(backends, "load", lambda name: SimpleNamespace(versions=lambda: {}, train=train))
+    spec_file = tmp_path / "tiny.toml"
+    spec_file.write_text(TINY)
+    assert cli.main(["run", "--backend", "torch", "--spec", str(spec_file), "--out", str(tmp_path)]) == 1
+    records = [store.read(p) for p in (tmp_path / "torch").glob("*.json")]
+    error = next(r for r in records if r["status"] == "error")
+    assert error["reason"] == "RuntimeError: framework exploded" and "Traceback" in error["traceback"]
+    assert sorted(r["status"] for r in records) == ["error", "ok", "unsupported"]
+
+
+def test_report_shows_each_case_and_marks_missing_backends(tmp_path, fake_torch):
+    spec_file = tmp_path / "tiny.toml"
+    spec_file.write_text(TINY)
+    cli.main(["run", "--backend", "torch", "--spec", str(spec_file), "--out", str(tmp_path / "r")])
+    (tmp_path / "r" / "torch" / "junk.json").write_text("{")
+    assert cli.main(["report", "--spec", str(spec_file), "--results", str(tmp_path / "r"), "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "REPORT.md").read_text()
+    l2 = next(line for line in text.splitlines() if line.startswith("| l2_loss | torch | ok |"))
+    record = next(store.read(p) for p in (tmp_path / "r" / "torch").glob("*.json")
+                  if store.read(p)["case"]["penalty"]["kind"] == "l2_loss")
+    assert f"| {record['final']['w_norm']:.4g} |" in l2
+    assert "| jax | missing |" in text and "unsupported: no regularizer here" in text
+    assert "no results for: tensorflow, tensorflow-keras2, jax, mxnet" in text
+
+
+def decaylens(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.mark.parametrize(
+    "spec_text, key",
+    [
+        ("[optimizer]\nlrr = 0.1\n", "optimizer.lrr"),
+        ('[optimizer]\nlr = "fast"\n', "optimizer.lr"),
+        ("[penalty]\nkind = \"l2_loss\"\nstrength = -3\n", "penalty.strength"),
+        ("[optimizer]\nlr = 0\n", "optimizer.lr"),
+        ("[train]\nbatch_size = 40\n", "train.batch_size"),
+        ('[penalty]\nkind = "adamw"\n[optimizer]\nname = "sgd"\n', "penalty.kind"),
+    ],
+)
+def test_bad_spec_exits_2_with_one_line_and_writes_nothing(tmp_path, spec_text, key):
+    (tmp_path / "bad.toml").write_text(spec_text)
+    (tmp_path / "results" / "torch").mkdir(parents=True)
+    (tmp_path / "results" / "torch" / "kept.json").write_text("earlier result")
+    for args in (["run", "--backend", "torch", "--spec", "bad.toml", "--out", "results"], ["validate", "bad.toml"]):
+        done = decaylens(*args, cwd=tmp_path)
+        assert done.returncode == 2 and done.stdout == ""
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and "bad.toml" in lines[0] and key in lines[0] and "allowed" in lines[0]
+    assert [p.name for p in (tmp_path / "results").rglob("*")] == ["torch", "kept.json"]
+    assert (tmp_path / "results" / "torch" / "kept.json").read_text() == "earlier result"
+
+
+def test_unknown_backend_lists_the_known_ones(tmp_path):
+    done = decaylens("run", "--backend", "keras", cwd=tmp_path)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    assert all(name in done.stderr for name in backends.NAMES)
+    assert not (tmp_path / "results").exists()
+
+
+def test_specs_and_validate_list_the_builtins(tmp_path):
+    assert "d2l" in decaylens("specs", cwd=tmp_path).stdout.split()
+    done = decaylens("validate", "d2l", cwd=tmp_path)
+    assert done.returncode == 0 and "torch: 29 cases" in done.stdout
+
+
+def test_importing_the_harness_imports_no_framework():
+    code = (
+        "import sys, harness, backends\n"
+        "from harness import cli, data, diff, explain, metrics, oracle, report, run, spec, store\n"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {FRAMEWORKS!r}))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

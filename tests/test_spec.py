@@ -1,0 +1,85 @@
+import pytest
+
+import backends
+from harness import spec
+
+
+def test_d2l_is_the_reference_experiment_over_every_penalty_api():
+    d2l = spec.load("d2l")
+    points = [point for point, _ in d2l.cases("torch")]
+    # 3 optimizers × (none at λ = 0, four APIs at λ ∈ {0, 3}) + adamw with adam at λ ∈ {0, 3}
+    assert len(points) == 3 * (1 + 4 * 2) + 2
+    assert {p["penalty.kind"] for p in points if p["optimizer.name"] != "adam"} == {
+        "none", "l2_loss", "l1_loss", "weight_decay", "regularizer"}
+    assert not any(p["penalty.kind"] == "none" and p["penalty.strength"] for p in points)
+    _, case = d2l.cases("torch")[0]
+    assert (case.data.dim, case.data.n_train, case.train.batch_size, case.optimizer.lr) == (200, 20, 5, 0.003)
+    assert case.steps == 400
+
+
+def test_case_ids_are_stable_and_differ_by_value():
+    case = spec.Case()
+    assert case.id == spec.Case().id == spec.Case.from_dict(case.to_dict()).id
+    assert case.replace({"optimizer.lr": 0.03}).id != case.id
+    assert case.replace({"penalty.strength": 3}).id == case.replace({"penalty.strength": 3.0}).id
+
+
+def test_overrides_apply_to_one_backend():
+    loaded = spec.parse('[penalty]\nkind = "l2_loss"\n[overrides.jax]\n"train.loss" = "native"\npenalty.decay_bias = true\n')
+    assert loaded.cases("jax")[0][1].train.loss == "native" and loaded.cases("jax")[0][1].penalty.decay_bias
+    assert loaded.cases("torch")[0][1].train.loss == "half_mse"
+
+
+def test_sweeps_accept_nested_and_dotted_keys():
+    dotted = spec.parse('[sweep]\n"optimizer.lr" = [0.1, 0.2]\n"train.epochs" = [1, 2, 3]\n')
+    nested = spec.parse("[sweep]\noptimizer.lr = [0.1, 0.2]\ntrain.epochs = [1, 2, 3]\n")
+    assert [c.id for _, c in dotted.cases("torch")] == [c.id for _, c in nested.cases("torch")]
+    assert len(dotted.cases("torch")) == 6 and dotted.sweep_keys == ("optimizer.lr", "train.epochs")
+
+
+@pytest.mark.parametrize(
+    "text, names",
+    [
+        ("[optimizer]\nlrr = 0.1\n", ["optimizer.lrr", "allowed keys in [optimizer]", "lr, momentum"]),
+        ("[optimizers]\nlr = 0.1\n", ["[optimizers]", "allowed sections"]),
+        ('[optimizer]\nlr = "fast"\n', ["optimizer.lr", "a number > 0"]),
+        ("[optimizer]\nlr = 0\n", ["optimizer.lr = 0", "a number > 0"]),
+        ("[penalty]\nstrength = -3\n", ["penalty.strength = -3", "a number >= 0"]),
+        ("[train]\nbatch_size = 50\n", ["train.batch_size = 50", "data.n_train = 20", "divisor"]),
+        ('[penalty]\nkind = "adamw"\nstrength = 3\n', ["penalty.kind", "adamw", "optimizer.name", "sgd"]),
+        ('[penalty]\nkind = "ridge"\n', ["penalty.kind", "ridge", "l2_loss"]),
+        ("[train]\nshuffle = 1\n", ["train.shuffle", "true, false"]),
+        ("[data]\ndim = 2.5\n", ["data.dim", "an integer"]),
+        ('[sweep]\n"optimizer.lr" = 0.1\n', ["sweep.optimizer.lr", "non-empty list"]),
+        ('[sweep]\n"optimizer.lr" = [0.1, -1]\n', ["sweep.optimizer.lr = -1"]),
+        ('[overrides.keras]\n"optimizer.lr" = 0.1\n', ["overrides.keras", "known backends", "torch"]),
+        ('[overrides.torch]\n"optimizer.name" = "sgd"\n[penalty]\nkind = "adamw"\n[optimizer]\nname = "adam"\n',
+         ["[overrides.torch]", "adamw"]),
+        ("[data\n", ["not valid TOML"]),
+    ],
+)
+def test_bad_specs_get_one_line_naming_key_and_allowed_values(text, names):
+    with pytest.raises(spec.SpecError) as error:
+        spec.parse(text, source="bad.toml")
+    message = str(error.value)
+    assert "\n" not in message and message.startswith("bad.toml: ")
+    for name in names:
+        assert name in message
+
+
+def test_sweeps_leave_out_cases_that_make_no_sense():
+    loaded = spec.parse('[sweep]\n"optimizer.name" = ["sgd", "adam"]\n"penalty.kind" = ["adamw"]\n')
+    assert [p for p, _ in loaded.cases("torch")] == [{"optimizer.name": "adam", "penalty.kind": "adamw"}]
+    with pytest.raises(spec.SpecError, match="leaves no valid case"):
+        spec.parse('[sweep]\n"optimizer.name" = ["sgd"]\n"penalty.kind" = ["adamw"]\n')
+
+
+def test_every_builtin_spec_is_valid_for_every_backend():
+    for name in spec.builtin_names():
+        loaded = spec.load(name)
+        assert all(loaded.cases(backend) for backend in backends.NAMES)
+
+
+def test_unknown_spec_names_the_builtins():
+    with pytest.raises(spec.SpecError, match="built-in specs: .*d2l"):
+        spec.load("nope")
