@@ -15,6 +15,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -40,7 +41,7 @@ class Number:
     open_low: bool = False
 
     def allowed(self):
-        name = "an integer" if self.kind is int else "a number"
+        name = "an integer" if self.kind is int else "a finite number"
         low = f"> {self.low}" if self.open_low else f">= {self.low}"
         if self.low is not None and self.high is not None:
             return f"{name} {low} and <= {self.high}"
@@ -50,6 +51,8 @@ class Number:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError
         if self.kind is int and not isinstance(value, int):
+            raise ValueError
+        if not math.isfinite(value) or abs(value) > 1e300:
             raise ValueError
         value = self.kind(value)
         if self.low is not None and (value < self.low or (self.open_low and value == self.low)):
@@ -76,7 +79,7 @@ def _field(default, check):
     return dataclasses.field(default=default, metadata={"check": check})
 
 
-Count = Number(int, 1)
+Count = Number(int, 1, 10**6)
 Positive = Number(float, 0, open_low=True)
 NonNegative = Number(float, 0)
 Real = Number(float)
@@ -110,14 +113,14 @@ class Data(_Section):
     """y = true_b + Σᵢ true_w·xᵢ + ε, x ~ N(0, x_std²), ε ~ N(0, noise_std²)."""
 
     n_train: int = _field(20, Count)
-    n_valid: int = _field(0, Number(int, 0))
+    n_valid: int = _field(0, Number(int, 0, 10**6))
     n_test: int = _field(100, Count)
     dim: int = _field(200, Count)
     x_std: float = _field(1.0, Positive)
     true_w: float = _field(0.01, Real)
     true_b: float = _field(0.05, Real)
     noise_std: float = _field(0.01, NonNegative)
-    seed: int = _field(0, Number(int, 0))
+    seed: int = _field(0, Number(int, 0, 2**63 - 1))
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,7 @@ class Train(_Section):
     """Minibatch training; loss ``half_mse`` = mean ½e², ``mse`` = mean e², ``native`` =
     the framework's idiomatic regression loss."""
 
-    epochs: int = _field(100, Count)
+    epochs: int = _field(100, Number(int, 1, 10**5))
     batch_size: int = _field(5, Count)
     shuffle: bool = _field(True, Bool)
     loss: str = _field("half_mse", Choice(("half_mse", "mse", "native")))
@@ -152,6 +155,9 @@ class Optimizer(_Section):
     beta2: float = _field(0.999, Fraction)
     eps: float = _field(1e-8, NonNegative)
 
+
+MAX_ARRAY_VALUES = 10**8  # float64 data and batch indices stay under ~1 GB
+MAX_POINTS = 10**4  # a sweep this large is a typo, not an experiment
 
 PENALTY_KINDS = ("none", "l2_loss", "l1_loss", "weight_decay", "adamw", "regularizer")
 
@@ -224,6 +230,14 @@ class Case:
                 f"train.batch_size = {self.train.batch_size} must divide data.n_train = "
                 f"{self.data.n_train}; allowed: a divisor of {self.data.n_train}"
             )
+        data = self.data
+        if (data.n_train + data.n_valid + data.n_test) * data.dim > MAX_ARRAY_VALUES:
+            return (
+                f"data.dim × (n_train + n_valid + n_test) = {data.dim * (data.n_train + data.n_valid + data.n_test)}; "
+                f"allowed: at most {MAX_ARRAY_VALUES} values"
+            )
+        if self.train.epochs * data.n_train > MAX_ARRAY_VALUES:
+            return f"train.epochs × data.n_train = {self.train.epochs * data.n_train}; allowed: at most {MAX_ARRAY_VALUES}"
         return None
 
 
@@ -268,6 +282,11 @@ def parse(text, name="spec", source="<spec>"):
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise SpecError(f"{source}: not valid TOML: {error}") from None
+    return from_document(document, name, source)
+
+
+def from_document(document, name="spec", source="<spec>"):
+    """Validate a parsed TOML document and expand it into every backend's cases."""
     unknown = set(document) - set(SECTIONS) - {"sweep", "overrides"}
     if unknown:
         raise SpecError(
@@ -278,18 +297,18 @@ def parse(text, name="spec", source="<spec>"):
     for section in SECTIONS:
         table = document.get(section, {})
         if not isinstance(table, dict):
-            raise SpecError(f"{source}: {section} must be a table [{section}]")
+            raise SpecError(f"{source}: {section} = {table!r} is not allowed; allowed: a table [{section}]")
         for key, value in table.items():
             dotted = f"{section}.{key}"
             base[dotted] = _check(source, dotted, value)
     sweep = _dotted_table(source, "sweep", document.get("sweep", {}))
     for key, values in sweep.items():
         if not isinstance(values, list) or not values:
-            raise SpecError(f"{source}: sweep.{key} must be a non-empty list of values")
+            raise SpecError(f"{source}: sweep.{key} = {values!r} is not allowed; allowed: a non-empty list of values")
         sweep[key] = [_check(source, key, value, prefix="sweep.") for value in values]
     overrides = document.get("overrides", {})
     if not isinstance(overrides, dict):
-        raise SpecError(f"{source}: overrides must be tables [overrides.<backend>]")
+        raise SpecError(f"{source}: overrides = {overrides!r} is not allowed; allowed: tables [overrides.<backend>]")
     for backend, table in overrides.items():
         if backend not in backends.NAMES:
             raise SpecError(
@@ -298,6 +317,10 @@ def parse(text, name="spec", source="<spec>"):
         flat = _dotted_table(source, f"overrides.{backend}", table)
         overrides[backend] = {k: _check(source, k, v, prefix=f"overrides.{backend}.") for k, v in flat.items()}
 
+    if math.prod(len(values) for values in sweep.values()) > MAX_POINTS:
+        raise SpecError(
+            f"{source}: [sweep] has {math.prod(len(v) for v in sweep.values())} combinations; allowed: at most {MAX_POINTS}"
+        )
     shared = Case().replace(base)
     points = [dict(zip(sweep, values)) for values in itertools.product(*sweep.values())]
     cases_by_backend = {}
@@ -323,7 +346,7 @@ def parse(text, name="spec", source="<spec>"):
 def _dotted_table(source, name, table):
     """Flatten ``{"optimizer": {"lr": [..]}}`` and ``{"optimizer.lr": [..]}`` alike."""
     if not isinstance(table, dict):
-        raise SpecError(f"{source}: {name} must be a table of dotted keys, e.g. \"optimizer.lr\" = ...")
+        raise SpecError(f"{source}: {name} = {table!r} is not allowed; allowed: a table of dotted keys like \"optimizer.lr\"")
     flat = {}
     for key, value in table.items():
         if isinstance(value, dict):

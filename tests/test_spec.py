@@ -42,9 +42,9 @@ def test_sweeps_accept_nested_and_dotted_keys():
     [
         ("[optimizer]\nlrr = 0.1\n", ["optimizer.lrr", "allowed keys in [optimizer]", "lr, momentum"]),
         ("[optimizers]\nlr = 0.1\n", ["[optimizers]", "allowed sections"]),
-        ('[optimizer]\nlr = "fast"\n', ["optimizer.lr", "a number > 0"]),
-        ("[optimizer]\nlr = 0\n", ["optimizer.lr = 0", "a number > 0"]),
-        ("[penalty]\nstrength = -3\n", ["penalty.strength = -3", "a number >= 0"]),
+        ('[optimizer]\nlr = "fast"\n', ["optimizer.lr", "a finite number > 0"]),
+        ("[optimizer]\nlr = 0\n", ["optimizer.lr = 0", "a finite number > 0"]),
+        ("[penalty]\nstrength = -3\n", ["penalty.strength = -3", "a finite number >= 0"]),
         ("[train]\nbatch_size = 50\n", ["train.batch_size = 50", "data.n_train = 20", "divisor"]),
         ('[penalty]\nkind = "adamw"\nstrength = 3\n', ["penalty.kind", "adamw", "optimizer.name", "sgd"]),
         ('[penalty]\nkind = "ridge"\n', ["penalty.kind", "ridge", "l2_loss"]),
@@ -56,6 +56,9 @@ def test_sweeps_accept_nested_and_dotted_keys():
         ('[overrides.torch]\n"optimizer.name" = "sgd"\n[penalty]\nkind = "adamw"\n[optimizer]\nname = "adam"\n',
          ["[overrides.torch]", "adamw"]),
         ("[data\n", ["not valid TOML"]),
+        ("[optimizer]\nlr = nan\n", ["optimizer.lr", "finite"]),
+        ("[data]\nn_train = 100000000000000000\n", ["data.n_train", "<= 1000000"]),
+        ("[data]\ndim = 1000000\nn_train = 1000\n", ["data.dim × (n_train + n_valid + n_test)", "at most"]),
     ],
 )
 def test_bad_specs_get_one_line_naming_key_and_allowed_values(text, names):
