@@ -49,7 +49,7 @@ def main(argv=None):
 
 def _run(args):
     if args.backend not in backends.NAMES:
-        raise spec.SpecError(f"unknown backend {args.backend!r}; known backends: {', '.join(backends.NAMES)}")
+        raise spec.SpecError(f"unknown backend {args.backend!r}; allowed backends: {', '.join(backends.NAMES)}")
     loaded = spec.load(args.spec)
     counts = run(args.backend, loaded, args.out, force=args.force, progress=print_progress)
     summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)

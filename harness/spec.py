@@ -16,6 +16,7 @@ import hashlib
 import itertools
 import json
 import math
+import re
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -290,7 +291,7 @@ def from_document(document, name="spec", source="<spec>"):
     unknown = set(document) - set(SECTIONS) - {"sweep", "overrides"}
     if unknown:
         raise SpecError(
-            f"{source}: unknown section [{sorted(unknown)[0]}]; allowed sections: "
+            f"{source}: unknown section [{_show(sorted(unknown)[0])}]; allowed sections: "
             + ", ".join([*SECTIONS, "sweep", "overrides"])
         )
     base = {}
@@ -312,7 +313,7 @@ def from_document(document, name="spec", source="<spec>"):
     for backend, table in overrides.items():
         if backend not in backends.NAMES:
             raise SpecError(
-                f"{source}: unknown backend in [overrides.{backend}]; known backends: {', '.join(backends.NAMES)}"
+                f"{source}: unknown backend in [overrides.{_show(backend)}]; allowed backends: {', '.join(backends.NAMES)}"
             )
         flat = _dotted_table(source, f"overrides.{backend}", table)
         overrides[backend] = {k: _check(source, k, v, prefix=f"overrides.{backend}.") for k, v in flat.items()}
@@ -343,6 +344,11 @@ def from_document(document, name="spec", source="<spec>"):
     return Spec(name=name, source=source, cases_by_backend=cases_by_backend)
 
 
+def _show(name):
+    """A key as typed, quoted and escaped when it is not a plain dotted name."""
+    return name if re.fullmatch(r"[\w.-]+", name, re.ASCII) else json.dumps(name)
+
+
 def _dotted_table(source, name, table):
     """Flatten ``{"optimizer": {"lr": [..]}}`` and ``{"optimizer.lr": [..]}`` alike."""
     if not isinstance(table, dict):
@@ -360,12 +366,12 @@ def _check(source, dotted, value, prefix=""):
     section, _, key = dotted.partition(".")
     if section not in SECTIONS:
         raise SpecError(
-            f"{source}: unknown key {prefix}{dotted}; keys start with one of: {', '.join(SECTIONS)}"
+            f"{source}: unknown key {_show(prefix + dotted)}; allowed: keys that start with one of {', '.join(SECTIONS)}"
         )
     fields = {f.name: f for f in dataclasses.fields(SECTIONS[section])}
     if key not in fields:
         raise SpecError(
-            f"{source}: unknown key {prefix}{dotted}; allowed keys in [{section}]: {', '.join(fields)}"
+            f"{source}: unknown key {_show(prefix + dotted)}; allowed keys in [{section}]: {', '.join(fields)}"
         )
     try:
         return _checked(dotted, fields[key], value, prefix)

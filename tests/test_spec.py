@@ -52,7 +52,7 @@ def test_sweeps_accept_nested_and_dotted_keys():
         ("[data]\ndim = 2.5\n", ["data.dim", "an integer"]),
         ('[sweep]\n"optimizer.lr" = 0.1\n', ["sweep.optimizer.lr", "non-empty list"]),
         ('[sweep]\n"optimizer.lr" = [0.1, -1]\n', ["sweep.optimizer.lr = -1"]),
-        ('[overrides.keras]\n"optimizer.lr" = 0.1\n', ["overrides.keras", "known backends", "torch"]),
+        ('[overrides.keras]\n"optimizer.lr" = 0.1\n', ["overrides.keras", "allowed backends", "torch"]),
         ('[overrides.torch]\n"optimizer.name" = "sgd"\n[penalty]\nkind = "adamw"\n[optimizer]\nname = "adam"\n',
          ["[overrides.torch]", "adamw"]),
         ("[data\n", ["not valid TOML"]),
