@@ -1,6 +1,7 @@
 """Command line: ``decaylens run | validate | specs | report``."""
 
 import argparse
+import signal
 import sys
 
 import backends
@@ -24,6 +25,7 @@ def _parser():
     run_cmd.add_argument("--spec", default=DEFAULT_SPEC, help=f"built-in spec name or TOML path (default {DEFAULT_SPEC})")
     run_cmd.add_argument("--out", default="results", help="results directory (default results)")
     run_cmd.add_argument("--force", action="store_true", help="recompute cases already stored")
+    run_cmd.add_argument("--shard", type=_shard, default=(1, 1), metavar="I/N", help="run only shard I of N (1 ≤ I ≤ N)")
 
     validate = commands.add_parser("validate", help="check a spec and list its cases")
     validate.add_argument("spec", help="built-in spec name or TOML path")
@@ -37,6 +39,13 @@ def _parser():
     return parser
 
 
+def _shard(text):
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; allowed: I/N with 1 <= I <= N, e.g. 2/4")
+    return int(index), int(count)
+
+
 def main(argv=None):
     parser = _parser()
     args = parser.parse_args(argv)
@@ -45,13 +54,21 @@ def main(argv=None):
     except (spec.SpecError, backends.MissingFramework) as error:
         print(f"decaylens: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("decaylens: interrupted; every stored result is complete, run again to resume", file=sys.stderr)
+        return 130
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _run(args):
     if args.backend not in backends.NAMES:
         raise spec.SpecError(f"unknown backend {args.backend!r}; allowed backends: {', '.join(backends.NAMES)}")
     loaded = spec.load(args.spec)
-    counts = run(args.backend, loaded, args.out, force=args.force, progress=print_progress)
+    signal.signal(signal.SIGTERM, _interrupt)  # so a terminated run cleans up like Ctrl-C
+    counts = run(args.backend, loaded, args.out, force=args.force, shard=args.shard, progress=print_progress)
     summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
     print(f"{args.backend}: {summary}; results in {args.out}/{args.backend}/")
     if counts["error"]:

@@ -10,6 +10,12 @@ TOLERANCE = {
 }
 
 
+def tolerance(dtype, hyperparameter_dtype=None):
+    """The tolerance of a run in ``dtype`` whose framework applies its hyperparameters in
+    ``hyperparameter_dtype`` (None: in ``dtype``): the looser of the two."""
+    return max(TOLERANCE[dtype], TOLERANCE[hyperparameter_dtype or dtype])
+
+
 def relative_gaps(a, b):
     """Per-step ‖pₐ − p_b‖ / ‖p_b‖ for trajectories given as (w, b) pairs, p = (w, b)."""
     pa = np.column_stack([np.asarray(a[0], np.float64), np.asarray(a[1], np.float64)])

@@ -34,7 +34,7 @@ class Explanation:
     multiplier: float  # k: the rule uses k·λ
     rule: oracle.Rule
     gap: float  # largest per-step relative gap between the run and the rule
-    matched: bool  # gap within diff.TOLERANCE of the run's dtype
+    matched: bool  # gap within diff.tolerance of the run
 
     def __str__(self):
         name = "no decay" if self.placement == "none" else f"{self.placement} ×{self.multiplier:g}"
@@ -64,7 +64,7 @@ def explain(case, arrays, trajectory):
     the run's own initial weights; else the closest rule, marked unmatched."""
     start = (trajectory.w[0], trajectory.b[0])
     run = (trajectory.w, trajectory.b)
-    tolerance = diff.TOLERANCE[case.model.dtype]
+    tolerance = diff.tolerance(case.model.dtype, trajectory.hyperparameter_dtype)
     closest = None
     for placement, k, rule in candidates(case):
         with np.errstate(all="ignore"):

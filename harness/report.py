@@ -1,7 +1,7 @@
 """The comparison report: per case of a spec, each backend's final ‖w‖, losses and status.
 
 Every number is read from the results files; a backend with no result for a case is
-shown as missing, and unreadable files are listed, not fatal.
+shown as missing, and files that cannot be trusted are listed and skipped, not fatal.
 """
 
 import datetime
@@ -12,28 +12,8 @@ from harness import store
 from harness.run import describe
 
 
-def collect(spec, results):
-    """``({(backend, case_id): record}, [problems])`` for every case of ``spec``."""
-    records, problems = {}, []
-    for backend in backends.NAMES:
-        for _, case in spec.cases(backend):
-            path = store.path_for(results, backend, case.id)
-            if not path.exists():
-                continue
-            try:
-                record = store.read(path)
-            except store.BadResult as error:
-                problems.append(str(error))
-                continue
-            if record["case"] != case.to_dict() or record["backend"] != backend:
-                problems.append(f"{path}: holds a different case or backend than its name says; skipped")
-                continue
-            records[backend, case.id] = record
-    return records, problems
-
-
 def markdown(spec, results):
-    records, problems = collect(spec, results)
+    records, problems = store.scan(results)
     present = [name for name in backends.NAMES if any(key[0] == name for key in records)]
     lines = [
         "# decaylens report",

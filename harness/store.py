@@ -9,6 +9,9 @@ import os
 import tempfile
 from pathlib import Path
 
+from harness import data
+from harness.spec import Case, SpecError
+
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "diverged", "unsupported", "error")
 KEYS = (
@@ -70,3 +73,27 @@ def is_current(path, case_id, versions):
     except BadResult:
         return False
     return record["case_id"] == case_id and record["versions"] == versions and record["status"] != "error"
+
+
+def scan(results):
+    """Every trustworthy result under ``results``, keyed by (backend, case_id), and one line
+    per file skipped: unreadable, of another schema, misnamed, holding a case that does
+    not hash to its id, or made from arrays other than the ones its case gives."""
+    records, problems = {}, []
+    for path in sorted(Path(results).glob("*/*.json")):
+        try:
+            record = read(path)
+            case = Case.from_dict(record["case"])
+        except BadResult as error:
+            problems.append(f"{error}; skipped")
+            continue
+        except (SpecError, TypeError, KeyError, AttributeError) as error:
+            problems.append(f"{path}: its case is not a valid case ({error}); skipped")
+            continue
+        if (record["backend"], record["case_id"]) != (path.parent.name, path.stem) or case.id != path.stem:
+            problems.append(f"{path}: holds {record['backend']} case {case.id}, not what its name says; skipped")
+        elif record["data_sha256"] != data.make(case).sha256:
+            problems.append(f"{path}: made from other arrays (SHA-256 {str(record['data_sha256'])[:16]}…) than its case gives; skipped")
+        else:
+            records[record["backend"], record["case_id"]] = record
+    return records, problems

@@ -55,8 +55,9 @@ def test_l2_in_the_loss_follows_the_oracle_at_every_step(backend, optimizer, dty
         key=np.max,
     )
     assert len(gaps) == case.steps + 1
-    step = diff.first_divergent_step(gaps, diff.TOLERANCE[dtype])
-    assert step is None, f"leaves the oracle at step {step}: gap {gaps[step]:.3g} > {diff.TOLERANCE[dtype]}"
+    tolerance = diff.tolerance(dtype, trajectory.hyperparameter_dtype)
+    step = diff.first_divergent_step(gaps, tolerance)
+    assert step is None, f"leaves the oracle at step {step}: gap {gaps[step]:.3g} > {tolerance}"
 
 
 def pins(table):

@@ -1,36 +1,29 @@
-"""The command line, the run loop and the first report, with a NumPy stand-in for a framework."""
+"""The command line, the run loop and the first report, with tests/fake_backend.py for a framework."""
 
 import subprocess
 import sys
 from types import SimpleNamespace
 
+import fake_backend
 import pytest
 
 import backends
-from harness import cli, oracle, store
-from harness.trajectory import Trajectory, Unsupported
+from harness import cli, store
 
 FRAMEWORKS = ("torch", "tensorflow", "keras", "tf_keras", "jax", "optax", "mxnet")
 TINY = '[data]\nn_test = 10\n[train]\nepochs = 2\n[sweep]\n"penalty.kind" = ["none", "l2_loss", "regularizer"]\n'
 
 
-def oracle_adapter(calls):
-    """An adapter whose 'framework' is the oracle; regularizer is unsupported, l2 at λ=0 raises."""
+@pytest.fixture
+def fake_torch(monkeypatch):
+    """fake_backend in place of torch; returns the list of case ids it trained."""
+    calls = []
 
     def train(case, arrays):
         calls.append(case.id)
-        if case.penalty.kind == "regularizer":
-            raise Unsupported("no regularizer here")
-        w, b = oracle.simulate(oracle.loss_penalty_rule(case), case, arrays)
-        return Trajectory(w=w, b=b, api="oracle.simulate(...)")
+        return fake_backend.train(case, arrays)
 
-    return SimpleNamespace(versions=lambda: {"oracle": "1"}, train=train)
-
-
-@pytest.fixture
-def fake_torch(monkeypatch):
-    calls = []
-    monkeypatch.setattr(backends, "load", lambda name: oracle_adapter(calls))
+    monkeypatch.setattr(backends, "load", lambda name: SimpleNamespace(versions=fake_backend.versions, train=train))
     return calls
 
 
@@ -51,20 +44,15 @@ def test_run_stores_every_case_and_resumes(tmp_path, fake_torch, capsys):
     assert len(fake_torch) == 6
 
 
-def test_a_framework_exception_is_stored_as_error_and_the_run_goes_on(tmp_path, monkeypatch, capsys):
-    def train(case, arrays):
-        if case.penalty.kind == "l2_loss":
-            raise RuntimeError("framework exploded")
-        return oracle_adapter([]).train(case, arrays)
-
-    monkeypatch.setattr(backends, "load", lambda name: SimpleNamespace(versions=lambda: {}, train=train))
+def test_a_framework_exception_is_stored_as_error_and_the_run_goes_on(tmp_path, fake_torch, monkeypatch):
+    monkeypatch.setenv("FAKE_BACKEND_RAISE", "1")
     spec_file = tmp_path / "tiny.toml"
-    spec_file.write_text(TINY)
+    spec_file.write_text(TINY.replace('"regularizer"', '"regularizer", "l1_loss"'))
     assert cli.main(["run", "--backend", "torch", "--spec", str(spec_file), "--out", str(tmp_path)]) == 1
     records = [store.read(p) for p in (tmp_path / "torch").glob("*.json")]
     error = next(r for r in records if r["status"] == "error")
     assert error["reason"] == "RuntimeError: framework exploded" and "Traceback" in error["traceback"]
-    assert sorted(r["status"] for r in records) == ["error", "ok", "unsupported"]
+    assert sorted(r["status"] for r in records) == ["error", "ok", "ok", "unsupported"]
 
 
 def test_report_shows_each_case_and_marks_missing_backends(tmp_path, fake_torch):
@@ -131,3 +119,23 @@ def test_importing_the_harness_imports_no_framework():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_cases_differing_only_in_lr_and_lambda_go_to_train_sweep_together(tmp_path, monkeypatch):
+    groups = []
+
+    def train_sweep(cases, arrays):
+        groups.append(sorted((c.optimizer.name, c.optimizer.lr, c.penalty.strength) for c in cases))
+        return [fake_backend.train(case, arrays) for case in cases]
+
+    adapter = SimpleNamespace(versions=fake_backend.versions, train=fake_backend.train, train_sweep=train_sweep)
+    monkeypatch.setattr(backends, "load", lambda name: adapter)
+    (tmp_path / "s.toml").write_text(
+        '[train]\nepochs = 2\n[penalty]\nkind = "l2_loss"\n'
+        '[sweep]\n"optimizer.name" = ["sgd", "adam"]\n"optimizer.lr" = [0.1, 0.2]\n"penalty.strength" = [0, 3]\n'
+    )
+    assert cli.main(["run", "--backend", "torch", "--spec", str(tmp_path / "s.toml"), "--out", str(tmp_path)]) == 0
+    assert sorted(groups) == [
+        [(name, lr, strength) for lr in (0.1, 0.2) for strength in (0.0, 3.0)] for name in ("adam", "sgd")
+    ]
+    assert len(list((tmp_path / "torch").glob("*.json"))) == 8
