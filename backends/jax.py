@@ -105,8 +105,9 @@ def _optimizer(case, lr, strength, lib):
     """The case's Optax transformation at learning rate ``lr`` and λ = ``strength``, built by
     ``lib``: the ``optax`` module, or ``_SOURCE`` for the same calls as source text."""
     opt, penalty = case.optimizer, case.penalty
-    # optax decays every leaf unless masked; adamw's default weight_decay=1e-4 is replaced by λ.
-    decay = {"weight_decay": strength} | ({} if penalty.decay_bias else {"mask": {"w": True, "b": False}})
+    # optax decays every leaf unless masked (decay_bias = "default" is true); adamw's default
+    # weight_decay=1e-4 is replaced by λ.
+    decay = {"weight_decay": strength} | ({"mask": {"w": True, "b": False}} if penalty.decay_bias is False else {})
     if opt.name == "adam":
         adam = {"learning_rate": lr, "b1": opt.beta1, "b2": opt.beta2, "eps": opt.eps}
         if penalty.kind == "adamw":

@@ -103,8 +103,8 @@ def _optimizer(case, net):
     if penalty.kind in ("weight_decay", "adamw"):
         kwargs["wd"] = penalty.strength
         # Gluon decays every parameter (wd_mult = 1) unless told otherwise: decay_bias = true
-        # keeps that default; false sets the bias's wd_mult to 0, the Gluon idiom.
-        if not penalty.decay_bias:
+        # and "default" keep that; false sets the bias's wd_mult to 0, the Gluon idiom.
+        if penalty.decay_bias is False:
             net.collect_params(".*bias").setattr("wd_mult", 0.0)
             api.append("net.collect_params('.*bias').setattr('wd_mult', 0.0)")
     api.append(f"trainer = gluon.Trainer(net.collect_params(), {name!r}, {kwargs!r})")

@@ -86,7 +86,8 @@ def _optimizer(case, model):
             kwargs["nesterov"] = True
     if penalty.kind in ("weight_decay", "adamw"):
         kwargs["weight_decay"] = penalty.strength
-    if penalty.kind in ("weight_decay", "adamw") and not penalty.decay_bias:
+    # Torch decays every parameter handed to the optimizer: decay_bias = "default" is true.
+    if penalty.kind in ("weight_decay", "adamw") and penalty.decay_bias is False:
         groups = [{"params": [model.weight]}, {"params": [model.bias], "weight_decay": 0.0}]
         groups_api = "[{'params': [weight]}, {'params': [bias], 'weight_decay': 0.0}]"
     else:

@@ -1,14 +1,15 @@
 """Which oracle rule reproduces a run: the semantics of a nominal λ, found from trajectories.
 
-The catalog crosses every way the nominal λ can enter the update
-(``harness.oracle``) with multipliers k ∈ {½, 1, 2}, bias decayed or not, the two
-loss conventions (when the case's loss is the framework's ``native`` one) and the
-two Adam ε conventions. A run is explained by the rule whose trajectory stays
-closest to it, and only if that gap is within the dtype's tolerance; otherwise it
-is unexplained, with the closest rule and its gap. Never forced. When several rules
-are within tolerance (at λ = 0 all are; in float32 the two Adam ε conventions often
-are), the first in catalog order wins: no decay, then k = ½, 1, 2, bias not decayed
-before decayed, Adam ε after the bias correction before ε before it.
+The catalog crosses every way the nominal λ can enter the update (``harness.oracle``;
+only the L1 rule for ``l1_loss``) with multipliers k ∈ {½, 1, 2}, bias decayed or not,
+the two loss conventions (when the case's loss is the framework's ``native`` one) and
+the two Adam ε conventions. A run is explained by a rule only if the rule's trajectory
+stays within the run's tolerance at every step; otherwise it is unexplained, with the
+closest rule and its gap. Never forced. When several rules match (at λ = 0 all do;
+without momentum, coupled and decoupled × lr are the same update), the first in catalog
+order is the explanation and the others are listed as equivalent: no decay, then
+coupled, decoupled × lr, decoupled, each with k = ½, 1, 2; bias not decayed before
+decayed; Adam ε after the bias correction before ε before it.
 """
 
 import itertools
@@ -35,23 +36,36 @@ class Explanation:
     rule: oracle.Rule
     gap: float  # largest per-step relative gap between the run and the rule
     matched: bool  # gap within diff.tolerance of the run
+    equivalents: tuple = ()  # "placement ×k" of the other matching rules
+
+    @property
+    def name(self):
+        return "no decay" if self.placement == "none" else f"{self.placement} ×{self.multiplier:g}"
 
     def __str__(self):
-        name = "no decay" if self.placement == "none" else f"{self.placement} ×{self.multiplier:g}"
+        name = self.name + (f" (≡ {', '.join(self.equivalents)})" if self.equivalents else "")
         bias = "bias decayed" if self.rule.decay_bias else "bias not decayed"
         text = f"{name}, {bias}, loss {self.rule.loss}"
         if self.rule.adam_eps != oracle.Rule().adam_eps:
             text += f", Adam ε {self.rule.adam_eps.replace('_', ' ')}"
         return text if self.matched else f"unexplained (closest: {text}, gap {self.gap:.2g})"
 
+    def to_dict(self):
+        return {
+            "text": str(self), "placement": self.placement, "multiplier": self.multiplier,
+            "decay_bias": self.rule.decay_bias, "loss": self.rule.loss, "adam_eps": self.rule.adam_eps,
+            "gap": self.gap, "matched": self.matched, "equivalents": list(self.equivalents),
+        }
+
 
 def candidates(case):
-    """Every (placement, k, Rule) the catalog tries for this case."""
+    """Every (placement, k, Rule) the catalog tries for this case, in catalog order."""
     strength = case.penalty.strength
+    names = ("l1",) if case.penalty.kind == "l1_loss" else ("coupled", "decoupled × lr", "decoupled")
     losses = ("half_mse", "mse") if case.train.loss == "native" else (case.train.loss,)
     eps_conventions = oracle.ADAM_EPS if case.optimizer.name == "adam" else oracle.ADAM_EPS[:1]
     placements = [("none", 0.0, {})] + [
-        (name, k, {field: k * strength}) for name, field in PLACEMENTS.items() for k in MULTIPLIERS
+        (name, k, {PLACEMENTS[name]: k * strength}) for name in names for k in MULTIPLIERS
     ]
     for (name, k, decay), bias, loss, eps in itertools.product(placements, (False, True), losses, eps_conventions):
         if name == "none" and bias:
@@ -60,18 +74,23 @@ def candidates(case):
 
 
 def explain(case, arrays, trajectory):
-    """The first catalog rule that reproduces ``trajectory`` within tolerance, started from
-    the run's own initial weights; else the closest rule, marked unmatched."""
+    """The first catalog rule that reproduces ``trajectory`` at every step within tolerance,
+    started from the run's own initial weights, with the other matching rules as
+    equivalents; else the closest rule, marked unmatched."""
     start = (trajectory.w[0], trajectory.b[0])
     run = (trajectory.w, trajectory.b)
     tolerance = diff.tolerance(case.model.dtype, trajectory.hyperparameter_dtype)
-    closest = None
+    tried = []
     for placement, k, rule in candidates(case):
         with np.errstate(all="ignore"):
             gaps = diff.relative_gaps(run, oracle.simulate(rule, case, arrays, start))
         gap = float(np.max(gaps)) if np.isfinite(gaps).all() else np.inf
-        if gap <= tolerance:
-            return Explanation(placement, k, rule, gap, matched=True)
-        if closest is None or gap < closest.gap:
-            closest = Explanation(placement, k, rule, gap, matched=False)
-    return closest
+        tried.append(Explanation(placement, k, rule, gap, matched=gap <= tolerance))
+    matches = [e for e in tried if e.matched]
+    if not matches:
+        return min(tried, key=lambda e: e.gap)
+    first = matches[0]
+    if first.placement == "none":
+        return first
+    others = dict.fromkeys(e.name for e in matches if e.name != first.name and e.placement != "none")
+    return Explanation(first.placement, first.multiplier, first.rule, first.gap, True, tuple(others))

@@ -71,7 +71,7 @@ class Choice:
         return "one of " + ", ".join(json.dumps(v) for v in self.values)
 
     def check(self, value):
-        if value not in self.values or type(value) is not type(self.values[0]):
+        if not any(value == allowed and type(value) is type(allowed) for allowed in self.values):
             raise ValueError
         return value
 
@@ -167,11 +167,13 @@ PENALTY_KINDS = ("none", "l2_loss", "l1_loss", "weight_decay", "adamw", "regular
 class Penalty(_Section):
     """``l2_loss``: (λ/2)·‖w‖² in the loss; ``l1_loss``: λ·‖w‖₁ in the loss;
     ``weight_decay``: the optimizer's own argument; ``adamw``: the dedicated decoupled
-    optimizer; ``regularizer``: the layer regularizer API. λ = strength."""
+    optimizer; ``regularizer``: the layer regularizer API. λ = strength. ``decay_bias``:
+    true, false, or ``"default"`` = whatever the framework's API does when the user says
+    nothing about the bias (for the three framework APIs only)."""
 
     kind: str = _field("none", Choice(PENALTY_KINDS))
     strength: float = _field(0.0, NonNegative)
-    decay_bias: bool = _field(False, Bool)
+    decay_bias: bool | str = _field(False, Choice((False, True, "default")))
 
 
 SECTIONS = {"data": Data, "model": Model, "train": Train, "optimizer": Optimizer, "penalty": Penalty}
@@ -225,6 +227,11 @@ class Case:
             return (
                 f"penalty.strength = {penalty.strength} has no effect with penalty.kind = \"none\"; "
                 "allowed: 0, or another penalty kind"
+            )
+        if penalty.decay_bias == "default" and penalty.kind in ("l2_loss", "l1_loss"):
+            return (
+                f"penalty.decay_bias = \"default\" is the framework's own bias handling, which "
+                f"penalty.kind = \"{penalty.kind}\" (written into the loss) has not; allowed: true, false"
             )
         if self.train.batch_size > self.data.n_train or self.data.n_train % self.train.batch_size:
             return (

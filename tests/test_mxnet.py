@@ -46,7 +46,7 @@ def test_float64_trains_in_float64_with_float32_hyperparameters(optimizer):
 @pytest.mark.parametrize(
     "optimizer, kind, expected",
     [
-        ("sgd", "weight_decay", "coupled ×1, bias decayed, loss half_mse"),
+        ("sgd", "weight_decay", "coupled ×1 (≡ decoupled × lr ×1), bias decayed, loss half_mse"),
         ("momentum", "weight_decay", "coupled ×1, bias decayed, loss half_mse"),
         ("adam", "weight_decay", "coupled ×1, bias decayed, loss half_mse"),
         ("adam", "adamw", "decoupled × lr ×1, bias decayed, loss half_mse"),
