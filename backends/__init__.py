@@ -28,9 +28,17 @@ class MissingFramework(RuntimeError):
     """The backend's framework is not installed in this environment."""
 
 
+_loaded = {}  # module -> the backend it was first loaded for
+
+
 def load(name):
     """Import and return the adapter module of backend ``name``."""
     module, environ = _MODULES[name]
+    first = _loaded.setdefault(module, name)
+    if _MODULES[first][1] != environ:
+        raise MissingFramework(
+            f"backend {name!r} cannot run in a process that already loaded {first!r}; run it in its own environment: tox -e {name}"
+        )
     os.environ.update(environ)
     try:
         return importlib.import_module(module)

@@ -1,14 +1,17 @@
-"""Command line: ``decaylens run | validate | specs | report``."""
+"""Command line: ``decaylens run | probe | validate | specs | report``."""
 
 import argparse
+import json
 import signal
 import sys
+from pathlib import Path
 
 import backends
-from harness import report, spec
+from harness import fingerprint, report, spec, store
 from harness.run import print_progress, run
 
 DEFAULT_SPEC = "d2l"
+GOLDEN = "tests/golden"  # checked-in fingerprints, one per backend
 
 
 class _Parser(argparse.ArgumentParser):
@@ -26,6 +29,13 @@ def _parser():
     run_cmd.add_argument("--out", default="results", help="results directory (default results)")
     run_cmd.add_argument("--force", action="store_true", help="recompute cases already stored")
     run_cmd.add_argument("--shard", type=_shard, default=(1, 1), metavar="I/N", help="run only shard I of N (1 ≤ I ≤ N)")
+
+    probe_cmd = commands.add_parser("probe", help="derive a backend's semantic fingerprint from tiny probe runs")
+    probe_cmd.add_argument("--backend", required=True, help=f"one of: {', '.join(backends.NAMES)}")
+    probe_cmd.add_argument("--out", default="results", help="directory for semantics-<backend>.json (default results)")
+    probe_cmd.add_argument(
+        "--update-golden", action="store_true", help=f"also write {GOLDEN}/<backend>.json (run from the repository root)"
+    )
 
     validate = commands.add_parser("validate", help="check a spec and list its cases")
     validate.add_argument("spec", help="built-in spec name or TOML path")
@@ -64,8 +74,7 @@ def _interrupt(signum, frame):
 
 
 def _run(args):
-    if args.backend not in backends.NAMES:
-        raise spec.SpecError(f"unknown backend {args.backend!r}; allowed backends: {', '.join(backends.NAMES)}")
+    _known_backend(args.backend)
     loaded = spec.load(args.spec)
     signal.signal(signal.SIGTERM, _interrupt)  # so a terminated run cleans up like Ctrl-C
     counts = run(args.backend, loaded, args.out, force=args.force, shard=args.shard, progress=print_progress)
@@ -75,6 +84,26 @@ def _run(args):
         print(f"decaylens: {counts['error']} case(s) raised an error; see their results files", file=sys.stderr)
         return 1
     return 0
+
+
+def _probe(args):
+    _known_backend(args.backend)
+    golden = Path(GOLDEN)
+    if args.update_golden and not golden.parent.is_dir():
+        raise spec.SpecError(f"--update-golden writes {GOLDEN}/, but there is no tests/ here; run it from the repository root")
+    adapter = backends.load(args.backend)
+    command = "decaylens probe --backend " + args.backend + (" --update-golden" if args.update_golden else "")
+    document = fingerprint.probe(args.backend, adapter, command)
+    targets = [Path(args.out) / f"semantics-{args.backend}.json"] + ([golden / f"{args.backend}.json"] if args.update_golden else [])
+    for path in targets:
+        store.write_text(path, json.dumps(document, indent=1, ensure_ascii=False) + "\n")
+        print(f"wrote {path}")
+    return 0
+
+
+def _known_backend(name):
+    if name not in backends.NAMES:
+        raise spec.SpecError(f"unknown backend {name!r}; allowed backends: {', '.join(backends.NAMES)}")
 
 
 def _validate(args):
@@ -97,4 +126,4 @@ def _report(args):
     return 0
 
 
-_COMMANDS = {"run": _run, "validate": _validate, "specs": _specs, "report": _report}
+_COMMANDS = {"run": _run, "probe": _probe, "validate": _validate, "specs": _specs, "report": _report}

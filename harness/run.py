@@ -9,7 +9,7 @@ import traceback
 import numpy as np
 
 import backends
-from harness import data, metrics, store
+from harness import data, explain, metrics, store
 from harness.trajectory import Unsupported
 
 
@@ -90,6 +90,7 @@ def train_cases(backend, adapter, cases, results):
         for case in cases
     ]
     start = time.perf_counter()
+    trajectories = None
     try:
         trajectories = adapter.train_sweep(cases, arrays) if len(cases) > 1 else [adapter.train(cases[0], arrays)]
     except Unsupported as why:
@@ -99,12 +100,14 @@ def train_cases(backend, adapter, cases, results):
         reason = traceback.format_exception_only(error)[-1].strip()
         for record in records:
             record.update(status="error", reason=reason, traceback=traceback.format_exc())
-    else:
-        for record, case, trajectory in zip(records, cases, trajectories, strict=True):
-            record.update(api=trajectory.api, **metrics.evaluate(case, arrays, trajectory))
-    seconds = (time.perf_counter() - start) / len(cases)  # a group's wall time, shared evenly
-    for record in records:
+    seconds = (time.perf_counter() - start) / len(cases)  # training wall time, a group's shared evenly
+    for record, case, trajectory in zip(records, cases, trajectories or [None] * len(cases), strict=True):
         record["seconds"] = seconds
+        if trajectory is not None:
+            record.update(api=trajectory.api, **metrics.evaluate(case, arrays, trajectory))
+            record["hyperparameter_dtype"] = trajectory.hyperparameter_dtype or case.model.dtype
+            if record["status"] == "ok":
+                record["explained"] = explain.explain(case, arrays, trajectory).to_dict()
     return records
 
 

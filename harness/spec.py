@@ -312,7 +312,7 @@ def from_document(document, name="spec", source="<spec>"):
     sweep = _dotted_table(source, "sweep", document.get("sweep", {}))
     for key, values in sweep.items():
         if not isinstance(values, list) or not values:
-            raise SpecError(f"{source}: sweep.{key} = {values!r} is not allowed; allowed: a non-empty list of values")
+            raise SpecError(f"{source}: {_show('sweep.' + key)} = {values!r} is not allowed; allowed: a non-empty list of values")
         sweep[key] = [_check(source, key, value, prefix="sweep.") for value in values]
     overrides = document.get("overrides", {})
     if not isinstance(overrides, dict):

@@ -12,7 +12,7 @@ from pathlib import Path
 from harness import data
 from harness.spec import Case, SpecError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: ok results carry "explained"
 STATUSES = ("ok", "diverged", "unsupported", "error")
 KEYS = (
     "schema_version", "backend", "versions", "case_id", "case", "data_sha256", "status",
@@ -30,7 +30,7 @@ def path_for(results, backend, case_id):
 
 def write(path, record):
     """Write ``record`` as JSON to ``path`` atomically."""
-    write_text(path, json.dumps(record, allow_nan=False, indent=1))
+    write_text(path, json.dumps(record, allow_nan=False, indent=1, ensure_ascii=False))
 
 
 def write_text(path, text):

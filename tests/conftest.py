@@ -7,8 +7,14 @@ missing framework fails the test; elsewhere, tests of other backends skip.
 import os
 
 import pytest
+from hypothesis import settings
 
 import backends
+
+# CI runs the property tests on a fixed seed, so a red run is always reproducible.
+settings.register_profile("ci", derandomize=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 ENV_BACKEND = os.environ.get("DECAYLENS_BACKEND", "")
 

@@ -1,0 +1,119 @@
+"""What only the TensorFlow/Keras adapter has to get right; run in the tensorflow and
+tensorflow-keras2 envs."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import load_adapter
+from harness import data, diff, explain, spec
+
+TF_BACKENDS = ("tensorflow", "tensorflow-keras2")
+ROOT = Path(__file__).parent.parent
+
+
+def d2l_case(name, **values):
+    """The d2l case of ``name`` with dotted keys replaced, e.g. ``penalty__kind="l2_loss"``."""
+    _, case = spec.load("d2l").cases(name)[0]
+    return case.replace({key.replace("__", "."): value for key, value in values.items()})
+
+
+@pytest.mark.parametrize("name, package, major", [("tensorflow", "keras", "3"), ("tensorflow-keras2", "tf_keras", "2")])
+def test_versions_name_the_keras_generation(name, package, major):
+    found = load_adapter(name).versions()
+    assert set(found) == {"tensorflow", package}
+    assert found[package].split(".")[0] == major
+
+
+@pytest.mark.parametrize("name", TF_BACKENDS)
+def test_loading_and_training_print_nothing_to_stderr(name):
+    """No oneDNN, absl or CPU-feature lines, although the caller set none of TF's log variables."""
+    load_adapter(name)
+    script = (
+        "import backends\n"
+        "from harness import data, spec\n"
+        f"adapter = backends.load({name!r})\n"
+        f"_, case = spec.load('d2l').cases({name!r})[0]\n"
+        "case = case.replace({'train.epochs': 1})\n"
+        "adapter.train(case, data.make(case))\n"
+    )
+    environ = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS")}
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=environ, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("name", TF_BACKENDS)
+def test_the_train_step_is_traced_once_per_case(name, optimizer, monkeypatch):
+    """The step's Python body, which opens the tape, runs only while tf.function traces it."""
+    adapter = load_adapter(name)
+    traces = []
+
+    class CountingTape(adapter.tf.GradientTape):
+        def __init__(self, *args, **kwargs):
+            traces.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(adapter.tf, "GradientTape", CountingTape)
+    case = d2l_case(name, optimizer__name=optimizer, penalty__kind="weight_decay", penalty__strength=3.0)
+    adapter.train(case, data.make(case))
+    assert len(traces) == 1
+
+
+# decay_bias = "default": what Keras does when the user says nothing about the bias.
+KERAS_DECAYS_THE_BIAS = {
+    "weight_decay": True,  # the optimizer decays every variable it updates unless excluded
+    "adamw": True,
+    "regularizer": False,  # a Dense layer regularizes only what it is given
+}
+
+
+@pytest.mark.parametrize("decay_bias", [False, True, "default"])
+@pytest.mark.parametrize("optimizer, kind", [("momentum", "weight_decay"), ("adam", "adamw"), ("sgd", "regularizer")])
+@pytest.mark.parametrize("name", TF_BACKENDS)
+def test_the_bias_decays_exactly_when_the_case_says(name, optimizer, kind, decay_bias):
+    """exclude_from_weight_decay(var_list=[bias]) takes effect; bias_regularizer is added."""
+    adapter = load_adapter(name)
+    case = d2l_case(
+        name, optimizer__name=optimizer, penalty__kind=kind, penalty__strength=3.0, penalty__decay_bias=decay_bias
+    )
+    arrays = data.make(case)
+    found = explain.explain(case, arrays, adapter.train(case, arrays))
+    expected = KERAS_DECAYS_THE_BIAS[kind] if decay_bias == "default" else decay_bias
+    assert found.matched and found.rule.decay_bias == expected, str(found)
+
+
+@pytest.mark.parametrize("name", TF_BACKENDS)
+def test_native_init_is_a_seeded_glorot_uniform_kernel_and_a_zero_bias(name):
+    adapter = load_adapter(name)
+    case = d2l_case(name, model__init="native", train__epochs=1)
+    first, again = (adapter.train(case, data.make(case)) for _ in range(2))
+    limit = np.sqrt(6 / (case.data.dim + 1))  # glorot_uniform: U(±√(6 / (fan_in + fan_out)))
+    assert np.array_equal(first.w[0], again.w[0])
+    # 200 draws from U(±limit) come within 5% of its edge (this seed's come within 0.1%).
+    assert 0.95 * limit < np.abs(first.w[0]).max() <= limit
+    assert first.b[0] == 0
+
+
+@pytest.mark.parametrize("name", ["tensorflow", "tensorflow-keras2"])
+def test_float64_runs_claim_float64_only_when_keras_keeps_every_hyperparameter(name):
+    """Keras casts Python-float hyperparameters through float32 tensors: a float64 run says so
+    (and is matched at the float32 tolerance) unless every value is a float32, and then it
+    follows its rule at the float64 tolerance."""
+    adapter = load_adapter(name)
+    rounded = d2l_case(name, optimizer__name="momentum", penalty__kind="regularizer", penalty__strength=0.1)
+    assert adapter.train(rounded, data.make(rounded)).hyperparameter_dtype == "float32"
+    exact = d2l_case(  # 2⁻⁹, ¾ and ½ are float32 numbers
+        name, optimizer__name="momentum", optimizer__lr=2**-9, optimizer__momentum=0.75,
+        penalty__kind="regularizer", penalty__strength=0.5,
+    )
+    arrays = data.make(exact)
+    trajectory = adapter.train(exact, arrays)
+    assert trajectory.hyperparameter_dtype is None
+    found = explain.explain(exact, arrays, trajectory)
+    assert str(found) == "coupled ×2, bias not decayed, loss half_mse" and found.gap <= diff.TOLERANCE["float64"]
