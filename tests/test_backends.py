@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import load_adapter
-from harness import data, diff, explain, metrics, oracle, spec
+from harness import data, diff, explain, metrics, oracle, run, spec, store
 
 SEMANTICS = Path(__file__).parent / "semantics"
 REFERENCE = spec.load("d2l")
@@ -85,3 +85,16 @@ def test_the_native_loss_convention_is_pinned(name, section, key, expected):
     case = reference_case(name, train__loss="native")
     found = explain.explain(case, *train(adapter, case))
     assert str(found) == expected, f"{name} native loss: pinned {expected!r}, now {found}"
+
+
+def test_running_a_spec_twice_stores_bit_identical_trajectories(backend, tmp_path):
+    name, _ = backend
+    twice = spec.parse(
+        '[train]\nepochs = 10\n[penalty]\nkind = "weight_decay"\nstrength = 3\n'
+        '[sweep]\n"model.dtype" = ["float32", "float64"]\n"optimizer.name" = ["momentum", "adam"]\n'
+    )
+    for out in ("first", "second"):
+        assert run.run(name, twice, tmp_path / out)["ok"] == 4
+    for path in (tmp_path / "first" / name).glob("*.json"):
+        first, second = store.read(path), store.read(tmp_path / "second" / name / path.name)
+        assert first["steps"] == second["steps"] and first["final"] == second["final"], path.name

@@ -5,6 +5,7 @@ subprocess, registered in place of torch so no framework is needed.
 """
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -128,3 +129,14 @@ def test_report_skips_and_names_untrustworthy_files(tmp_path, fake_torch):
     text = report.markdown(spec.load(str(tmp_path / "s.toml")), tmp_path / "r")
     assert "other arrays" in text and "not what its name says" in text and "schema" in text
     assert text.count("| torch | missing |") == 4 and "foreign.json" in text
+
+
+def test_a_diverging_case_is_stored_with_its_step_and_the_others_still_run(tmp_path, fake_torch):
+    (tmp_path / "s.toml").write_text('[train]\nepochs = 50\n[sweep]\n"optimizer.lr" = [0.003, 10.0]\n')
+    assert cli.main(["run", "--backend", "torch", "--spec", str(tmp_path / "s.toml"), "--out", str(tmp_path)]) == 0
+    records = {r["case"]["optimizer"]["lr"]: r for r in map(store.read, (tmp_path / "torch").glob("*.json"))}
+    assert records[0.003]["status"] == "ok"
+    diverged = records[10.0]
+    step = len(diverged["steps"]["train_loss"])
+    assert diverged["status"] == "diverged" and diverged["reason"].endswith(f"at step {step}")
+    assert all(map(math.isfinite, diverged["steps"]["train_loss"])) and 1 < step < 200
