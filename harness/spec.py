@@ -6,6 +6,12 @@ key optional, defaults below are the reference experiment), an optional
 product, in file order) and optional ``[overrides.<backend>]`` tables of dotted
 keys that replace the shared value for one backend only.
 
+An optional ``[factors]`` table names groups of the override keys (``loss =
+["train.loss"]``); every override key must be in exactly one. A backend then runs its
+overrides one factor at a time: for each sweep point, the shared case (point key
+``"overrides" = "none"``), each factor's keys alone (``= <factor>``) and all of them
+(``= "all"``). A variant that leaves a backend's case unchanged is left out.
+
 Combinations that make no sense (``adamw`` without ``adam``, a strength with
 penalty ``none``, a batch that does not divide the training set) are errors in
 a plain spec and are left out of a sweep.
@@ -295,11 +301,11 @@ def parse(text, name="spec", source="<spec>"):
 
 def from_document(document, name="spec", source="<spec>"):
     """Validate a parsed TOML document and expand it into every backend's cases."""
-    unknown = set(document) - set(SECTIONS) - {"sweep", "overrides"}
+    unknown = set(document) - set(SECTIONS) - {"sweep", "overrides", "factors"}
     if unknown:
         raise SpecError(
             f"{source}: unknown section [{_show(sorted(unknown)[0])}]; allowed sections: "
-            + ", ".join([*SECTIONS, "sweep", "overrides"])
+            + ", ".join([*SECTIONS, "sweep", "overrides", "factors"])
         )
     base = {}
     for section in SECTIONS:
@@ -329,26 +335,72 @@ def from_document(document, name="spec", source="<spec>"):
         raise SpecError(
             f"{source}: [sweep] has {math.prod(len(v) for v in sweep.values())} combinations; allowed: at most {MAX_POINTS}"
         )
+    factors = _factors(source, document.get("factors"), overrides)
     shared = Case().replace(base)
     points = [dict(zip(sweep, values)) for values in itertools.product(*sweep.values())]
     cases_by_backend = {}
     for backend in backends.NAMES:
-        cases, first_problem = [], None
-        for point in points:
-            swept = shared.replace(point)
-            case = swept.replace(overrides.get(backend, {}))
-            problem = case.problem()
-            if problem is None:
-                cases.append((point, case))
-            elif swept.problem() is None:
-                raise SpecError(f"{source}: [overrides.{backend}]: {problem}")
-            elif not sweep:
-                raise SpecError(f"{source}: {problem}")
-            first_problem = first_problem or problem
+        cases, seen, first_problem = [], set(), None
+        for variant, values in _variants(factors, overrides.get(backend, {})):
+            for point in points:
+                swept = shared.replace(point)
+                case = swept.replace(values)
+                problem = case.problem()
+                if problem is None:
+                    if case.id not in seen:  # a variant that changes nothing is left out
+                        seen.add(case.id)
+                        cases.append((point if factors is None else {"overrides": variant, **point}, case))
+                    continue
+                if swept.problem() is None:
+                    alone = f" with factor {json.dumps(variant)} alone" if variant not in ("none", "all") else ""
+                    raise SpecError(f"{source}: [overrides.{backend}]{alone}: {problem}")
+                if not sweep:
+                    raise SpecError(f"{source}: {problem}")
+                first_problem = first_problem or problem
         if not cases:
             raise SpecError(f"{source}: the sweep leaves no valid case; for example: {first_problem}")
         cases_by_backend[backend] = tuple(cases)
     return Spec(name=name, source=source, cases_by_backend=cases_by_backend)
+
+
+def _variants(factors, overrides):
+    """(name, override values) of each variant of a backend's cases: all its overrides, or
+    with ``factors``: none, each factor's keys alone, then all."""
+    if factors is None:
+        return [("all", overrides)]
+    alone = [(name, {k: v for k, v in overrides.items() if k in keys}) for name, keys in factors.items()]
+    return [("none", {}), *alone, ("all", overrides)]
+
+
+def _factors(source, table, overrides):
+    """``[factors]`` validated: factor name -> tuple of dotted keys, or None when absent."""
+    if table is None:
+        return None
+    allowed = 'a table of factor names mapped to non-empty lists of dotted keys like "train.loss"'
+    if not isinstance(table, dict) or not table:
+        raise SpecError(f"{source}: factors = {table!r} is not allowed; allowed: {allowed}")
+    factors, owner = {}, {}
+    for name, keys in table.items():
+        if name in ("none", "all"):
+            raise SpecError(f"{source}: factors.{name} is not allowed; allowed: any factor name but \"none\" and \"all\"")
+        if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
+            raise SpecError(f"{source}: {_show('factors.' + name)} = {keys!r} is not allowed; allowed: {allowed}")
+        for key in keys:
+            _field_of(source, key, prefix=f"factors.{name}.")
+            if key in owner:
+                raise SpecError(
+                    f"{source}: {_show(key)} is in factors.{_show(owner[key])} and factors.{_show(name)}; allowed: one factor per key"
+                )
+            owner[key] = name
+        factors[name] = tuple(keys)
+    for backend, values in overrides.items():
+        for key in values:
+            if key not in owner:
+                raise SpecError(
+                    f"{source}: [overrides.{backend}] key {_show(key)} is in no factor; allowed: keys of [factors]: "
+                    + ", ".join(owner)
+                )
+    return factors
 
 
 def _show(name):
@@ -370,6 +422,15 @@ def _dotted_table(source, name, table):
 
 
 def _check(source, dotted, value, prefix=""):
+    field = _field_of(source, dotted, prefix)
+    try:
+        return _checked(dotted, field, value, prefix)
+    except SpecError as error:
+        raise SpecError(f"{source}: {error}") from None
+
+
+def _field_of(source, dotted, prefix=""):
+    """The Case field a dotted key names; SpecError if there is none."""
     section, _, key = dotted.partition(".")
     if section not in SECTIONS:
         raise SpecError(
@@ -380,7 +441,4 @@ def _check(source, dotted, value, prefix=""):
         raise SpecError(
             f"{source}: unknown key {_show(prefix + dotted)}; allowed keys in [{section}]: {', '.join(fields)}"
         )
-    try:
-        return _checked(dotted, fields[key], value, prefix)
-    except SpecError as error:
-        raise SpecError(f"{source}: {error}") from None
+    return fields[key]

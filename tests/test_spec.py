@@ -55,6 +55,14 @@ def test_sweeps_accept_nested_and_dotted_keys():
         ('[overrides.keras]\n"optimizer.lr" = 0.1\n', ["overrides.keras", "allowed backends", "torch"]),
         ('[overrides.torch]\n"optimizer.name" = "sgd"\n[penalty]\nkind = "adamw"\n[optimizer]\nname = "adam"\n',
          ["[overrides.torch]", "adamw"]),
+        ('[factors]\nloss = ["train.loss"]\n[overrides.jax]\n"model.init" = "native"\n',
+         ["[overrides.jax]", "model.init", "no factor", "train.loss"]),
+        ('[factors]\na = ["train.loss"]\nb = ["train.loss"]\n', ["train.loss", "factors.a", "factors.b", "one factor per key"]),
+        ('[factors]\nloss = ["train.losses"]\n', ["factors.loss.train.losses", "allowed keys in [train]"]),
+        ('[factors]\nloss = "train.loss"\n', ["factors.loss", "non-empty lists of dotted keys"]),
+        ('[factors]\nall = ["train.loss"]\n', ["factors.all", "\"none\" and \"all\""]),
+        ('[penalty]\nkind = "l2_loss"\n[factors]\nbias = ["penalty.decay_bias"]\n[overrides.jax]\n"penalty.decay_bias" = "default"\n',
+         ["[overrides.jax] with factor \"bias\" alone", "penalty.decay_bias", "allowed"]),
         ("[data\n", ["not valid TOML"]),
         ("[optimizer]\nlr = nan\n", ["optimizer.lr", "finite"]),
         ("[data]\nn_train = 100000000000000000\n", ["data.n_train", "<= 1000000"]),
@@ -68,6 +76,23 @@ def test_bad_specs_get_one_line_naming_key_and_allowed_values(text, names):
     assert "\n" not in message and message.startswith("bad.toml: ")
     for name in names:
         assert name in message
+
+
+def test_factors_run_each_backend_one_factor_at_a_time():
+    loaded = spec.parse(
+        '[penalty]\nkind = "l2_loss"\n[sweep]\n"penalty.strength" = [0, 3]\n'
+        '[factors]\ninit = ["model.init"]\nloss = ["train.loss"]\n'
+        '[overrides.torch]\n"model.init" = "native"\n"train.loss" = "native"\n[overrides.jax]\n"train.loss" = "mse"\n'
+    )
+    variants = lambda backend: [(p["overrides"], p["penalty.strength"], c.model.init, c.train.loss) for p, c in loaded.cases(backend)]  # noqa: E731
+    assert variants("torch") == [
+        (v, s, init, loss) for v, init, loss in [("none", "shared", "half_mse"), ("init", "native", "half_mse"),
+                                                 ("loss", "shared", "native"), ("all", "native", "native")] for s in (0.0, 3.0)
+    ]
+    # a variant that changes nothing is left out: jax overrides no init, and all = loss alone
+    assert variants("jax") == [(v, s, "shared", loss) for v, loss in [("none", "half_mse"), ("loss", "mse")] for s in (0.0, 3.0)]
+    assert [p["overrides"] for p, _ in loaded.cases("mxnet")] == ["none", "none"]
+    assert spec.load("d2l-book").cases("torch")[0][1].id in {c.id for _, c in spec.load("d2l").cases("torch")}
 
 
 def test_sweeps_leave_out_cases_that_make_no_sense():

@@ -16,7 +16,7 @@ scalars = st.one_of(
     st.sampled_from(["sgd", "adam", "adamw", "native", "float32", "l2_loss", "weight_decay"]),
 )
 values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=6)
-names = st.one_of(st.sampled_from([*spec.SECTIONS, "sweep", "overrides", "torch", "jax", *KEYS]), st.text(max_size=10))
+names = st.one_of(st.sampled_from([*spec.SECTIONS, "sweep", "overrides", "factors", "torch", "jax", *KEYS]), st.text(max_size=10))
 
 
 def assert_valid_or_one_line(document):

@@ -1,0 +1,102 @@
+"""Figures of the report: line charts drawn by matplotlib as SVG text.
+
+A figure is data (panels of series, every number read from results files by
+``harness.report``); ``svg`` draws it. matplotlib is imported only there, so the report's
+text can be built in an environment without it.
+"""
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+
+import backends
+
+MARKERS = "os^vD"
+
+
+@dataclass(frozen=True)
+class Series:
+    """One line: ``y`` against ``x``, coloured and marked by ``backend``, dashed by ``dashed``."""
+
+    label: str
+    backend: str
+    x: tuple
+    y: tuple
+    dashed: bool = False
+
+
+@dataclass(frozen=True)
+class Panel:
+    title: str
+    xlabel: str
+    ylabel: str
+    series: tuple
+    xscale: str = "linear"  # "linear", "log", or "symlog" (a λ axis that starts at 0)
+    yscale: str = "log"
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str  # file stem: figures/<name>.svg
+    caption: str
+    panels: tuple
+
+
+def available():
+    """Whether matplotlib can be imported here (the ``report`` extra)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def svg(figure):
+    """The figure as SVG text: its panels side by side, one legend below."""
+    import matplotlib.figure
+
+    labels = list(dict.fromkeys(s.label for p in figure.panels for s in p.series))
+    columns = min(len(labels), 3 * len(figure.panels), 5)
+    rows = -(-len(labels) // columns)
+    width, height = 4.2 * len(figure.panels), 3.2 + 0.22 * rows  # inches: panels above the legend's rows
+    # the same figure gives the same bytes; log axes over losses near the float64 maximum overflow harmlessly
+    with matplotlib.rc_context({"svg.hashsalt": figure.name, "font.size": 9}), np.errstate(over="ignore"):
+        fig = matplotlib.figure.Figure(figsize=(width, height))
+        axes = fig.subplots(1, len(figure.panels), squeeze=False)[0]
+        fig.subplots_adjust(left=0.8 / width, right=1 - 0.2 / width, top=1 - 0.3 / height,
+                            bottom=(0.6 + 0.22 * rows) / height, wspace=0.35)
+        for ax, panel in zip(axes, figure.panels):
+            _lines(ax, panel)
+        handles = {label: h for ax in axes for h, label in zip(*ax.get_legend_handles_labels())}
+        fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=columns, frameon=False, fontsize="small")
+        text = io.StringIO()
+        fig.savefig(text, format="svg", metadata={"Date": None})
+    return text.getvalue()
+
+
+def _lines(ax, panel):
+    """One panel: each series as a line; markers spaced and offset per backend so that
+    lines lying on top of each other stay visible."""
+    for series in panel.series:
+        known = series.backend in backends.NAMES
+        index = backends.NAMES.index(series.backend) if known else 0
+        every = max(1, len(series.x) // 8)
+        ax.plot(
+            series.x, series.y, label=series.label, color=f"C{index}" if known else "black",
+            linestyle="--" if series.dashed else "-", linewidth=1.2,
+            marker=MARKERS[index % len(MARKERS)] if known else None,
+            markevery=(index * every // len(backends.NAMES), every), markersize=4, fillstyle="none",
+        )
+    ax.set_yscale(panel.yscale)
+    if panel.xscale == "symlog":
+        positive = [x for s in panel.series for x in s.x if x > 0]
+        ax.set_xscale("symlog", linthresh=min(positive, default=1.0))
+        ax.set_xlim(left=0)
+    elif panel.xscale == "log":  # a few values (learning rates): tick exactly those
+        ax.set_xscale("log")
+        ticks = sorted({x for s in panel.series for x in s.x})
+        ax.minorticks_off()
+        ax.set_xticks(ticks, [f"{x:g}" for x in ticks])
+    ax.set(title=panel.title, xlabel=panel.xlabel, ylabel=panel.ylabel)
+    ax.grid(True, which="major", alpha=0.3)
