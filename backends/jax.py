@@ -126,9 +126,13 @@ def _optimizer(case, lr, strength, lib):
 
 
 def _shape(case):
-    """``case`` with lr and λ set to placeholders, since they are traced arguments: what
-    one compiled run is specialised to."""
-    return case.replace({"optimizer.lr": 1.0, "penalty.strength": 0.0})
+    """What one compiled run is specialised to: ``case`` with lr and λ set to placeholders,
+    since they are traced arguments, and decay_bias = "default" read as what it builds in
+    ``_optimizer`` (no mask: true), so that the two share one compilation."""
+    values = {"optimizer.lr": 1.0, "penalty.strength": 0.0}
+    if case.penalty.decay_bias == "default":
+        values["penalty.decay_bias"] = True
+    return case.replace(values)
 
 
 @functools.cache

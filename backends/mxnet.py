@@ -11,12 +11,19 @@ operators take their hyperparameters (lr, wd, rescale_grad, momentum, β₁, β�
 """
 
 import math
+import os
 
-import mxnet as mx
-import numpy as np
-from mxnet import autograd, gluon
+# Overrides MXNet's default engine (ThreadedEnginePerDevice, read when mxnet is imported),
+# which hands every operation to a worker thread: for a 200-weight model the hand-over costs
+# more than the operation. NaiveEngine runs each one in the calling thread, in order, with
+# the same kernels.
+os.environ.setdefault("MXNET_ENGINE_TYPE", "NaiveEngine")
 
-from harness.trajectory import Trajectory, Unsupported
+import mxnet as mx  # noqa: E402
+import numpy as np  # noqa: E402
+from mxnet import autograd, gluon  # noqa: E402
+
+from harness.trajectory import Trajectory, Unsupported  # noqa: E402
 
 
 def versions():
@@ -30,22 +37,24 @@ def train(case, arrays):
     loss_fn, loss_api = _loss(case)
     penalty, penalty_api = _penalty(case, net)
     trainer, optimizer_api = _optimizer(case, net)
-    x = mx.nd.array(arrays.x_train, dtype=dtype)
-    y = mx.nd.array(arrays.y_train, dtype=dtype)
+    # Every step's batch, gathered once: (steps, batch size, dim) and targets (steps, batch size, 1)
+    # shaped like the predictions.
+    order = arrays.batch_order()
+    xs = mx.nd.array(arrays.x_train[order], dtype=dtype)
+    ys = mx.nd.array(arrays.y_train[order][..., None], dtype=dtype)
 
     w = np.empty((case.steps + 1, case.data.dim), dtype=dtype)
     b = np.empty(case.steps + 1, dtype=dtype)
     w[0], b[0] = net.weight.data().asnumpy()[0], net.bias.data().asnumpy()[0]
-    for step, batch in enumerate(arrays.batch_order(), start=1):
-        index = mx.nd.array(batch, dtype="int64")
+    for step in range(case.steps):
         with autograd.record():
             # One loss per example; backward() sums them and Trainer.step(batch_size) multiplies
             # the gradient by rescale_grad = 1/batch_size: the gradient of the batch mean. The
             # penalty is broadcast to every example, so it too comes out once, unscaled.
-            loss = loss_fn(net(x.take(index)), y.take(index)) + penalty()
+            loss = loss_fn(net(xs[step]), ys[step]) + penalty()
         loss.backward()
         trainer.step(case.train.batch_size)
-        w[step], b[step] = net.weight.data().asnumpy()[0], net.bias.data().asnumpy()[0]
+        w[step + 1], b[step + 1] = net.weight.data().asnumpy()[0], net.bias.data().asnumpy()[0]
     api = "; ".join((init_api, f"loss = {loss_api}{penalty_api}", optimizer_api, f"trainer.step({case.train.batch_size})"))
     return Trajectory(w=w, b=b, api=api, hyperparameter_dtype="float32")
 
@@ -68,10 +77,10 @@ def _model(case, arrays):
 
 
 def _loss(case):
-    """Per-example losses of predictions (n, 1) against targets (n,)."""
+    """Per-example losses of predictions (n, 1) against targets (n, 1)."""
     return {
-        "half_mse": (lambda p, y: 0.5 * mx.nd.square(p[:, 0] - y), "0.5 * mx.nd.square(pred[:, 0] - y)"),
-        "mse": (lambda p, y: mx.nd.square(p[:, 0] - y), "mx.nd.square(pred[:, 0] - y)"),
+        "half_mse": (lambda p, y: 0.5 * mx.nd.square(p - y), "0.5 * mx.nd.square(pred - y)"),
+        "mse": (lambda p, y: mx.nd.square(p - y), "mx.nd.square(pred - y)"),
         "native": (gluon.loss.L2Loss(), "gluon.loss.L2Loss()(pred, y)"),  # ½e² per example
     }[case.train.loss]
 

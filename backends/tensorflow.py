@@ -32,6 +32,11 @@ else:
 
 KERAS = keras.__name__  # "keras" or "tf_keras": the prefix of every call written into ``api``
 
+# Overrides TensorFlow's default (Grappler rewrites every graph before its first run): the
+# rewriting costs more than a whole run of a 200-weight model, and each case is a new graph.
+# The graph runs as traced.
+tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+
 
 def versions():
     return {"tensorflow": tf.__version__, KERAS: keras.__version__}
@@ -49,21 +54,25 @@ def train(case, arrays):
     y = tf.constant(arrays.y_train[:, None], dtype=case.model.dtype)
     variables = model.trainable_variables
 
-    # Traced once (every call passes a batch of the same shape and dtype); the step has no
-    # Python control flow for AutoGraph to convert.
-    @tf.function(autograph=False)
-    def step(batch):
+    def step(_, batch):
         xb, yb = tf.gather(x, batch), tf.gather(y, batch)
         with tf.GradientTape() as tape:
             loss = loss_fn(yb, model(xb)) + penalty()
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return model.kernel[:, 0], model.bias[0]
 
-    w = np.empty((case.steps + 1, case.data.dim), dtype=case.model.dtype)
-    b = np.empty(case.steps + 1, dtype=case.model.dtype)
-    w[0], b[0] = model.kernel.numpy()[:, 0], model.bias.numpy()[0]
-    for index, batch in enumerate(arrays.batch_order(), start=1):
-        w[index], b[index] = step(batch)
+    def run(order):
+        start = (model.kernel[:, 0], model.bias[0])
+        return tf.scan(step, order, initializer=start, parallel_iterations=1)  # one step after another
+
+    # The whole run is one graph, a tf.scan over the batch order, traced once per case (it has
+    # no Python control flow for AutoGraph to convert). Calling the traced function directly
+    # skips tf.function's warning about functions traced on every call. jit_compile=True was
+    # measured slower: XLA's compilation of each case costs more than it saves over its steps.
+    order = tf.constant(arrays.batch_order())
+    w0, b0 = model.kernel.numpy()[:, 0], model.bias.numpy()[0]
+    w, b = tf.function(run, autograph=False).get_concrete_function(order)(order)
+    w, b = np.concatenate([w0[None], w.numpy()]), np.append(b0, b.numpy())
     floatx_api = f"{KERAS}.backend.set_floatx({case.model.dtype!r})"
     api = "; ".join((floatx_api, init_api, f"loss = {loss_api}{penalty_api}", optimizer_api))
     return Trajectory(w=w, b=b, api=api, hyperparameter_dtype=_hyperparameter_dtype(case))

@@ -6,7 +6,6 @@ The nominal λ goes unchanged into ``weight_decay=`` of ``torch.optim.SGD`` / ``
 differentiated by autograd. PyTorch has no layer regularizer API.
 """
 
-import numpy as np
 import torch
 
 from harness.trajectory import Trajectory, Unsupported
@@ -23,20 +22,24 @@ def train(case, arrays):
     loss_fn, loss_api = _loss(case)
     penalty, penalty_api = _penalty(case, model)
     optimizer, optimizer_api = _optimizer(case, model)
-    x = torch.from_numpy(arrays.x_train).to(dtype)
-    y = torch.from_numpy(arrays.y_train).to(dtype)
+    # Every step's batch, gathered once: (steps, batch size, dim) and (steps, batch size).
+    order = arrays.batch_order()
+    xs = torch.from_numpy(arrays.x_train[order]).to(dtype)
+    ys = torch.from_numpy(arrays.y_train[order]).to(dtype)
 
-    w = np.empty((case.steps + 1, case.data.dim), dtype=case.model.dtype)
-    b = np.empty(case.steps + 1, dtype=case.model.dtype)
-    w[0], b[0] = model.weight.detach()[0], model.bias.detach()[0]
-    for step, batch in enumerate(torch.from_numpy(arrays.batch_order()), start=1):
+    w = torch.empty((case.steps + 1, case.data.dim), dtype=dtype)
+    b = torch.empty(case.steps + 1, dtype=dtype)
+    with torch.no_grad():
+        w[0], b[0] = model.weight[0], model.bias[0]
+    for step, (xb, yb) in enumerate(zip(xs, ys), start=1):
         optimizer.zero_grad()
-        loss = loss_fn(model(x[batch]).squeeze(-1), y[batch]) + penalty()
+        loss = loss_fn(model(xb).squeeze(-1), yb) + penalty()
         loss.backward()
         optimizer.step()
-        w[step], b[step] = model.weight.detach()[0], model.bias.detach()[0]
+        with torch.no_grad():
+            w[step], b[step] = model.weight[0], model.bias[0]
     api = "; ".join(part for part in (init_api, f"loss = {loss_api}{penalty_api}", optimizer_api) if part)
-    return Trajectory(w=w, b=b, api=api)
+    return Trajectory(w=w.numpy(), b=b.numpy(), api=api)
 
 
 def _model(case, arrays, dtype):

@@ -1,16 +1,16 @@
-"""Command line: ``decaylens run | probe | validate | specs | report``."""
+"""Command line: ``decaylens run | probe | validate | specs | report | bench``."""
 
 import argparse
 import json
+import os
 import signal
 import sys
 from pathlib import Path
 
 import backends
-from harness import fingerprint, report, spec, store
+from harness import bench, fingerprint, report, spec, store
 from harness.run import print_progress, run
 
-DEFAULT_SPEC = "d2l"
 GOLDEN = "tests/golden"  # checked-in fingerprints, one per backend
 
 
@@ -23,9 +23,9 @@ def _parser():
     parser = _Parser(prog="decaylens", description="What weight_decay really does, framework by framework.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    run_cmd = commands.add_parser("run", help="train every case of a spec with one backend and store the results")
+    run_cmd = commands.add_parser("run", help="train every case of some specs with one backend and store the results")
     run_cmd.add_argument("--backend", required=True, help=f"one of: {', '.join(backends.NAMES)}")
-    run_cmd.add_argument("--spec", default=DEFAULT_SPEC, help=f"built-in spec name or TOML path (default {DEFAULT_SPEC})")
+    run_cmd.add_argument("--spec", action="append", help="built-in spec name or TOML path, repeatable (default: every built-in spec)")
     run_cmd.add_argument("--out", default="results", help="results directory (default results)")
     run_cmd.add_argument("--force", action="store_true", help="recompute cases already stored")
     run_cmd.add_argument("--shard", type=_shard, default=(1, 1), metavar="I/N", help="run only shard I of N (1 ≤ I ≤ N)")
@@ -42,10 +42,19 @@ def _parser():
 
     commands.add_parser("specs", help="list the built-in specs")
 
-    report_cmd = commands.add_parser("report", help="write reports/REPORT.md from the results")
-    report_cmd.add_argument("--spec", default=DEFAULT_SPEC, help=f"built-in spec name or TOML path (default {DEFAULT_SPEC})")
+    report_cmd = commands.add_parser("report", help="write reports/index.html and reports/REPORT.md from the results")
+    report_cmd.add_argument("--spec", action="append", help="built-in spec name or TOML path, repeatable (default: every built-in spec)")
     report_cmd.add_argument("--results", default="results", help="results directory (default results)")
     report_cmd.add_argument("--out", default="reports", help="report directory (default reports)")
+
+    bench_cmd = commands.add_parser("bench", help="time each case's training run against the NumPy oracle's")
+    env_backend = os.environ.get("DECAYLENS_BACKEND")  # set in every framework's tox env
+    bench_cmd.add_argument(
+        "--backend", default=env_backend, required=not env_backend, help=f"one of: {', '.join(backends.NAMES)} (default $DECAYLENS_BACKEND)"
+    )
+    bench_cmd.add_argument("--spec", default="d2l", help="built-in spec name or TOML path (default d2l)")
+    bench_cmd.add_argument("--repeats", type=_count, default=5, help="timed calls per case, whose median is shown (default 5)")
+    bench_cmd.add_argument("--json", type=Path, help="also write the timings to this JSON file")
     return parser
 
 
@@ -54,6 +63,12 @@ def _shard(text):
     if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
         raise argparse.ArgumentTypeError(f"{text!r} is not allowed; allowed: I/N with 1 <= I <= N, e.g. 2/4")
     return int(index), int(count)
+
+
+def _count(text):
+    if not (text.isdigit() and int(text) >= 1):
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; allowed: a whole number ≥ 1")
+    return int(text)
 
 
 def main(argv=None):
@@ -75,15 +90,23 @@ def _interrupt(signum, frame):
 
 def _run(args):
     _known_backend(args.backend)
-    loaded = spec.load(args.spec)
+    loaded = _load_specs(args.spec)
     signal.signal(signal.SIGTERM, _interrupt)  # so a terminated run cleans up like Ctrl-C
-    counts = run(args.backend, loaded, args.out, force=args.force, shard=args.shard, progress=print_progress)
-    summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
-    print(f"{args.backend}: {summary}; results in {args.out}/{args.backend}/")
-    if counts["error"]:
-        print(f"decaylens: {counts['error']} case(s) raised an error; see their results files", file=sys.stderr)
+    errors = 0
+    for one in loaded:
+        counts = run(args.backend, one, args.out, force=args.force, shard=args.shard, progress=print_progress)
+        summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
+        print(f"{args.backend} {one.name}: {summary}; results in {args.out}/{args.backend}/")
+        errors += counts["error"]
+    if errors:
+        print(f"decaylens: {errors} case(s) raised an error; see their results files", file=sys.stderr)
         return 1
     return 0
+
+
+def _load_specs(names):
+    """Every spec named (default: every built-in one), all validated before any is used."""
+    return [spec.load(name) for name in dict.fromkeys(names or spec.builtin_names())]
 
 
 def _probe(args):
@@ -121,9 +144,22 @@ def _specs(args):
 
 
 def _report(args):
-    path = report.write(spec.load(args.spec), args.results, args.out)
-    print(f"wrote {path}")
+    loaded = _load_specs(args.spec)
+    if not Path(args.results).is_dir():
+        raise spec.SpecError(f"--results {args.results}: no such directory; allowed: a directory that decaylens run wrote")
+    for path in report.write(loaded, args.results, args.out):
+        print(f"wrote {path}")
     return 0
 
 
-_COMMANDS = {"run": _run, "probe": _probe, "validate": _validate, "specs": _specs, "report": _report}
+def _bench(args):
+    _known_backend(args.backend)
+    document = bench.bench(args.backend, spec.load(args.spec), args.repeats, progress=print_progress)
+    print(bench.table(document))
+    if args.json:
+        store.write_text(args.json, json.dumps(document, indent=1, ensure_ascii=False) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+_COMMANDS = {"run": _run, "probe": _probe, "validate": _validate, "specs": _specs, "report": _report, "bench": _bench}

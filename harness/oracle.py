@@ -48,53 +48,67 @@ def simulate(rule, case, arrays, start=None):
     replaces the arrays' initial weights (for framework-native initialization).
     Returns ``(w, b)`` of shapes (steps + 1, dim) and (steps + 1,): before and after every step.
     """
+    w, b = simulate_rules([rule], case, arrays, start)
+    return w[0], b[0]
+
+
+def simulate_rules(rules, case, arrays, start=None):
+    """``simulate`` under every rule of ``rules`` at once: one run over a leading rules axis,
+    each row following its own rule. Returns ``(w, b)`` of shapes (rules, steps + 1, dim)
+    and (rules, steps + 1)."""
     as_case_dtype = lambda a: np.asarray(a).astype(case.model.dtype).astype(np.float64)  # noqa: E731
+    column = lambda value: np.array([[value(rule)] for rule in rules], dtype=np.float64)  # noqa: E731
     x, y = as_case_dtype(arrays.x_train), as_case_dtype(arrays.y_train)
+    x = np.hstack([x, np.ones((len(x), 1))])  # p = (w, b): the bias is the weight of a column of ones
     w0, b0 = start if start is not None else (arrays.w0, arrays.b0)
-    p = np.append(as_case_dtype(w0), as_case_dtype(b0))
-    decays = np.append(np.ones(x.shape[1]), float(rule.decay_bias))
+    p = np.tile(np.append(as_case_dtype(w0), as_case_dtype(b0)), (len(rules), 1))
     opt = case.optimizer
-    grad_scale = {"half_mse": 1.0, "mse": 2.0}[rule.loss]
+    # Per rule (one row each): the loss's gradient scale, and each decay's coefficient on p.
+    grad_scale = column(lambda r: {"half_mse": 1.0, "mse": 2.0}[r.loss])
+    decays = np.hstack([np.ones((len(rules), x.shape[1] - 1)), column(lambda r: r.decay_bias)])
+    coupled, l1 = decays * column(lambda r: r.coupled), decays * column(lambda r: r.l1)
+    decoupled = decays * (opt.lr * column(lambda r: r.decoupled_lr) + column(lambda r: r.decoupled))
+    eps_after = np.array([[rule.adam_eps == "after_correction"] for rule in rules])
     direction = _DIRECTIONS[opt.name]
-    state = {"v": np.zeros_like(p), "m": np.zeros_like(p), "s": np.zeros_like(p), "t": 0}
+    state = {"v": 0.0, "m": 0.0, "s": 0.0, "t": 0}
 
     order = arrays.batch_order()
-    trajectory = np.empty((len(order) + 1, p.size))
-    trajectory[0] = p
+    trajectory = np.empty((len(rules), len(order) + 1, p.shape[1]))
+    trajectory[:, 0] = p
     for step, batch in enumerate(order, start=1):
-        xb = np.hstack([x[batch], np.ones((len(batch), 1))])
-        error = xb @ p - y[batch]
-        g = grad_scale * xb.T @ error / len(batch)
-        g = g + decays * (rule.coupled * p + rule.l1 * np.sign(p))
-        u = direction(g, state, opt, rule)
-        p = p - opt.lr * u - decays * (opt.lr * rule.decoupled_lr + rule.decoupled) * p
-        trajectory[step] = p
-    return trajectory[:, :-1], trajectory[:, -1]
+        xb = x[batch]
+        error = p @ xb.T - y[batch]
+        g = grad_scale * (error @ xb) / len(batch)
+        g = g + coupled * p + l1 * np.sign(p)
+        u = direction(g, state, opt, eps_after)
+        p = p - opt.lr * u - decoupled * p
+        trajectory[:, step] = p
+    return trajectory[..., :-1], trajectory[..., -1]
 
 
-def _sgd(g, state, opt, rule):
+def _sgd(g, state, opt, eps_after):
     return g
 
 
-def _momentum(g, state, opt, rule):
+def _momentum(g, state, opt, eps_after):
     state["v"] = opt.momentum * state["v"] + g
     return state["v"]
 
 
-def _nesterov(g, state, opt, rule):
+def _nesterov(g, state, opt, eps_after):
     state["v"] = opt.momentum * state["v"] + g
     return g + opt.momentum * state["v"]
 
 
-def _adam(g, state, opt, rule):
+def _adam(g, state, opt, eps_after):
     state["t"] += 1
     t = state["t"]
     state["m"] = opt.beta1 * state["m"] + (1 - opt.beta1) * g
     state["s"] = opt.beta2 * state["s"] + (1 - opt.beta2) * g * g
     correction1, correction2 = 1 - opt.beta1**t, 1 - opt.beta2**t
-    if rule.adam_eps == "after_correction":
-        return (state["m"] / correction1) / (np.sqrt(state["s"] / correction2) + opt.eps)
-    return np.sqrt(correction2) / correction1 * state["m"] / (np.sqrt(state["s"]) + opt.eps)
+    after = (state["m"] / correction1) / (np.sqrt(state["s"] / correction2) + opt.eps)
+    before = np.sqrt(correction2) / correction1 * state["m"] / (np.sqrt(state["s"]) + opt.eps)
+    return np.where(eps_after, after, before)
 
 
 _DIRECTIONS = {"sgd": _sgd, "momentum": _momentum, "nesterov": _nesterov, "adam": _adam}

@@ -1,5 +1,6 @@
 """Run one backend over every case of a spec and store each result as it finishes."""
 
+import datetime
 import json
 import platform
 import sys
@@ -38,12 +39,17 @@ def run(backend, spec, results, force=False, shard=(1, 1), progress=None):
     for group in _groups(adapter, todo):
         records = train_cases(backend, adapter, [case for _, _, case in group], results)
         for (index, point, case), record in zip(group, records):
-            record["versions"] = versions
+            record.update(versions=versions, platform=platform.platform(), created=_now())
             store.write(store.path_for(results, backend, case.id), record)
             counts[record["status"]] += 1
             if progress:
-                progress(f"{backend} {index}/{len(cases)} {describe(point)}: {record['status']} ({record['seconds']:.2f} s)")
+                progress(f"{backend} {spec.name} {index}/{len(cases)} {describe(point)}: {record['status']} ({record['seconds']:.2f} s)")
     return counts
+
+
+def _now():
+    """The current UTC time, ISO 8601 to the second: when a result was made."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 def in_shard(case_id, index, count):
@@ -112,8 +118,16 @@ def train_cases(backend, adapter, cases, results):
 
 
 def describe(point):
-    """``sgd, weight_decay, λ=3`` for a sweep point."""
-    return ", ".join(f"λ={v:g}" if k == "penalty.strength" else str(v) for k, v in point.items()) or "the case"
+    """``sgd, weight_decay, λ=3`` for a sweep point; ``loss overrides, λ=3`` for one factor's."""
+    return ", ".join(_describe(k, v) for k, v in point.items()) or "the case"
+
+
+def _describe(key, value):
+    if key == "penalty.strength":
+        return f"λ={value:g}"
+    if key == "overrides":
+        return "no overrides" if value == "none" else f"{value} overrides"
+    return str(value)
 
 
 def print_progress(line):

@@ -47,3 +47,12 @@ def test_relative_gaps_and_first_divergent_step():
     assert diff.first_divergent_step(gaps, 1e-5) is None
     assert diff.first_divergent_step(gaps, 1e-7) == 1
     assert diff.first_divergent_step([0.0, np.nan], 1.0) == 1
+
+
+def test_relative_gaps_broadcast_over_leading_axes():
+    one = (np.array([[3.0, 4.0], [3.0, 4.0]]), np.zeros(2))
+    two = (np.stack([one[0], 2 * one[0]]), np.zeros((2, 2)))  # the same trajectory, then doubled
+    gaps = diff.relative_gaps(one, two)
+    assert gaps.shape == (2, 2) and (gaps[0] == 0).all() and gaps[1] == pytest.approx([0.5, 0.5])
+    shorter = (two[0][:, :1], two[1][:, :1])
+    assert diff.relative_gaps(one, shorter).tolist() == [[np.inf, np.inf], [np.inf, np.inf]]

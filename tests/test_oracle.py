@@ -7,11 +7,14 @@ The comments give the hand computation; numbers are exact decimals unless noted.
 import numpy as np
 import pytest
 
-from harness import oracle
+from harness import data, explain, oracle
 from harness.data import Arrays
 from harness.spec import Case
 
 HAND = 1e-12  # hand results are exact decimals; float64 rounding only
+# simulate_rules computes every rule's products in one matrix product, which BLAS may sum in
+# another order than a single rule's: equal up to float64 rounding, over the steps below.
+BATCHED = 1e-12
 
 
 def tiny(optimizer="sgd", **optimizer_values):
@@ -120,3 +123,20 @@ def test_loss_penalty_rule_follows_the_spec():
     assert oracle.loss_penalty_rule(case) == oracle.Rule(loss="mse", l1=3.0, decay_bias=True)
     with pytest.raises(ValueError):
         oracle.loss_penalty_rule(case.replace({"penalty.kind": "weight_decay"}))
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov", "adam"])
+@pytest.mark.parametrize("kind", ["weight_decay", "l1_loss"])
+def test_simulating_every_rule_at_once_equals_one_rule_at_a_time(optimizer, kind):
+    """Each row of simulate_rules follows its own rule: explain's whole catalog (both losses,
+    both Adam ε conventions, bias decayed or not, every placement and multiplier)."""
+    case = Case().replace({"train.epochs": 5, "train.loss": "native", "optimizer.name": optimizer,
+                           "penalty.kind": kind, "penalty.strength": 3.0})
+    arrays = data.make(case)
+    rules = [rule for _, _, rule in explain.candidates(case)]
+    w, b = oracle.simulate_rules(rules, case, arrays)
+    assert w.shape == (len(rules), case.steps + 1, case.data.dim) and b.shape == (len(rules), case.steps + 1)
+    for rule, w_rule, b_rule in zip(rules, w, b, strict=True):
+        alone = oracle.simulate(rule, case, arrays)
+        np.testing.assert_allclose(w_rule, alone[0], rtol=BATCHED, atol=BATCHED, err_msg=str(rule))
+        np.testing.assert_allclose(b_rule, alone[1], rtol=BATCHED, atol=BATCHED, err_msg=str(rule))
