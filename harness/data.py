@@ -8,12 +8,13 @@ change the training set. Generator streams used here (``standard_normal``,
 
 import dataclasses
 import hashlib
-import os
-import tempfile
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from harness import files
 
 # Order of the random streams spawned from the seed; append, never reorder.
 _STREAMS = ("train", "valid", "test", "init", "batches")
@@ -78,11 +79,9 @@ def save(arrays, directory):
     directory = Path(directory)
     path = directory / f"{arrays.sha256}.npz"
     if not path.exists():
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".arrays-", suffix=".npz")
-        with os.fdopen(fd, "wb") as file:
-            np.savez(file, **dataclasses.asdict(arrays))
-        os.replace(tmp, path)
+        buffer = io.BytesIO()
+        np.savez(buffer, **dataclasses.asdict(arrays))
+        files.write_atomically(path, buffer.getvalue())
     return path
 
 

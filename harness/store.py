@@ -5,11 +5,9 @@ never sees a half-written file, whatever happens to the writer.
 """
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
-from harness import data
+from harness import data, files
 from harness.spec import Case, SpecError
 
 SCHEMA_VERSION = 2  # 2: ok results carry "explained"
@@ -34,19 +32,8 @@ def write(path, record):
 
 
 def write_text(path, text):
-    """Write ``text`` to ``path`` through a temporary file in the same directory and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """Write ``text`` to ``path`` atomically."""
+    files.write_atomically(path, text)
 
 
 def read(path):

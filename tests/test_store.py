@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 
@@ -15,6 +16,9 @@ def test_write_then_read_round_trips_and_leaves_no_temporary_file(tmp_path):
     store.write(path, record(final={"w_norm": 0.1 + 0.2}))
     assert store.read(path)["final"]["w_norm"] == 0.1 + 0.2
     assert [p.name for p in path.parent.iterdir()] == ["c1.json"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # an ordinary file, not mkstemp's private one
 
 
 def test_a_failed_write_keeps_the_old_file(tmp_path):
