@@ -55,7 +55,8 @@ def simulate(rule, case, arrays, start=None):
 def simulate_rules(rules, case, arrays, start=None):
     """``simulate`` under every rule of ``rules`` at once: one run over a leading rules axis,
     each row following its own rule. Returns ``(w, b)`` of shapes (rules, steps + 1, dim)
-    and (rules, steps + 1)."""
+    and (rules, steps + 1). A rule that diverges yields inf or nan from then on, silently:
+    diverging is a result, as it is for a framework."""
     as_case_dtype = lambda a: np.asarray(a).astype(case.model.dtype).astype(np.float64)  # noqa: E731
     column = lambda value: np.array([[value(rule)] for rule in rules], dtype=np.float64)  # noqa: E731
     x, y = as_case_dtype(arrays.x_train), as_case_dtype(arrays.y_train)
@@ -75,14 +76,15 @@ def simulate_rules(rules, case, arrays, start=None):
     order = arrays.batch_order()
     trajectory = np.empty((len(rules), len(order) + 1, p.shape[1]))
     trajectory[:, 0] = p
-    for step, batch in enumerate(order, start=1):
-        xb = x[batch]
-        error = p @ xb.T - y[batch]
-        g = grad_scale * (error @ xb) / len(batch)
-        g = g + coupled * p + l1 * np.sign(p)
-        u = direction(g, state, opt, eps_after)
-        p = p - opt.lr * u - decoupled * p
-        trajectory[:, step] = p
+    with np.errstate(over="ignore", invalid="ignore"):
+        for step, batch in enumerate(order, start=1):
+            xb = x[batch]
+            error = p @ xb.T - y[batch]
+            g = grad_scale * (error @ xb) / len(batch)
+            g = g + coupled * p + l1 * np.sign(p)
+            u = direction(g, state, opt, eps_after)
+            p = p - opt.lr * u - decoupled * p
+            trajectory[:, step] = p
     return trajectory[..., :-1], trajectory[..., -1]
 
 
