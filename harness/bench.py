@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 import backends
-from harness import data, explain, oracle
+from harness import data, explain, oracle, run
 from harness.run import describe
 from harness.trajectory import Unsupported
 
@@ -46,7 +46,7 @@ def bench(backend, spec, repeats=5, progress=None):
         "backend": backend,
         "spec": spec.name,
         "repeats": repeats,
-        "versions": {**adapter.versions(), "numpy": np.__version__, "python": platform.python_version()},
+        "versions": run.versions(adapter),
         "machine": {"platform": platform.platform(), "processor": _processor(), "cpus": os.cpu_count()},
         "startup_seconds": startup,
         "import_seconds": imports,

@@ -18,7 +18,7 @@ import platform
 
 import numpy as np
 
-from harness import explain
+from harness import explain, run
 from harness.data import Arrays
 from harness.spec import Case
 from harness.trajectory import Unsupported
@@ -69,7 +69,7 @@ def probe(backend, adapter, command):
         entries.append(entry)
     return {
         "backend": backend,
-        "versions": {**adapter.versions(), "numpy": np.__version__, "python": platform.python_version()},
+        "versions": run.versions(adapter),
         "command": command,
         "platform": platform.platform(),
         "probes": entries,
@@ -221,12 +221,21 @@ def conversions(documents):
     return result
 
 
+def scale(source, target):
+    """k_source / k_target for the first place λ enters in both rules (their own or an
+    equivalent one), so that the target at λ' = scale·λ follows the source at λ; None if
+    they share no place."""
+    for placement, k in forms(source):
+        for other, k_other in forms(target):
+            if placement == other and placement != "none":
+                return k / k_other
+    return None
+
+
 def _convert(explained, options):
     for api, candidate in options.items():
-        for placement, k in forms(explained):
-            for other, k_other in forms(candidate):
-                if placement == other:
-                    factor = k / k_other
-                    return f"{api} with λ' = {'' if factor == 1 else f'{factor:g}·'}λ"
+        factor = scale(explained, candidate)
+        if factor is not None:
+            return f"{api} with λ' = {'' if factor == 1 else f'{factor:g}·'}λ"
     reasons = [f"{api} is {candidate['placement']}" for api, candidate in options.items()]
     return "none exists: " + (", ".join(reasons) if reasons else "no API")

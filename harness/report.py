@@ -198,9 +198,9 @@ def _verdict(entry, reference, optimizer):
         return "unexplained", fingerprint.outcome(reference if api["matched"] else entry)
     if api["decay_bias"] != l2["decay_bias"]:
         return "never", "**never**: cannot spare the bias"
-    for (placement, k), (other, k_l2) in itertools.product(fingerprint.forms(api), fingerprint.forms(l2)):
-        if placement == other and k > 0:
-            return ("same", "**same**") if k == k_l2 else ("convert", f"**convert**: λ' = {k_l2 / k:g}·λ")
+    factor = fingerprint.scale(l2, api)
+    if factor is not None:
+        return ("same", "**same**") if factor == 1 else ("convert", f"**convert**: λ' = {factor:g}·λ")
     why = {
         "none": "λ has no effect",
         "decoupled": "λ is not multiplied by lr",

@@ -27,24 +27,29 @@ def run(backend, spec, results, force=False, shard=(1, 1), progress=None):
     Returns the number of cases per status, plus ``skipped``.
     """
     adapter = backends.load(backend)
-    versions = {**adapter.versions(), "numpy": np.__version__, "python": platform.python_version()}
+    stamp = versions(adapter)
     cases = [(point, case) for point, case in spec.cases(backend) if in_shard(case.id, *shard)]
     counts = dict.fromkeys((*store.STATUSES, "skipped"), 0)
     todo = []
     for index, (point, case) in enumerate(cases, start=1):
-        if not force and store.is_current(store.path_for(results, backend, case.id), case.id, versions):
+        if not force and store.is_current(store.path_for(results, backend, case.id), case.id, stamp):
             counts["skipped"] += 1
         else:
             todo.append((index, point, case))
     for group in _groups(adapter, todo):
         records = train_cases(backend, adapter, [case for _, _, case in group], results)
         for (index, point, case), record in zip(group, records):
-            record.update(versions=versions, platform=platform.platform(), created=_now())
+            record.update(versions=stamp, platform=platform.platform(), created=_now())
             store.write(store.path_for(results, backend, case.id), record)
             counts[record["status"]] += 1
             if progress:
                 progress(f"{backend} {spec.name} {index}/{len(cases)} {describe(point)}: {record['status']} ({record['seconds']:.2f} s)")
     return counts
+
+
+def versions(adapter):
+    """What a result or fingerprint was made with: the framework's versions, NumPy's and Python's."""
+    return {**adapter.versions(), "numpy": np.__version__, "python": platform.python_version()}
 
 
 def _now():
