@@ -10,6 +10,7 @@ import pytest
 from hypothesis import settings
 
 import backends
+from harness import spec
 
 # CI runs the property tests on a fixed seed, so a red run is always reproducible.
 settings.register_profile("ci", derandomize=True)
@@ -26,6 +27,12 @@ def load_adapter(name):
         return backends.load(name)
     except backends.MissingFramework as error:
         pytest.fail(f"this environment declares backend {name}, but: {error}")
+
+
+def reference_case(backend, **values):
+    """The d2l case of ``backend`` with dotted keys replaced, e.g. ``optimizer__name="adam"``."""
+    _, case = spec.load("d2l").cases(backend)[0]
+    return case.replace({key.replace("__", "."): value for key, value in values.items()})
 
 
 @pytest.fixture(params=backends.NAMES)

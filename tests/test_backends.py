@@ -6,17 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import load_adapter
+from conftest import load_adapter, reference_case
 from harness import data, diff, explain, metrics, oracle, run, spec, store
 
 SEMANTICS = Path(__file__).parent / "semantics"
-REFERENCE = spec.load("d2l")
-
-
-def reference_case(backend, **values):
-    """The d2l case of ``backend`` with dotted keys replaced, e.g. ``optimizer__name="adam"``."""
-    _, case = REFERENCE.cases(backend)[0]
-    return case.replace({key.replace("__", "."): value for key, value in values.items()})
 
 
 def train(adapter, case):

@@ -9,7 +9,6 @@ import fake_backend
 import numpy as np
 import pytest
 
-import backends
 from conftest import load_adapter
 from harness import data, diff, explain, fingerprint, oracle, spec
 

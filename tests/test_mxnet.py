@@ -10,16 +10,9 @@ states, but hyperparameters rounded to float32.
 import numpy as np
 import pytest
 
-from conftest import load_adapter
-from harness import data, diff, explain, oracle, spec
+from conftest import load_adapter, reference_case
+from harness import data, diff, explain, oracle
 
-REFERENCE = spec.load("d2l")
-
-
-def reference_case(**values):
-    """The d2l case of mxnet with dotted keys replaced, e.g. ``optimizer__name="adam"``."""
-    _, case = REFERENCE.cases("mxnet")[0]
-    return case.replace({key.replace("__", "."): value for key, value in values.items()})
 
 
 def as_float32(value):
@@ -32,7 +25,7 @@ def test_float64_trains_in_float64_with_float32_hyperparameters(optimizer):
     scaled by rescale_grad = float32(1/batch_size). (Adam is left out: mx.optimizer.Adam folds
     the bias correction, computed in float64 from the nominal β, into a float32 lr.)"""
     adapter = load_adapter("mxnet")
-    case = reference_case(optimizer__name=optimizer, penalty__kind="l2_loss", penalty__strength=3.0)
+    case = reference_case("mxnet", optimizer__name=optimizer, penalty__kind="l2_loss", penalty__strength=3.0)
     arrays = data.make(case)
     trajectory = adapter.train(case, arrays)
     n, opt = case.train.batch_size, case.optimizer
@@ -57,7 +50,7 @@ def test_the_trainer_decays_the_bias_unless_told_otherwise(optimizer, kind, expe
     (optimizer.py:487 multiplies wd by param.wd_mult): explain finds the bias decayed. In
     float32, the precision MXNet applies its hyperparameters in, so its tolerance holds."""
     adapter = load_adapter("mxnet")
-    case = reference_case(
+    case = reference_case("mxnet", 
         optimizer__name=optimizer, model__dtype="float32", penalty__kind=kind, penalty__strength=3.0, penalty__decay_bias=True
     )
     arrays = data.make(case)
@@ -88,7 +81,7 @@ def test_nag_decays_its_momentum_with_the_weight_it_has_just_written():
 def test_native_init_is_gluons_default_uniform_weight_and_zero_bias():
     """Block.initialize()'s default init.Uniform(): weight ~ U(−0.07, 0.07); Dense's bias: zeros."""
     adapter = load_adapter("mxnet")
-    case = reference_case(model__init="native", train__epochs=1)
+    case = reference_case("mxnet", model__init="native", train__epochs=1)
     arrays = data.make(case)
     first, again = adapter.train(case, arrays), adapter.train(case, arrays)
     w0 = np.abs(first.w[0])

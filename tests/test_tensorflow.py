@@ -9,17 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import load_adapter
-from harness import data, diff, explain, spec
+from conftest import load_adapter, reference_case
+from harness import data, diff, explain
 
 TF_BACKENDS = ("tensorflow", "tensorflow-keras2")
 ROOT = Path(__file__).parent.parent
-
-
-def d2l_case(name, **values):
-    """The d2l case of ``name`` with dotted keys replaced, e.g. ``penalty__kind="l2_loss"``."""
-    _, case = spec.load("d2l").cases(name)[0]
-    return case.replace({key.replace("__", "."): value for key, value in values.items()})
 
 
 @pytest.mark.parametrize("name, package, major", [("tensorflow", "keras", "3"), ("tensorflow-keras2", "tf_keras", "2")])
@@ -60,7 +54,7 @@ def test_the_train_step_is_traced_once_per_case(name, optimizer, monkeypatch):
             super().__init__(*args, **kwargs)
 
     monkeypatch.setattr(adapter.tf, "GradientTape", CountingTape)
-    case = d2l_case(name, optimizer__name=optimizer, penalty__kind="weight_decay", penalty__strength=3.0)
+    case = reference_case(name, optimizer__name=optimizer, penalty__kind="weight_decay", penalty__strength=3.0)
     adapter.train(case, data.make(case))
     assert len(traces) == 1
 
@@ -79,7 +73,7 @@ KERAS_DECAYS_THE_BIAS = {
 def test_the_bias_decays_exactly_when_the_case_says(name, optimizer, kind, decay_bias):
     """exclude_from_weight_decay(var_list=[bias]) takes effect; bias_regularizer is added."""
     adapter = load_adapter(name)
-    case = d2l_case(
+    case = reference_case(
         name, optimizer__name=optimizer, penalty__kind=kind, penalty__strength=3.0, penalty__decay_bias=decay_bias
     )
     arrays = data.make(case)
@@ -91,7 +85,7 @@ def test_the_bias_decays_exactly_when_the_case_says(name, optimizer, kind, decay
 @pytest.mark.parametrize("name", TF_BACKENDS)
 def test_native_init_is_a_seeded_glorot_uniform_kernel_and_a_zero_bias(name):
     adapter = load_adapter(name)
-    case = d2l_case(name, model__init="native", train__epochs=1)
+    case = reference_case(name, model__init="native", train__epochs=1)
     first, again = (adapter.train(case, data.make(case)) for _ in range(2))
     limit = np.sqrt(6 / (case.data.dim + 1))  # glorot_uniform: U(±√(6 / (fan_in + fan_out)))
     assert np.array_equal(first.w[0], again.w[0])
@@ -106,9 +100,9 @@ def test_float64_runs_claim_float64_only_when_keras_keeps_every_hyperparameter(n
     (and is matched at the float32 tolerance) unless every value is a float32, and then it
     follows its rule at the float64 tolerance."""
     adapter = load_adapter(name)
-    rounded = d2l_case(name, optimizer__name="momentum", penalty__kind="regularizer", penalty__strength=0.1)
+    rounded = reference_case(name, optimizer__name="momentum", penalty__kind="regularizer", penalty__strength=0.1)
     assert adapter.train(rounded, data.make(rounded)).hyperparameter_dtype == "float32"
-    exact = d2l_case(  # 2⁻⁹, ¾ and ½ are float32 numbers
+    exact = reference_case(  # 2⁻⁹, ¾ and ½ are float32 numbers
         name, optimizer__name="momentum", optimizer__lr=2**-9, optimizer__momentum=0.75,
         penalty__kind="regularizer", penalty__strength=0.5,
     )
