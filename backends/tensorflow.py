@@ -10,6 +10,7 @@ goes unchanged into ``weight_decay=`` of ``keras.optimizers.SGD`` / ``Adam`` / `
 written in the loss with TF ops and differentiated by ``tf.GradientTape``.
 """
 
+import functools
 import os
 
 # TensorFlow logs to stderr while it loads and on its first ops; both must be set before
@@ -33,7 +34,7 @@ else:
 KERAS = keras.__name__  # "keras" or "tf_keras": the prefix of every call written into ``api``
 
 # Overrides TensorFlow's default (Grappler rewrites every graph before its first run): the
-# rewriting costs more than a whole run of a 200-weight model, and each case is a new graph.
+# rewriting costs more than a whole run of a 200-weight model, and each case shape is a new graph.
 # The graph runs as traced.
 tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
 
@@ -46,57 +47,94 @@ def train(case, arrays):
     # Keras creates the optimizer's learning-rate variable (and Keras 3 the loss's compute
     # dtype) in floatx, float32 by default, whatever the layer's dtype.
     keras.backend.set_floatx(case.model.dtype)
-    model, init_api = _model(case, arrays)
-    loss_fn, loss_api = _loss(case)
-    penalty, penalty_api = _penalty(case, model)
-    optimizer, optimizer_api = _optimizer(case, model)
-    x = tf.constant(arrays.x_train, dtype=case.model.dtype)
-    y = tf.constant(arrays.y_train[:, None], dtype=case.model.dtype)
-    variables = model.trainable_variables
-
-    def step(_, batch):
-        xb, yb = tf.gather(x, batch), tf.gather(y, batch)
-        with tf.GradientTape() as tape:
-            loss = loss_fn(yb, model(xb)) + penalty()
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-        return model.kernel[:, 0], model.bias[0]
-
-    def run(order):
-        start = (model.kernel[:, 0], model.bias[0])
-        return tf.scan(step, order, initializer=start, parallel_iterations=1)  # one step after another
-
-    # The whole run is one graph, a tf.scan over the batch order, traced once per case (it has
-    # no Python control flow for AutoGraph to convert). Calling the traced function directly
-    # skips tf.function's warning about functions traced on every call. jit_compile=True was
-    # measured slower: XLA's compilation of each case costs more than it saves over its steps.
-    order = tf.constant(arrays.batch_order())
-    w0, b0 = model.kernel.numpy()[:, 0], model.bias.numpy()[0]
-    w, b = tf.function(run, autograph=False).get_concrete_function(order)(order)
+    run = _compiled(_shape(case))
+    run.reset(case, arrays)
+    # Every step's batch, gathered once: (steps, batch size, dim) and targets (steps, batch size, 1).
+    order = arrays.batch_order()
+    xs = tf.constant(arrays.x_train[order], dtype=case.model.dtype)
+    ys = tf.constant(arrays.y_train[order][..., None], dtype=case.model.dtype)
+    w0, b0 = run.model.kernel.numpy()[:, 0], run.model.bias.numpy()[0]
+    w, b = run.function(xs, ys)
     w, b = np.concatenate([w0[None], w.numpy()]), np.append(b0, b.numpy())
-    floatx_api = f"{KERAS}.backend.set_floatx({case.model.dtype!r})"
-    api = "; ".join((floatx_api, init_api, f"loss = {loss_api}{penalty_api}", optimizer_api))
-    return Trajectory(w=w, b=b, api=api, hyperparameter_dtype=_hyperparameter_dtype(case))
+    return Trajectory(w=w, b=b, api=_api(case, run.model), hyperparameter_dtype=_hyperparameter_dtype(case))
 
 
-def _model(case, arrays):
-    strength, regularizers = case.penalty.strength, {}
-    if case.penalty.kind == "regularizer":
-        # L2(l) adds l·Σp² of each regularized variable to model.losses. A Dense layer
-        # regularizes only what it is given: decay_bias = "default" is false.
-        names = ("kernel", "bias") if case.penalty.decay_bias is True else ("kernel",)
-        regularizers = {f"{name}_regularizer": keras.regularizers.L2(strength) for name in names}
-    if case.model.init == "native":
+def _shape(case):
+    """What one traced run serves: ``case`` with its lr set to a placeholder, since Keras keeps
+    the learning rate in a variable; every other hyperparameter is read as a Python number
+    while tracing and is built into the graph."""
+    return case.replace({"optimizer.lr": 1.0})
+
+
+class _Run:
+    """A Dense layer, its optimizer, and the whole training run of their ``shape`` traced as one
+    graph: a ``tf.scan`` over the batches, one step after another. Each call of ``reset`` puts
+    the variables back to their state just after they were built, then sets the case's initial
+    weights and lr, so that every run of the shape starts fresh from one trace.
+    """
+
+    def __init__(self, shape):
+        self.model = _model(shape)
+        self.optimizer = _optimizer(shape, self.model)
+        loss_fn, penalty = _loss(shape)[0], _penalty(shape, self.model)[0]
+        model, optimizer, variables = self.model, self.optimizer, self.model.trainable_variables
+
+        def step(_, batch):
+            xb, yb = batch
+            with tf.GradientTape() as tape:
+                loss = loss_fn(yb, model(xb))
+                if penalty:
+                    loss += penalty()
+            optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+            return model.kernel[:, 0], model.bias[0]
+
+        def run(xs, ys):
+            start = (model.kernel[:, 0], model.bias[0])
+            return tf.scan(step, (xs, ys), initializer=start, parallel_iterations=1)
+
+        # Traced here, once (AutoGraph has nothing to convert: the one ``if`` is decided while
+        # tracing); calling the concrete function skips tf.function's retracing checks.
+        # jit_compile=True was measured slower on the whole: XLA runs a d2l case in 0.5 ms
+        # instead of about 12 ms, but compiles each shape for about 0.2 s, more than it saves.
+        batches = (shape.steps, shape.train.batch_size)
+        self.function = tf.function(run, autograph=False).get_concrete_function(
+            tf.TensorSpec((*batches, shape.data.dim), shape.model.dtype), tf.TensorSpec((*batches, 1), shape.model.dtype)
+        )
+        self._built = [(variable, variable.numpy()) for variable in model.variables + optimizer.variables]
+
+    def reset(self, case, arrays):
+        for variable, value in self._built:
+            variable.assign(value)
+        if case.model.init == "shared":
+            self.model.kernel.assign(arrays.w0[:, None])
+            self.model.bias.assign(arrays.b0[None])
+        self.optimizer.learning_rate = case.optimizer.lr
+
+
+@functools.cache
+def _compiled(shape):
+    """The run of ``shape``, built and traced on first use."""
+    return _Run(shape)
+
+
+def _model(shape):
+    """``keras.layers.Dense(1)``, built; with ``kernel_regularizer`` (and ``bias_regularizer``)
+    ``L2(λ)`` for a regularizer case, and Dense's own seeded init for a native-init case."""
+    regularizers = {f"{name}_regularizer": keras.regularizers.L2(shape.penalty.strength) for name in _regularized(shape)}
+    if shape.model.init == "native":
         # Dense's own initializers, glorot_uniform kernel and zeros bias, drawn from the seed.
-        keras.utils.set_random_seed(case.data.seed)
-    model = keras.layers.Dense(1, dtype=case.model.dtype, **regularizers)
-    model.build((None, case.data.dim))
-    call = "".join(f", {name}={KERAS}.regularizers.L2({strength!r})" for name in regularizers)
-    call = f"model = {KERAS}.layers.Dense(1, dtype={case.model.dtype!r}{call}); model.build((None, {case.data.dim}))"
-    if case.model.init == "native":
-        return model, f"{KERAS}.utils.set_random_seed({case.data.seed}); {call}"
-    model.kernel.assign(arrays.w0[:, None])
-    model.bias.assign(arrays.b0[None])
-    return model, f"{call} with kernel and bias assigned from the shared arrays"
+        keras.utils.set_random_seed(shape.data.seed)
+    model = keras.layers.Dense(1, dtype=shape.model.dtype, **regularizers)
+    model.build((None, shape.data.dim))
+    return model
+
+
+def _regularized(case):
+    """The Dense layer's variables that get ``L2(λ)``: a layer regularizes only what it is
+    given, so decay_bias = "default" is false."""
+    if case.penalty.kind != "regularizer":
+        return ()
+    return ("kernel", "bias") if case.penalty.decay_bias is True else ("kernel",)
 
 
 def _loss(case):
@@ -115,20 +153,31 @@ def _penalty(case, model):
     names = " + ".join(f"tf.reduce_sum(tf.{{op}}({p}))" for p in ("kernel", "bias")[: len(params)])
     if kind == "l2_loss":
         return (
-            lambda: strength / 2 * sum(tf.reduce_sum(tf.square(p)) for p in params),
+            lambda: strength / 2 * tf.add_n([tf.reduce_sum(tf.square(p)) for p in params]),
             f" + {strength / 2!r} * ({names.format(op='square')})",
         )
     if kind == "l1_loss":
         return (
-            lambda: strength * sum(tf.reduce_sum(tf.abs(p)) for p in params),
+            lambda: strength * tf.add_n([tf.reduce_sum(tf.abs(p)) for p in params]),
             f" + {strength!r} * ({names.format(op='abs')})",
         )
     if kind == "regularizer":
         return lambda: sum(model.losses), " + sum(model.losses)"
-    return lambda: 0, ""
+    return None, ""
 
 
-def _optimizer(case, model):
+def _optimizer(shape, model):
+    """The optimizer, built for the Dense layer's variables, so that the traced run creates none."""
+    cls, kwargs = _optimizer_call(shape)
+    optimizer = cls(**kwargs)
+    if _excludes_bias(shape):
+        optimizer.exclude_from_weight_decay(var_list=[model.bias])
+    optimizer.build(model.trainable_variables)
+    return optimizer
+
+
+def _optimizer_call(case):
+    """The optimizer class and its keyword arguments, as a Keras user would write them."""
     opt, penalty = case.optimizer, case.penalty
     if opt.name == "adam":
         cls = keras.optimizers.AdamW if penalty.kind == "adamw" else keras.optimizers.Adam
@@ -143,15 +192,29 @@ def _optimizer(case, model):
             kwargs["nesterov"] = True
     if penalty.kind in ("weight_decay", "adamw"):
         kwargs["weight_decay"] = penalty.strength
-    optimizer = cls(**kwargs)
-    api = f"optimizer = {KERAS}.optimizers.{cls.__name__}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
-    # Keras decays every variable it updates unless excluded: decay_bias = "default" is true.
-    if penalty.kind in ("weight_decay", "adamw") and penalty.decay_bias is False:
-        optimizer.exclude_from_weight_decay(var_list=[model.bias])
-        api += "; optimizer.exclude_from_weight_decay(var_list=[bias])"
-    # Built now, so that the compiled step creates no variables and is traced only once.
-    optimizer.build(model.trainable_variables)
-    return optimizer, api
+    return cls, kwargs
+
+
+def _excludes_bias(case):
+    """Keras decays every variable it updates unless excluded: decay_bias = "default" is true."""
+    return case.penalty.kind in ("weight_decay", "adamw") and case.penalty.decay_bias is False
+
+
+def _api(case, model):
+    """The calls that train ``case`` (on ``model``, its Dense layer), as a Keras user would write them."""
+    dtype, seed, dim = case.model.dtype, case.data.seed, case.data.dim
+    regularizers = "".join(f", {name}_regularizer={KERAS}.regularizers.L2({case.penalty.strength!r})" for name in _regularized(case))
+    layer = f"model = {KERAS}.layers.Dense(1, dtype={dtype!r}{regularizers}); model.build((None, {dim}))"
+    if case.model.init == "native":
+        layer = f"{KERAS}.utils.set_random_seed({seed}); {layer}"
+    else:
+        layer += " with kernel and bias assigned from the shared arrays"
+    cls, kwargs = _optimizer_call(case)
+    optimizer = f"optimizer = {KERAS}.optimizers.{cls.__name__}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
+    if _excludes_bias(case):
+        optimizer += "; optimizer.exclude_from_weight_decay(var_list=[bias])"
+    loss = f"loss = {_loss(case)[1]}{_penalty(case, model)[1]}"
+    return "; ".join((f"{KERAS}.backend.set_floatx({dtype!r})", layer, loss, optimizer))
 
 
 def _hyperparameter_dtype(case):

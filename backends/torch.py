@@ -6,6 +6,9 @@ The nominal λ goes unchanged into ``weight_decay=`` of ``torch.optim.SGD`` / ``
 differentiated by autograd. PyTorch has no layer regularizer API.
 """
 
+import functools
+import operator
+
 import torch
 
 from harness.trajectory import Trajectory, Unsupported
@@ -22,10 +25,11 @@ def train(case, arrays):
     loss_fn, loss_api = _loss(case)
     penalty, penalty_api = _penalty(case, model)
     optimizer, optimizer_api = _optimizer(case, model)
-    # Every step's batch, gathered once: (steps, batch size, dim) and (steps, batch size).
+    # Every step's batch, gathered once: (steps, batch size, dim) and targets (steps, batch
+    # size, 1) shaped like the predictions.
     order = arrays.batch_order()
     xs = torch.from_numpy(arrays.x_train[order]).to(dtype)
-    ys = torch.from_numpy(arrays.y_train[order]).to(dtype)
+    ys = torch.from_numpy(arrays.y_train[order][..., None]).to(dtype)
 
     w = torch.empty((case.steps + 1, case.data.dim), dtype=dtype)
     b = torch.empty(case.steps + 1, dtype=dtype)
@@ -33,7 +37,9 @@ def train(case, arrays):
         w[0], b[0] = model.weight[0], model.bias[0]
     for step, (xb, yb) in enumerate(zip(xs, ys), start=1):
         optimizer.zero_grad()
-        loss = loss_fn(model(xb).squeeze(-1), yb) + penalty()
+        loss = loss_fn(model(xb), yb)
+        if penalty:
+            loss = loss + penalty()
         loss.backward()
         optimizer.step()
         with torch.no_grad():
@@ -67,12 +73,17 @@ def _penalty(case, model):
     params = [model.weight, model.bias] if case.penalty.decay_bias else [model.weight]
     names = " + ".join(f"{p}.{{op}}.sum()" for p in ("weight", "bias")[: len(params)])
     if kind == "l2_loss":
-        return lambda: strength / 2 * sum(p.pow(2).sum() for p in params), f" + {strength / 2!r} * ({names.format(op='pow(2)')})"
+        return lambda: strength / 2 * _sum(p.pow(2).sum() for p in params), f" + {strength / 2!r} * ({names.format(op='pow(2)')})"
     if kind == "l1_loss":
-        return lambda: strength * sum(p.abs().sum() for p in params), f" + {strength!r} * ({names.format(op='abs()')})"
+        return lambda: strength * _sum(p.abs().sum() for p in params), f" + {strength!r} * ({names.format(op='abs()')})"
     if kind == "regularizer":
         raise Unsupported("PyTorch has no layer regularizer API; write the penalty into the loss (l2_loss)")
-    return lambda: 0, ""
+    return None, ""
+
+
+def _sum(terms):
+    """t₁ + t₂ + …, without the extra op of ``sum``'s start value 0."""
+    return functools.reduce(operator.add, terms)
 
 
 def _optimizer(case, model):

@@ -43,9 +43,12 @@ def test_loading_and_training_print_nothing_to_stderr(name):
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 @pytest.mark.parametrize("name", TF_BACKENDS)
-def test_the_train_step_is_traced_once_per_case(name, optimizer, monkeypatch):
-    """The step's Python body, which opens the tape, runs only while tf.function traces it."""
+def test_the_train_step_is_traced_once_per_case_shape(name, optimizer, monkeypatch):
+    """The step's Python body, which opens the tape, runs only while tf.function traces it:
+    once for cases that differ in lr (a Keras variable), again for another λ (a Python float
+    that Keras builds into the graph)."""
     adapter = load_adapter(name)
+    adapter._compiled.cache_clear()
     traces = []
 
     class CountingTape(adapter.tf.GradientTape):
@@ -55,8 +58,28 @@ def test_the_train_step_is_traced_once_per_case(name, optimizer, monkeypatch):
 
     monkeypatch.setattr(adapter.tf, "GradientTape", CountingTape)
     case = reference_case(name, optimizer__name=optimizer, penalty__kind="weight_decay", penalty__strength=3.0)
-    adapter.train(case, data.make(case))
+    for lr in (0.001, 0.002, 0.003):
+        adapter.train(case.replace({"optimizer.lr": lr}), data.make(case))
     assert len(traces) == 1
+    adapter.train(case.replace({"penalty.strength": 1.0}), data.make(case))
+    assert len(traces) == 2
+
+
+@pytest.mark.parametrize("init", ["shared", "native"])
+@pytest.mark.parametrize("optimizer, kind", [("momentum", "regularizer"), ("adam", "adamw")])
+@pytest.mark.parametrize("name", TF_BACKENDS)
+def test_a_run_that_reuses_a_trace_starts_as_fresh_as_the_first(name, optimizer, kind, init):
+    """Every variable (weights, lr, step count, momentum and Adam's moments) is reset: a case
+    run after another of its shape, on other data, repeats its own first run bit for bit."""
+    adapter = load_adapter(name)
+    case = reference_case(name, optimizer__name=optimizer, penalty__kind=kind, penalty__strength=0.1, model__init=init)
+    other = case.replace({"optimizer.lr": 0.01})
+    adapter._compiled.cache_clear()
+    fresh = adapter.train(case, data.make(case))
+    adapter.train(other, data.make(other.replace({"data.seed": 1})))
+    again = adapter.train(case, data.make(case))
+    assert np.array_equal(fresh.w, again.w) and np.array_equal(fresh.b, again.b)
+    assert fresh.api == again.api
 
 
 # decay_bias = "default": what Keras does when the user says nothing about the bias.
