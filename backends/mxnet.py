@@ -1,9 +1,10 @@
 """MXNet adapter: ``gluon.nn.Dense(1)`` trained with ``autograd`` and ``gluon.Trainer`` as a Gluon user would.
 
 The nominal λ goes unchanged into the Trainer's ``'wd'``; a bias that must not decay gets
-``wd_mult = 0``. Penalties in the loss are written with NDArray ops and differentiated by
-autograd. MXNet 1.9.1 has no AdamW optimizer class, only the ``mx.nd.contrib.adamw_update``
-operator, which ``ContribAdamW`` below hands to the Trainer. Gluon has no layer regularizer API.
+``wd_mult = 0``. The loss, with any penalty, is written with ``F`` ops in one HybridBlock
+around the Dense layer and differentiated by autograd. MXNet 1.9.1 has no AdamW optimizer
+class, only the ``mx.nd.contrib.adamw_update`` operator, which ``ContribAdamW`` below hands to
+the Trainer. Gluon has no layer regularizer API.
 
 In float64 the weights, gradients and optimizer states are float64, but MXNet's update
 operators take their hyperparameters (lr, wd, rescale_grad, momentum, β₁, β₂, ε) as C++
@@ -35,27 +36,41 @@ def train(case, arrays):
     mx.random.seed(case.data.seed)
     net, init_api = _model(case, arrays)
     loss_fn, loss_api = _loss(case)
-    penalty, penalty_api = _penalty(case, net)
+    penalty, penalty_api = _penalty(case)
+    objective = _Objective(net, loss_fn, penalty)
+    objective.hybridize(static_alloc=True, static_shape=True)
     trainer, optimizer_api = _optimizer(case, net)
-    # Every step's batch, gathered once: (steps, batch size, dim) and targets (steps, batch size, 1)
-    # shaped like the predictions.
+    # Every step's batch, gathered once: (steps, batch size, dim + 1), the targets in the last column.
     order = arrays.batch_order()
-    xs = mx.nd.array(arrays.x_train[order], dtype=dtype)
-    ys = mx.nd.array(arrays.y_train[order][..., None], dtype=dtype)
+    batches = mx.nd.array(np.concatenate([arrays.x_train, arrays.y_train[:, None]], axis=1)[order], dtype=dtype)
 
+    # The trainer's update operators write the parameters in place (out=weight), so a NumPy view
+    # of each (DLPack, no copy) reads every step's values; wait_to_read() orders the read after
+    # the update under any engine.
+    weight, bias = net.weight.data(), net.bias.data()
+    weight_now, bias_now = _numpy_view(weight)[0], _numpy_view(bias)
     w = np.empty((case.steps + 1, case.data.dim), dtype=dtype)
     b = np.empty(case.steps + 1, dtype=dtype)
-    w[0], b[0] = net.weight.data().asnumpy()[0], net.bias.data().asnumpy()[0]
+    w[0], b[0] = weight_now, bias_now[0]
     for step in range(case.steps):
         with autograd.record():
             # One loss per example; backward() sums them and Trainer.step(batch_size) multiplies
             # the gradient by rescale_grad = 1/batch_size: the gradient of the batch mean. The
             # penalty is broadcast to every example, so it too comes out once, unscaled.
-            loss = loss_fn(net(xs[step]), ys[step]) + penalty()
+            loss = objective(batches[step])
         loss.backward()
         trainer.step(case.train.batch_size)
-        w[step + 1], b[step + 1] = net.weight.data().asnumpy()[0], net.bias.data().asnumpy()[0]
-    api = "; ".join((init_api, f"loss = {loss_api}{penalty_api}", optimizer_api, f"trainer.step({case.train.batch_size})"))
+        weight.wait_to_read()
+        bias.wait_to_read()
+        w[step + 1], b[step + 1] = weight_now, bias_now[0]
+    loss_api = f"F.broadcast_add({loss_api}, {penalty_api})" if penalty_api else loss_api
+    objective_api = (
+        "objective = a gluon.HybridBlock with child net and parameters net.weight, net.bias whose "
+        "hybrid_forward(F, batch, weight, bias) is x, y = F.slice_axis(batch, axis=1, begin=0, end=-1), "
+        f"F.slice_axis(batch, axis=1, begin=-1, end=None); return {loss_api}; "
+        "objective.hybridize(static_alloc=True, static_shape=True); loss = objective(batch)"
+    )
+    api = "; ".join((init_api, objective_api, optimizer_api, f"trainer.step({case.train.batch_size})"))
     return Trajectory(w=w, b=b, api=api, hyperparameter_dtype="float32")
 
 
@@ -72,30 +87,65 @@ def _model(case, arrays):
         net.weight.set_data(mx.nd.array(arrays.w0[None], dtype=dtype))
         net.bias.set_data(mx.nd.array(arrays.b0[None], dtype=dtype))
         api += "; net.weight.set_data(w0); net.bias.set_data(b0) with the shared arrays"
-    net.hybridize()  # the dense layer runs as one cached graph; the penalty stays imperative
     return net, api
 
 
 def _loss(case):
-    """Per-example losses of predictions (n, 1) against targets (n, 1)."""
+    """Per-example losses ``(F, pred, y) -> loss`` of predictions (n, 1) against targets (n, 1)."""
+    native = gluon.loss.L2Loss()  # ½e² per example
     return {
-        "half_mse": (lambda p, y: 0.5 * mx.nd.square(p - y), "0.5 * mx.nd.square(pred - y)"),
-        "mse": (lambda p, y: mx.nd.square(p - y), "mx.nd.square(pred - y)"),
-        "native": (gluon.loss.L2Loss(), "gluon.loss.L2Loss()(pred, y)"),  # ½e² per example
+        "half_mse": (lambda F, p, y: 0.5 * F.square(p - y), "0.5 * F.square(net(x) - y)"),
+        "mse": (lambda F, p, y: F.square(p - y), "F.square(net(x) - y)"),
+        "native": (lambda F, p, y: native(p, y), "gluon.loss.L2Loss()(net(x), y)"),
     }[case.train.loss]
 
 
-def _penalty(case, net):
-    kind, strength = case.penalty.kind, case.penalty.strength
-    params = [net.weight, net.bias] if case.penalty.decay_bias else [net.weight]
-    names = " + ".join(f"mx.nd.{{op}}({p}.data()).sum()" for p in ("net.weight", "net.bias")[: len(params)])
-    if kind == "l2_loss":
-        return lambda: strength / 2 * sum(mx.nd.square(p.data()).sum() for p in params), f" + {strength / 2!r} * ({names.format(op='square')})"
-    if kind == "l1_loss":
-        return lambda: strength * sum(mx.nd.abs(p.data()).sum() for p in params), f" + {strength!r} * ({names.format(op='abs')})"
+def _penalty(case):
+    """The penalty in the loss, ``(F, weight, bias) -> penalty`` of shape (1,), or None."""
+    kind, strength, decay_bias = case.penalty.kind, case.penalty.strength, case.penalty.decay_bias
     if kind == "regularizer":
         raise Unsupported("Gluon has no layer regularizer API; write the penalty into the loss (l2_loss)")
-    return lambda: 0, ""
+    if kind not in ("l2_loss", "l1_loss"):
+        return None, ""
+    scale, op = (strength / 2, "square") if kind == "l2_loss" else (strength, "abs")
+
+    def penalty(F, weight, bias):
+        total = F.sum(getattr(F, op)(weight))
+        if decay_bias:
+            total = total + F.sum(getattr(F, op)(bias))
+        return scale * total
+
+    terms = " + ".join(f"F.sum(F.{op}({name}))" for name in ("weight", "bias")[: 2 if decay_bias else 1])
+    return penalty, f"{scale!r} * ({terms})"
+
+
+class _Objective(gluon.HybridBlock):
+    """``net``'s per-example loss on a batch (x and y side by side) plus the penalty on its
+    parameters, broadcast to every example: hybridized, one cached graph forward and backward."""
+
+    def __init__(self, net, loss, penalty):
+        super().__init__()
+        self.net, self._loss, self._penalty = net, loss, penalty
+        # Registered here too, so that hybrid_forward receives them: the same variables net uses.
+        self.weight, self.bias = net.weight, net.bias
+
+    def hybrid_forward(self, F, batch, weight, bias):
+        x, y = F.slice_axis(batch, axis=1, begin=0, end=-1), F.slice_axis(batch, axis=1, begin=-1, end=None)
+        loss = self._loss(F, self.net(x), y)
+        return loss if self._penalty is None else F.broadcast_add(loss, self._penalty(F, weight, bias))
+
+
+def _numpy_view(array):
+    """A NumPy array sharing ``array``'s memory (MXNet's DLPack export, for a CPU array)."""
+
+    class Export:
+        def __dlpack__(self, stream=None):
+            return array.to_dlpack_for_read()
+
+        def __dlpack_device__(self):
+            return 1, 0  # kDLCPU, device 0
+
+    return np.from_dlpack(Export())
 
 
 def _optimizer(case, net):
@@ -120,7 +170,7 @@ def _optimizer(case, net):
     if name == "contribadamw":
         api[-1] += (
             " whose update at step t is mx.nd.contrib.adamw_update(weight, grad, mean, var, "
-            f"rescale_grad=1/{case.train.batch_size}, lr=math.sqrt(1 - {opt.beta2!r}**t) / (1 - {opt.beta1!r}**t), "
+            f"rescale_grad=mx.nd.full((1,), 1/{case.train.batch_size}), lr=math.sqrt(1 - {opt.beta2!r}**t) / (1 - {opt.beta1!r}**t), "
             f"eta={opt.lr!r}, wd={penalty.strength!r} * wd_mult, beta1={opt.beta1!r}, beta2={opt.beta2!r}, "
             f"epsilon={opt.eps!r}, out=weight)"
         )
@@ -142,6 +192,7 @@ class ContribAdamW(mx.optimizer.Optimizer):
     def __init__(self, learning_rate, beta1, beta2, epsilon, **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
+        self._rescale = (None, None)
 
     def create_state(self, index, weight):
         zeros = lambda: mx.nd.zeros(weight.shape, weight.context, dtype=weight.dtype)  # noqa: E731
@@ -151,8 +202,12 @@ class ContribAdamW(mx.optimizer.Optimizer):
         self._update_count(index)
         t = self._index_update_count[index]
         mean, var = state
+        # The operator reads rescale_grad from an NDArray; given a float, adamw_update makes
+        # mx.nd.full((1,), rescale_grad) (float32) on every call. Made here once per value instead.
+        if self._rescale[0] != self.rescale_grad:
+            self._rescale = (self.rescale_grad, mx.nd.full((1,), self.rescale_grad, ctx=weight.context))
         mx.nd.contrib.adamw_update(
-            weight, grad, mean, var, self.rescale_grad,
+            weight, grad, mean, var, self._rescale[1],
             lr=math.sqrt(1 - self.beta2**t) / (1 - self.beta1**t), eta=self._get_lr(index), wd=self._get_wd(index),
             beta1=self.beta1, beta2=self.beta2, epsilon=self.epsilon, out=weight,
         )

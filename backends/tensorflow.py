@@ -33,12 +33,6 @@ else:
 
 KERAS = keras.__name__  # "keras" or "tf_keras": the prefix of every call written into ``api``
 
-# Overrides TensorFlow's default (Grappler rewrites every graph before its first run): the
-# rewriting costs more than a whole run of a 200-weight model, and each case shape is a new graph.
-# The graph runs as traced.
-tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
-
-
 def versions():
     return {"tensorflow": tf.__version__, KERAS: keras.__version__}
 

@@ -14,7 +14,6 @@ from conftest import load_adapter, reference_case
 from harness import data, diff, explain, oracle
 
 
-
 def as_float32(value):
     return float(np.float32(value))
 
@@ -50,7 +49,7 @@ def test_the_trainer_decays_the_bias_unless_told_otherwise(optimizer, kind, expe
     (optimizer.py:487 multiplies wd by param.wd_mult): explain finds the bias decayed. In
     float32, the precision MXNet applies its hyperparameters in, so its tolerance holds."""
     adapter = load_adapter("mxnet")
-    case = reference_case("mxnet", 
+    case = reference_case("mxnet",
         optimizer__name=optimizer, model__dtype="float32", penalty__kind=kind, penalty__strength=3.0, penalty__decay_bias=True
     )
     arrays = data.make(case)
@@ -88,3 +87,38 @@ def test_native_init_is_gluons_default_uniform_weight_and_zero_bias():
     # 200 draws of U(−0.07, 0.07) all stay below 0.065 with probability (0.065/0.07)²⁰⁰ < 1e-6.
     assert 0.065 < w0.max() <= 0.07 and first.b[0] == 0
     assert np.array_equal(first.w, again.w), "mx.random.seed(case.data.seed) must make the draw reproducible"
+
+
+@pytest.mark.parametrize(
+    "optimizer, kind, loss, dtype",
+    [("momentum", "l2_loss", "half_mse", "float64"), ("sgd", "l1_loss", "native", "float32"), ("adam", "adamw", "mse", "float64")],
+)
+def test_the_hybridized_objective_trains_bit_for_bit_as_the_imperative_loop(optimizer, kind, loss, dtype):
+    """The adapter's fast path (net, loss and penalty in one hybridized block with static_alloc,
+    x and y in one array, weights read through a NumPy view) gives exactly the weights of the
+    plain Gluon loop: the same loss and penalty run imperatively, read with asnumpy() each step."""
+    adapter = load_adapter("mxnet")
+    import mxnet as mx
+
+    case = reference_case("mxnet",
+        optimizer__name=optimizer, penalty__kind=kind, penalty__strength=3.0, penalty__decay_bias=True,
+        train__loss=loss, train__epochs=5, model__dtype=dtype,
+    )
+    arrays = data.make(case)
+    fast = adapter.train(case, arrays)
+    net, _ = adapter._model(case, arrays)
+    loss_fn, penalty = adapter._loss(case)[0], adapter._penalty(case)[0]
+    trainer, _ = adapter._optimizer(case, net)
+    order = arrays.batch_order()
+    xs, ys = mx.nd.array(arrays.x_train[order], dtype=dtype), mx.nd.array(arrays.y_train[order][..., None], dtype=dtype)
+    w, b = [net.weight.data().asnumpy()[0]], [net.bias.data().asnumpy()[0]]
+    for step in range(case.steps):
+        with mx.autograd.record():
+            loss = loss_fn(mx.nd, net(xs[step]), ys[step])
+            if penalty is not None:
+                loss = loss + penalty(mx.nd, net.weight.data(), net.bias.data())
+        loss.backward()
+        trainer.step(case.train.batch_size)
+        w.append(net.weight.data().asnumpy()[0])
+        b.append(net.bias.data().asnumpy()[0])
+    assert np.array_equal(fast.w, np.array(w)) and np.array_equal(fast.b, np.array(b))
