@@ -29,6 +29,9 @@ def _parser():
     run_cmd.add_argument("--out", default="results", help="results directory (default results)")
     run_cmd.add_argument("--force", action="store_true", help="recompute cases already stored")
     run_cmd.add_argument("--shard", type=_shard, default=(1, 1), metavar="I/N", help="run only shard I of N (1 ≤ I ≤ N)")
+    run_cmd.add_argument(
+        "--probe", action="store_true", help="then probe the backend's fingerprint as decaylens probe does, in the same process"
+    )
 
     probe_cmd = commands.add_parser("probe", help="derive a backend's semantic fingerprint from tiny probe runs")
     probe_cmd.add_argument("--backend", required=True, help=f"one of: {', '.join(backends.NAMES)}")
@@ -98,6 +101,8 @@ def _run(args):
         summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
         print(f"{args.backend} {one.name}: {summary}; results in {args.out}/{args.backend}/")
         errors += counts["error"]
+    if args.probe:
+        _write_fingerprint(args.backend, args.out, f"decaylens run --backend {args.backend} --probe")
     if errors:
         print(f"decaylens: {errors} case(s) raised an error; see their results files", file=sys.stderr)
         return 1
@@ -114,14 +119,17 @@ def _probe(args):
     golden = Path(GOLDEN)
     if args.update_golden and not golden.parent.is_dir():
         raise spec.SpecError(f"--update-golden writes {GOLDEN}/, but there is no tests/ here; run it from the repository root")
-    adapter = backends.load(args.backend)
     command = "decaylens probe --backend " + args.backend + (" --update-golden" if args.update_golden else "")
-    document = fingerprint.probe(args.backend, adapter, command)
-    targets = [Path(args.out) / f"semantics-{args.backend}.json"] + ([golden / f"{args.backend}.json"] if args.update_golden else [])
-    for path in targets:
+    _write_fingerprint(args.backend, args.out, command, golden / f"{args.backend}.json" if args.update_golden else None)
+    return 0
+
+
+def _write_fingerprint(backend, out, command, golden=None):
+    """Probe ``backend`` and write ``<out>/semantics-<backend>.json`` (and ``golden``, if given)."""
+    document = fingerprint.probe(backend, backends.load(backend), command)
+    for path in [Path(out) / f"semantics-{backend}.json"] + ([golden] if golden else []):
         store.write_text(path, json.dumps(document, indent=1, ensure_ascii=False) + "\n")
         print(f"wrote {path}")
-    return 0
 
 
 def _known_backend(name):

@@ -1,5 +1,6 @@
 """The command line, the run loop and the first report, with tests/fake_backend.py for a framework."""
 
+import json
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -42,6 +43,18 @@ def test_run_stores_every_case_and_resumes(tmp_path, fake_torch, capsys):
     assert len(fake_torch) == 3 and "3 skipped" in capsys.readouterr().out
     assert cli.main(["run", "--backend", "torch", "--spec", str(spec_file), "--out", str(out), "--force"]) == 0
     assert len(fake_torch) == 6
+
+
+def test_run_with_probe_writes_the_fingerprint_probe_writes(tmp_path, fake_torch):
+    """One process for both, as the tox envs run them: the same probes, its own command."""
+    spec_file = tmp_path / "tiny.toml"
+    spec_file.write_text(TINY)
+    assert cli.main(["run", "--backend", "torch", "--spec", str(spec_file), "--out", str(tmp_path / "a"), "--probe"]) == 0
+    assert cli.main(["probe", "--backend", "torch", "--out", str(tmp_path / "b")]) == 0
+    together, alone = (json.loads((tmp_path / d / "semantics-torch.json").read_text()) for d in "ab")
+    assert together["probes"] == alone["probes"] and len(together["probes"]) > 20
+    assert together["command"] == "decaylens run --backend torch --probe"
+    assert len(list((tmp_path / "a" / "torch").glob("*.json"))) == 3
 
 
 def test_a_framework_exception_is_stored_as_error_and_the_run_goes_on(tmp_path, fake_torch, monkeypatch):

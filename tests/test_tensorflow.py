@@ -65,14 +65,17 @@ def test_the_train_step_is_traced_once_per_case_shape(name, optimizer, monkeypat
     assert len(traces) == 2
 
 
+@pytest.mark.parametrize("epochs", [1, 100])  # 4 steps run eagerly, 400 traced
 @pytest.mark.parametrize("init", ["shared", "native"])
 @pytest.mark.parametrize("optimizer, kind", [("momentum", "regularizer"), ("adam", "adamw")])
 @pytest.mark.parametrize("name", TF_BACKENDS)
-def test_a_run_that_reuses_a_trace_starts_as_fresh_as_the_first(name, optimizer, kind, init):
+def test_a_run_that_reuses_a_shape_starts_as_fresh_as_the_first(name, optimizer, kind, init, epochs):
     """Every variable (weights, lr, step count, momentum and Adam's moments) is reset: a case
     run after another of its shape, on other data, repeats its own first run bit for bit."""
     adapter = load_adapter(name)
-    case = reference_case(name, optimizer__name=optimizer, penalty__kind=kind, penalty__strength=0.1, model__init=init)
+    case = reference_case(
+        name, optimizer__name=optimizer, penalty__kind=kind, penalty__strength=0.1, model__init=init, train__epochs=epochs
+    )
     other = case.replace({"optimizer.lr": 0.01})
     adapter._compiled.cache_clear()
     fresh = adapter.train(case, data.make(case))
