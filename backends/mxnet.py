@@ -38,6 +38,8 @@ def train(case, arrays):
     loss_fn, loss_api = _loss(case)
     penalty, penalty_api = _penalty(case)
     objective = _Objective(net, loss_fn, penalty)
+    # Overrides Gluon's defaults (memory planned per call, shapes checked per call): every step
+    # has the same shapes, so the cached graph keeps its memory and skips the checks.
     objective.hybridize(static_alloc=True, static_shape=True)
     trainer, optimizer_api = _optimizer(case, net)
     # Every step's batch, gathered once: (steps, batch size, dim + 1), the targets in the last column.
@@ -91,7 +93,8 @@ def _model(case, arrays):
 
 
 def _loss(case):
-    """Per-example losses ``(F, pred, y) -> loss`` of predictions (n, 1) against targets (n, 1)."""
+    """Per-example losses ``(F, pred, y) -> loss`` of predictions (n, 1) against targets (n, 1):
+    (n, 1), or (n,) from ``L2Loss``, which averages all but the batch axis."""
     native = gluon.loss.L2Loss()  # ½e² per example
     return {
         "half_mse": (lambda F, p, y: 0.5 * F.square(p - y), "0.5 * F.square(net(x) - y)"),

@@ -38,6 +38,7 @@ KERAS = keras.__name__  # "keras" or "tf_keras": the prefix of every call writte
 # faster traced.
 TRACED_FROM_STEPS = 32
 
+
 def versions():
     return {"tensorflow": tf.__version__, KERAS: keras.__version__}
 
@@ -60,8 +61,8 @@ def train(case, arrays):
 
 def _shape(case):
     """What one traced run serves: ``case`` with its lr set to a placeholder, since Keras keeps
-    the learning rate in a variable; every other hyperparameter is read as a Python number
-    while tracing and is built into the graph."""
+    the learning rate in a variable. Everything else stays in the key, among it what Keras
+    reads as Python numbers while tracing and builds into the graph (momentum, β, ε, λ)."""
     return case.replace({"optimizer.lr": 1.0})
 
 
@@ -212,10 +213,12 @@ def _api(case, model):
         layer = f"{KERAS}.utils.set_random_seed({seed}); {layer}"
     else:
         layer += " with kernel and bias assigned from the shared arrays"
-    cls, kwargs = _optimizer_call(case)
+    # Built once per shape, at lr = 1.0, then given the case's lr (a variable in either Keras).
+    cls, kwargs = _optimizer_call(_shape(case))
     optimizer = f"optimizer = {KERAS}.optimizers.{cls.__name__}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
     if _excludes_bias(case):
         optimizer += "; optimizer.exclude_from_weight_decay(var_list=[bias])"
+    optimizer += f"; optimizer.build([kernel, bias]); optimizer.learning_rate = {case.optimizer.lr!r}"
     loss = f"loss = {_loss(case)[1]}{_penalty(case, model)[1]}"
     return "; ".join((f"{KERAS}.backend.set_floatx({dtype!r})", layer, loss, optimizer))
 

@@ -163,7 +163,7 @@ class Optimizer(_Section):
     eps: float = _field(1e-8, NonNegative)
 
 
-MAX_ARRAY_VALUES = 10**8  # float64 data and batch indices stay under ~1 GB
+MAX_ARRAY_VALUES = 10**8  # float64 data, every step's batch (gathered once) and the trajectory stay under ~1 GB each
 MAX_POINTS = 10**4  # a sweep this large is a typo, not an experiment
 
 PENALTY_KINDS = ("none", "l2_loss", "l1_loss", "weight_decay", "adamw", "regularizer")
@@ -250,8 +250,11 @@ class Case:
                 f"data.dim × (n_train + n_valid + n_test) = {data.dim * (data.n_train + data.n_valid + data.n_test)}; "
                 f"allowed: at most {MAX_ARRAY_VALUES} values"
             )
-        if self.train.epochs * data.n_train > MAX_ARRAY_VALUES:
-            return f"train.epochs × data.n_train = {self.train.epochs * data.n_train}; allowed: at most {MAX_ARRAY_VALUES}"
+        if self.train.epochs * data.n_train * data.dim > MAX_ARRAY_VALUES:
+            return (
+                f"train.epochs × data.n_train × data.dim = {self.train.epochs * data.n_train * data.dim} "
+                f"(the batches of every step); allowed: at most {MAX_ARRAY_VALUES}"
+            )
         return None
 
 

@@ -67,6 +67,7 @@ def test_sweeps_accept_nested_and_dotted_keys():
         ("[optimizer]\nlr = nan\n", ["optimizer.lr", "finite"]),
         ("[data]\nn_train = 100000000000000000\n", ["data.n_train", "<= 1000000"]),
         ("[data]\ndim = 1000000\nn_train = 1000\n", ["data.dim × (n_train + n_valid + n_test)", "at most"]),
+        ("[data]\ndim = 10000\nn_train = 1000\n[train]\nepochs = 100\n", ["train.epochs × data.n_train × data.dim", "at most"]),
     ],
 )
 def test_bad_specs_get_one_line_naming_key_and_allowed_values(text, names):

@@ -32,7 +32,7 @@ def test_loading_and_training_print_nothing_to_stderr(name):
         "from harness import data, spec\n"
         f"adapter = backends.load({name!r})\n"
         f"_, case = spec.load('d2l').cases({name!r})[0]\n"
-        "case = case.replace({'train.epochs': 1})\n"
+        "case = case.replace({'train.epochs': 8})\n"  # 32 steps: traced
         "adapter.train(case, data.make(case))\n"
     )
     environ = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS")}
@@ -77,12 +77,36 @@ def test_a_run_that_reuses_a_shape_starts_as_fresh_as_the_first(name, optimizer,
         name, optimizer__name=optimizer, penalty__kind=kind, penalty__strength=0.1, model__init=init, train__epochs=epochs
     )
     other = case.replace({"optimizer.lr": 0.01})
+    other_arrays = data.make(other.replace({"data.seed": 1}))
+    adapter._compiled.cache_clear()
+    other_fresh = adapter.train(other, other_arrays)
     adapter._compiled.cache_clear()
     fresh = adapter.train(case, data.make(case))
-    adapter.train(other, data.make(other.replace({"data.seed": 1})))
+    other_after = adapter.train(other, other_arrays)
     again = adapter.train(case, data.make(case))
-    assert np.array_equal(fresh.w, again.w) and np.array_equal(fresh.b, again.b)
-    assert fresh.api == again.api
+    for first, later in ((fresh, again), (other_fresh, other_after)):
+        assert np.array_equal(first.w, later.w) and np.array_equal(first.b, later.b)
+        assert first.api == later.api
+
+
+@pytest.mark.parametrize("optimizer, kind", [("momentum", "weight_decay"), ("adam", "regularizer")])
+@pytest.mark.parametrize("name", TF_BACKENDS)
+def test_eager_and_traced_runs_agree(name, optimizer, kind, monkeypatch):
+    """A short run goes eagerly, a long one as a traced graph (rewritten by Grappler): the same
+    Keras calls, so the same trajectory up to float64 rounding."""
+    adapter = load_adapter(name)
+    case = reference_case(name, optimizer__name=optimizer, penalty__kind=kind, penalty__strength=0.5, train__epochs=10)
+    arrays = data.make(case)
+    runs, functions = [], []
+    for traced_from in (case.steps + 1, case.steps):
+        monkeypatch.setattr(adapter, "TRACED_FROM_STEPS", traced_from)
+        adapter._compiled.cache_clear()
+        runs.append(adapter.train(case, arrays))
+        functions.append(adapter._compiled(adapter._shape(case)).function)
+    assert not hasattr(functions[0], "graph") and hasattr(functions[1], "graph")  # eager, then traced
+    eager, traced = runs
+    assert np.abs(eager.w - traced.w).max() <= diff.TOLERANCE["float64"]
+    assert np.abs(eager.b - traced.b).max() <= diff.TOLERANCE["float64"]
 
 
 # decay_bias = "default": what Keras does when the user says nothing about the bias.
