@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import backends
-from harness import bench, fingerprint, report, spec, store
+from harness import bench, files, fingerprint, report, spec
 from harness.run import print_progress, run
 
 GOLDEN = "tests/golden"  # checked-in fingerprints, one per backend
@@ -128,7 +128,7 @@ def _write_fingerprint(backend, out, command, golden=None):
     """Probe ``backend`` and write ``<out>/semantics-<backend>.json`` (and ``golden``, if given)."""
     document = fingerprint.probe(backend, backends.load(backend), command)
     for path in [Path(out) / f"semantics-{backend}.json"] + ([golden] if golden else []):
-        store.write_text(path, json.dumps(document, indent=1, ensure_ascii=False) + "\n")
+        files.write_atomically(path, json.dumps(document, indent=1, ensure_ascii=False) + "\n")
         print(f"wrote {path}")
 
 
@@ -165,7 +165,7 @@ def _bench(args):
     document = bench.bench(args.backend, spec.load(args.spec), args.repeats, progress=print_progress)
     print(bench.table(document))
     if args.json:
-        store.write_text(args.json, json.dumps(document, indent=1, ensure_ascii=False) + "\n")
+        files.write_atomically(args.json, json.dumps(document, indent=1, ensure_ascii=False) + "\n")
         print(f"wrote {args.json}")
     return 0
 

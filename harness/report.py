@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 import backends
-from harness import diff, document, figures, fingerprint, store
+from harness import diff, document, figures, files, fingerprint, store
 from harness.document import Heading, Items, Text, table
 from harness.figures import Figure, Panel, Series
 from harness.run import describe
@@ -123,10 +123,10 @@ def write(specs, results, out):
     for stale in Path(out, "figures").glob("*.svg"):  # from an earlier report
         stale.unlink()
     for name, svg in drawn.items():
-        store.write_text(f"{out}/figures/{name}.svg", svg)
+        files.write_atomically(f"{out}/figures/{name}.svg", svg)
     paths = [f"{out}/REPORT.md", f"{out}/index.html"]
-    store.write_text(paths[0], document.markdown(report, drawn))
-    store.write_text(paths[1], document.page(report, drawn, "decaylens report"))
+    files.write_atomically(paths[0], document.markdown(report, drawn))
+    files.write_atomically(paths[1], document.page(report, drawn, "decaylens report"))
     return paths
 
 

@@ -28,12 +28,7 @@ def path_for(results, backend, case_id):
 
 def write(path, record):
     """Write ``record`` as JSON to ``path`` atomically."""
-    write_text(path, json.dumps(record, allow_nan=False, indent=1, ensure_ascii=False))
-
-
-def write_text(path, text):
-    """Write ``text`` to ``path`` atomically."""
-    files.write_atomically(path, text)
+    files.write_atomically(path, json.dumps(record, allow_nan=False, indent=1, ensure_ascii=False))
 
 
 def read(path):

@@ -27,7 +27,7 @@ import pytest
 
 import backends
 from conftest import ENV_BACKEND
-from harness import cli, figures, fingerprint, report, run, spec, store
+from harness import cli, figures, files, fingerprint, report, run, spec, store
 
 if ENV_BACKEND:
     pytest.skip("the report is tested in the core env (tox -e core)", allow_module_level=True)
@@ -69,7 +69,7 @@ def made(tmp_path_factory):
             for path in paths:
                 run.run(backend, spec.load(path), root / "results")
             document = fingerprint.probe(backend, fake(backend), "test")
-            store.write_text(root / "results" / f"semantics-{backend}.json", json.dumps(document))
+            files.write_atomically(root / "results" / f"semantics-{backend}.json", json.dumps(document))
     return paths, root / "results"
 
 
