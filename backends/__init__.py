@@ -1,12 +1,7 @@
-"""Framework adapters. Each module trains a case with its framework's own APIs.
-
-Every adapter exports the same two functions, in the same order:
-
-    versions() -> dict[str, str]         the framework's package versions
-    train(case, arrays) -> Trajectory    weights before and after every optimizer step
-
-and raises ``harness.trajectory.Unsupported(reason)`` for a combination its
-framework cannot express. Frameworks are imported lazily, only by ``load``.
+"""Framework adapters. Each module trains a case with its framework's own APIs, by the contract
+of ``backends.contract`` (a new one starts from ``backends/_template.py``). This registry maps
+backend names to modules; frameworks are imported lazily, only by ``load``. Nothing here
+imports ``harness``: the harness depends on the backends, not the other way round.
 """
 
 import importlib
@@ -32,12 +27,13 @@ _loaded = {}  # module -> the backend it was first loaded for
 
 
 def load(name):
-    """Import and return the adapter module of backend ``name``."""
+    """Import and return the adapter module of backend ``name`` (a ``contract.Adapter``)."""
     module, environ = _MODULES[name]
     first = _loaded.setdefault(module, name)
     if _MODULES[first][1] != environ:
         raise MissingFramework(
-            f"backend {name!r} cannot run in a process that already loaded {first!r}; run it in its own environment: tox -e {name}"
+            f"backend {name!r} cannot run in a process that already loaded {first!r}; "
+            f"run it in its own environment: tox -e {name}"
         )
     os.environ.update(environ)
     try:

@@ -17,7 +17,13 @@ import jaxlib
 import numpy as np
 import optax
 
-from harness.trajectory import Trajectory, Unsupported
+from backends._calls import Calls
+from backends.contract import Trajectory, Unsupported
+
+__all__ = ("SWEEPABLE", "RATIO_TARGET", "versions", "train", "train_sweep")  # contract.EXPORTS, in its order
+
+SWEEPABLE = ("optimizer.lr", "penalty.strength")  # traced arguments of one compiled, vmapped run
+RATIO_TARGET = 3.0
 
 # float64 cases need JAX's x64 mode, switched on in the backend's process only; float32
 # cases then build float32 arrays explicitly.
@@ -25,6 +31,7 @@ jax.config.update("jax_enable_x64", True)
 
 
 def versions():
+    """The installed jax, jaxlib and optax versions."""
     return {"jax": jax.__version__, "jaxlib": jaxlib.__version__, "optax": optax.__version__}
 
 
@@ -34,105 +41,119 @@ def train(case, arrays):
 
 
 def train_sweep(cases, arrays):
-    """Train cases that differ only in ``optimizer.lr`` and ``penalty.strength`` (λ) with
-    one call of the compiled run, vmapped over (lr, λ); one Trajectory per case, in order."""
+    """Train cases that differ only in SWEEPABLE keys with one call of the compiled run, vmapped
+    over (lr, λ); one Trajectory per case, in order."""
     shape = _shape(cases[0])
     if any(_shape(case) != shape for case in cases):
-        raise ValueError("train_sweep: the cases must differ only in optimizer.lr and penalty.strength")
+        raise ValueError(f"train_sweep: the cases must differ only in {', '.join(SWEEPABLE)}")
     dtype = shape.model.dtype
-    params, init_api = _model(shape, arrays)
-    loss_api, penalty_api = _loss(shape)[1], _penalty(shape)[1]
     x, y = jnp.asarray(arrays.x_train, dtype), jnp.asarray(arrays.y_train, dtype)
     lr = jnp.asarray([case.optimizer.lr for case in cases], dtype)
     strength = jnp.asarray([case.penalty.strength for case in cases], dtype)
+    params = _model(shape, arrays, _calls())
     w, b = map(np.asarray, _compiled(shape)(params, x, y, jnp.asarray(arrays.batch_order()), lr, strength))
-    apis = (
-        "; ".join((
-            init_api,
-            f"loss = {loss_api}{penalty_api(case.penalty.strength)}",
-            _optimizer(case, case.optimizer.lr, case.penalty.strength, _SOURCE),
-        ))
-        for case in cases
-    )
-    return [Trajectory(w=w_i, b=b_i, api=api) for w_i, b_i, api in zip(w, b, apis, strict=True)]
+    return [Trajectory(w=w_i, b=b_i, api=_api(case, arrays)) for w_i, b_i, case in zip(w, b, cases, strict=True)]
 
 
-def _model(case, arrays):
-    """Initial params {"w": (dim,), "b": ()} in the case's dtype, and their source."""
+def _api(case, arrays):
+    """The calls that train ``case`` as a user writes them: each helper run once more, outside the
+    compiled program, with the case's own lr and λ, building what the program builds."""
+    calls = _calls()
+    _model(case, arrays, calls)
+    _loss(case, calls)
+    _penalty(case, calls)
+    _optimizer(case, case.optimizer.lr, case.penalty.strength, calls)
+    return calls.text
+
+
+def _model(case, arrays, calls):
+    """Initial params {"w": (dim,), "b": ()} in the case's dtype."""
     dtype = case.model.dtype
     if case.model.init == "native":
         # The dense layer a JAX user gets is Flax's nn.Dense; its defaults are a
         # lecun_normal kernel (truncated normal, variance 1/fan_in) and a zero bias. Same
         # initializer on the same (dim, 1) kernel, keyed by PRNGKey(seed) itself rather
         # than by Flax's per-parameter split of it (Flax is not a dependency).
-        key, shape = jax.random.PRNGKey(case.data.seed), (case.data.dim, 1)
-        kernel = jax.nn.initializers.lecun_normal()(key, shape, dtype)
-        return {"w": kernel[:, 0], "b": jnp.zeros((), dtype)}, (
-            f"params = {{'w': jax.nn.initializers.lecun_normal()(jax.random.PRNGKey({case.data.seed}), "
-            f"{shape}, jnp.{dtype})[:, 0], 'b': jnp.zeros((), jnp.{dtype})}}"
-        )
-    params = {"w": jnp.asarray(arrays.w0, dtype), "b": jnp.asarray(arrays.b0, dtype)}
-    return params, "params = {'w': w0, 'b': b0} from the shared arrays"
+        calls.let("init", "jax.nn.initializers.lecun_normal")
+        kernel = calls.let("kernel", "init", calls("jax.random.PRNGKey", case.data.seed), (case.data.dim, 1), dtype)
+        calls.say(f"params = {{'w': kernel[:, 0], 'b': jnp.zeros((), {dtype!r})}}")
+        return {"w": kernel[:, 0], "b": jnp.zeros((), dtype)}
+    calls.say("params = {'w': w0, 'b': b0} from the shared arrays")
+    return {"w": jnp.asarray(arrays.w0, dtype), "b": jnp.asarray(arrays.b0, dtype)}
 
 
-def _loss(case):
+def _loss(case, calls):
     """(pred, y) -> mean ½e² (half_mse, and native: optax.l2_loss is ½e²) or mean e² (mse)."""
-    return {
-        "half_mse": (lambda p, y: 0.5 * jnp.mean(optax.squared_error(p, y)), "0.5 * jnp.mean(optax.squared_error(pred, y))"),
-        "mse": (lambda p, y: jnp.mean(optax.squared_error(p, y)), "jnp.mean(optax.squared_error(pred, y))"),
-        "native": (lambda p, y: jnp.mean(optax.l2_loss(p, y)), "jnp.mean(optax.l2_loss(pred, y))"),
-    }[case.train.loss]
+    if case.train.loss == "native":
+        calls.say("loss = jnp.mean(optax.l2_loss(pred, y))")
+        return lambda pred, y: jnp.mean(optax.l2_loss(pred, y))
+    if case.train.loss == "mse":
+        calls.say("loss = jnp.mean(optax.squared_error(pred, y))")
+        return lambda pred, y: jnp.mean(optax.squared_error(pred, y))
+    calls.say("loss = 0.5 * jnp.mean(optax.squared_error(pred, y))")
+    return lambda pred, y: 0.5 * jnp.mean(optax.squared_error(pred, y))
 
 
-def _penalty(case):
-    """((params, λ) -> (λ/2)·Σp² (l2_loss) or λ·Σ|p| (l1_loss) over w, and b when decayed;
-    λ -> its source text)."""
-    kind = case.penalty.kind
-    names = ("w", "b") if case.penalty.decay_bias else ("w",)
-    terms = lambda op: " + ".join(f"jnp.sum({op.format(f'params[{n!r}]')})" for n in names)  # noqa: E731
-    if kind == "l2_loss":
-        return lambda p, s: s / 2 * sum(jnp.sum(p[n] ** 2) for n in names), lambda s: f" + {s / 2!r} * ({terms('{} ** 2')})"
-    if kind == "l1_loss":
-        return lambda p, s: s * sum(jnp.sum(jnp.abs(p[n])) for n in names), lambda s: f" + {s!r} * ({terms('jnp.abs({})')})"
-    if kind == "regularizer":
+def _penalty(case, calls):
+    """(params, λ) -> (λ/2)·Σp² (l2_loss) or λ·Σ|p| (l1_loss) over w, and b when it decays, for λ
+    traced; None for any other kind."""
+    penalty = case.penalty
+    if penalty.kind == "regularizer":
         raise Unsupported(
-            "Optax has no layer regularizer API (a JAX model is a plain pytree); write the penalty into the loss (l2_loss)"
+            "Optax has no layer regularizer API (a JAX model is a plain pytree); "
+            "write the penalty into the loss (l2_loss)"
         )
-    return lambda p, s: 0.0, lambda s: ""
+    if not penalty.in_loss:
+        return None
+    names = ("w", "b") if penalty.decays_bias else ("w",)
+    if penalty.kind == "l2_loss":
+        calls.say(
+            f"loss = loss + {penalty.strength / 2!r} * ({' + '.join(f'jnp.sum(params[{n!r}] ** 2)' for n in names)})"
+        )
+        return lambda p, s: s / 2 * sum(jnp.sum(p[n] ** 2) for n in names)
+    calls.say(f"loss = loss + {penalty.strength!r} * ({' + '.join(f'jnp.sum(jnp.abs(params[{n!r}]))' for n in names)})")
+    return lambda p, s: s * sum(jnp.sum(jnp.abs(p[n])) for n in names)
 
 
-def _optimizer(case, lr, strength, lib):
-    """The case's Optax transformation at learning rate ``lr`` and λ = ``strength``, built by
-    ``lib``: the ``optax`` module, or ``_SOURCE`` for the same calls as source text."""
+def _optimizer(case, lr, strength, calls):
+    """The case's Optax transformation at learning rate ``lr`` and λ = ``strength`` (traced
+    values inside the compiled run, the case's own numbers for its ``api``)."""
     opt, penalty = case.optimizer, case.penalty
     # optax decays every leaf unless masked (decay_bias = "default" is true); adamw's default
     # weight_decay=1e-4 is replaced by λ.
-    decay = {"weight_decay": strength} | ({"mask": {"w": True, "b": False}} if penalty.decay_bias is False else {})
+    decay = {"weight_decay": strength} | ({"mask": {"w": True, "b": False}} if penalty.spares_bias else {})
     if opt.name == "adam":
         adam = {"learning_rate": lr, "b1": opt.beta1, "b2": opt.beta2, "eps": opt.eps}
         if penalty.kind == "adamw":
-            return lib.adamw(**adam, **decay)
-        base = lib.adam(**adam)
+            return calls.let("optimizer", "optax.adamw", **adam, **decay)
+        base = ("optax.adam", adam)
     else:
         sgd = {"learning_rate": lr}
         if opt.name in ("momentum", "nesterov"):
             sgd["momentum"] = opt.momentum
         if opt.name == "nesterov":
             sgd["nesterov"] = True
-        base = lib.sgd(**sgd)
+        base = ("optax.sgd", sgd)
     if penalty.kind == "weight_decay":
-        return lib.chain(lib.add_decayed_weights(**decay), base)
-    return base
+        return calls.let(
+            "optimizer", "optax.chain", calls("optax.add_decayed_weights", **decay), calls(base[0], **base[1])
+        )
+    return calls.let("optimizer", base[0], **base[1])
 
 
 def _shape(case):
-    """What one compiled run is specialised to: ``case`` with lr and λ set to placeholders,
-    since they are traced arguments, and decay_bias = "default" read as what it builds in
-    ``_optimizer`` (no mask: true), so that the two share one compilation."""
-    values = {"optimizer.lr": 1.0, "penalty.strength": 0.0}
-    if case.penalty.decay_bias == "default":
+    """What one compiled run is specialised to: ``case`` with its SWEEPABLE keys set to a
+    placeholder, since they are traced arguments, and decay_bias = "default" read as what it
+    builds in ``_optimizer`` (no mask: true), so that the two share one compilation."""
+    values = dict.fromkeys(SWEEPABLE, 1.0)
+    if case.penalty.bias_by_default:
         values["penalty.decay_bias"] = True
     return case.replace(values)
+
+
+def _calls():
+    """A recorder of the calls this adapter makes."""
+    return Calls(jax=jax, jnp=jnp, optax=optax)
 
 
 @functools.cache
@@ -142,16 +163,19 @@ def _compiled(shape):
     (params, x, y, order, lr[n], λ[n]) -> (w[n, steps + 1, dim], b[n, steps + 1]): the
     parameters before training and after each step, one step per row of ``order``.
     """
-    loss = _loss(shape)[0]
-    penalty = _penalty(shape)[0]
+    loss = _loss(shape, _calls())
+    penalty = _penalty(shape, _calls())
+
+    def objective(params, strength, xb, yb):
+        value = loss(xb @ params["w"] + params["b"], yb)
+        return value if penalty is None else value + penalty(params, strength)
 
     def run(params, x, y, order, lr, strength):
-        optimizer = _optimizer(shape, lr, strength, optax)
-        objective = lambda p, batch: loss(x[batch] @ p["w"] + p["b"], y[batch]) + penalty(p, strength)  # noqa: E731
+        optimizer = _optimizer(shape, lr, strength, _calls())  # built while tracing; its text is not kept
 
         def step(carry, batch):
             params, state = carry
-            updates, state = optimizer.update(jax.grad(objective)(params, batch), state, params)
+            updates, state = optimizer.update(jax.grad(objective)(params, strength, x[batch], y[batch]), state, params)
             params = optax.apply_updates(params, updates)
             return (params, state), (params["w"], params["b"])
 
@@ -159,21 +183,3 @@ def _compiled(shape):
         return jnp.concatenate([params["w"][None], w]), jnp.concatenate([params["b"][None], b])
 
     return jax.jit(jax.vmap(run, in_axes=(None, None, None, None, 0, 0)))
-
-
-class _Code(str):
-    """Source text that is its own repr, so calls nest: optax.chain(optax.sgd(...))."""
-
-    __repr__ = str.__str__
-
-
-class _Source:
-    """Stands in for the ``optax`` module: each call returns its own source text."""
-
-    def __getattr__(self, name):
-        return lambda *args, **kwargs: _Code(
-            f"optax.{name}({', '.join([*map(repr, args), *(f'{k}={v!r}' for k, v in kwargs.items())])})"
-        )
-
-
-_SOURCE = _Source()

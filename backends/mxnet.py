@@ -20,28 +20,40 @@ import os
 # the same kernels.
 os.environ.setdefault("MXNET_ENGINE_TYPE", "NaiveEngine")
 
-import mxnet as mx  # noqa: E402
-import numpy as np  # noqa: E402
-from mxnet import autograd, gluon  # noqa: E402
+import mxnet as mx
+import numpy as np
+from mxnet import autograd, gluon
 
-from harness.trajectory import Trajectory, Unsupported  # noqa: E402
+from backends._calls import Calls
+from backends.contract import Trajectory, Unsupported
+
+__all__ = ("SWEEPABLE", "RATIO_TARGET", "versions", "train", "train_sweep")  # contract.EXPORTS, in its order
+
+SWEEPABLE = ()  # one case per call
+RATIO_TARGET = 10.0
 
 
 def versions():
+    """The installed MXNet version."""
     return {"mxnet": mx.__version__}
 
 
 def train(case, arrays):
+    """``case`` trained on ``arrays``: the Dense layer's parameters before and after every step."""
     dtype = case.model.dtype
-    mx.random.seed(case.data.seed)
-    net, init_api = _model(case, arrays)
-    loss_fn, loss_api = _loss(case)
-    penalty, penalty_api = _penalty(case)
+    calls = Calls(mx=mx, gluon=gluon)
+    net = _model(case, arrays, calls)
+    loss_fn = _loss(case, calls)
+    penalty = _penalty(case, calls)
     objective = _Objective(net, loss_fn, penalty)
     # Overrides Gluon's defaults (memory planned per call, shapes checked per call): every step
     # has the same shapes, so the cached graph keeps its memory and skips the checks.
     objective.hybridize(static_alloc=True, static_shape=True)
-    trainer, optimizer_api = _optimizer(case, net)
+    calls.say(
+        "the loss and penalty run in one gluon.HybridBlock around net, hybridize(static_alloc=True, static_shape=True)"
+    )
+    trainer = _optimizer(case, net, calls)
+    calls.say(f"trainer.step({case.train.batch_size}) after loss.backward()")
     # Every step's batch, gathered once: (steps, batch size, dim + 1), the targets in the last column.
     order = arrays.batch_order()
     batches = mx.nd.array(np.concatenate([arrays.x_train, arrays.y_train[:, None]], axis=1)[order], dtype=dtype)
@@ -65,61 +77,63 @@ def train(case, arrays):
         weight.wait_to_read()
         bias.wait_to_read()
         w[step + 1], b[step + 1] = weight_now, bias_now[0]
-    loss_api = f"F.broadcast_add({loss_api}, {penalty_api})" if penalty_api else loss_api
-    objective_api = (
-        "objective = a gluon.HybridBlock with child net and parameters net.weight, net.bias whose "
-        "hybrid_forward(F, batch, weight, bias) is x, y = F.slice_axis(batch, axis=1, begin=0, end=-1), "
-        f"F.slice_axis(batch, axis=1, begin=-1, end=None); return {loss_api}; "
-        "objective.hybridize(static_alloc=True, static_shape=True); loss = objective(batch)"
-    )
-    api = "; ".join((init_api, objective_api, optimizer_api, f"trainer.step({case.train.batch_size})"))
-    return Trajectory(w=w, b=b, api=api, hyperparameter_dtype="float32")
+    return Trajectory(w=w, b=b, api=calls.text, hyperparameter_dtype="float32")
 
 
-def _model(case, arrays):
+def train_sweep(cases, arrays):
+    """One ``train`` call per case: SWEEPABLE is empty."""
+    return [train(case, arrays) for case in cases]
+
+
+def _model(case, arrays, calls):
+    """``gluon.nn.Dense(1)``, initialized by Gluon's defaults (native, seeded) or given the shared weights."""
     dim, dtype = case.data.dim, case.model.dtype
-    net = gluon.nn.Dense(1, in_units=dim, dtype=dtype)
+    if case.model.init == "native":
+        calls("mx.random.seed", case.data.seed)
+    net = calls.let("net", "gluon.nn.Dense", 1, in_units=dim, dtype=dtype)
     # Block.initialize()'s default: weight ~ U(-0.07, 0.07) (init.Uniform()), bias zeros
     # (Dense's bias_initializer), drawn from mx.random's seeded generator.
-    net.initialize()
-    api = f"net = gluon.nn.Dense(1, in_units={dim}, dtype={dtype!r}); net.initialize()"
-    if case.model.init == "native":
-        api = f"mx.random.seed({case.data.seed}); {api}"
-    else:
+    calls("net.initialize")
+    if case.model.init == "shared":
         net.weight.set_data(mx.nd.array(arrays.w0[None], dtype=dtype))
         net.bias.set_data(mx.nd.array(arrays.b0[None], dtype=dtype))
-        api += "; net.weight.set_data(w0); net.bias.set_data(b0) with the shared arrays"
-    return net, api
+        calls.say("net.weight.set_data(w0); net.bias.set_data(b0) with the shared arrays")
+    return net
 
 
-def _loss(case):
+def _loss(case, calls):
     """Per-example losses ``(F, pred, y) -> loss`` of predictions (n, 1) against targets (n, 1):
     (n, 1), or (n,) from ``L2Loss``, which averages all but the batch axis."""
-    native = gluon.loss.L2Loss()  # ½e² per example
-    return {
-        "half_mse": (lambda F, p, y: 0.5 * F.square(p - y), "0.5 * F.square(net(x) - y)"),
-        "mse": (lambda F, p, y: F.square(p - y), "F.square(net(x) - y)"),
-        "native": (lambda F, p, y: native(p, y), "gluon.loss.L2Loss()(net(x), y)"),
-    }[case.train.loss]
+    if case.train.loss == "native":
+        native = calls.let("loss_fn", "gluon.loss.L2Loss")  # ½e² per example
+        calls.say("loss = loss_fn(net(x), y)")
+        return lambda F, pred, y: native(pred, y)
+    if case.train.loss == "mse":
+        calls.say("loss = F.square(net(x) - y)")
+        return lambda F, pred, y: F.square(pred - y)
+    calls.say("loss = 0.5 * F.square(net(x) - y)")
+    return lambda F, pred, y: 0.5 * F.square(pred - y)
 
 
-def _penalty(case):
-    """The penalty in the loss, ``(F, weight, bias) -> penalty`` of shape (1,), or None."""
-    kind, strength, decay_bias = case.penalty.kind, case.penalty.strength, case.penalty.decay_bias
-    if kind == "regularizer":
+def _penalty(case, calls):
+    """The penalty in the loss, ``(F, weight, bias) -> penalty`` of shape (1,): (λ/2)·Σp² (l2_loss)
+    or λ·Σ|p| (l1_loss) over the weight, and the bias when it decays; None for any other kind."""
+    penalty = case.penalty
+    if penalty.kind == "regularizer":
         raise Unsupported("Gluon has no layer regularizer API; write the penalty into the loss (l2_loss)")
-    if kind not in ("l2_loss", "l1_loss"):
-        return None, ""
-    scale, op = (strength / 2, "square") if kind == "l2_loss" else (strength, "abs")
+    if not penalty.in_loss:
+        return None
+    scale, op = (penalty.strength / 2, "square") if penalty.kind == "l2_loss" else (penalty.strength, "abs")
 
-    def penalty(F, weight, bias):
+    def term(F, weight, bias):
         total = F.sum(getattr(F, op)(weight))
-        if decay_bias:
+        if penalty.decays_bias:
             total = total + F.sum(getattr(F, op)(bias))
         return scale * total
 
-    terms = " + ".join(f"F.sum(F.{op}({name}))" for name in ("weight", "bias")[: 2 if decay_bias else 1])
-    return penalty, f"{scale!r} * ({terms})"
+    names = ("net.weight", "net.bias")[: 2 if penalty.decays_bias else 1]
+    calls.say(f"loss = F.broadcast_add(loss, {scale!r} * ({' + '.join(f'F.sum(F.{op}({n}))' for n in names)}))")
+    return term
 
 
 class _Objective(gluon.HybridBlock):
@@ -151,7 +165,9 @@ def _numpy_view(array):
     return np.from_dlpack(Export())
 
 
-def _optimizer(case, net):
+def _optimizer(case, net, calls):
+    """``gluon.Trainer`` over the net's parameters with ``sgd``, ``nag``, ``adam`` or ``contribadamw``
+    (below), λ as its ``'wd'``, and ``wd_mult = 0`` on the bias when it is spared."""
     opt, penalty = case.optimizer, case.penalty
     kwargs = {"learning_rate": opt.lr}
     if opt.name == "adam":
@@ -161,28 +177,29 @@ def _optimizer(case, net):
         name = "nag" if opt.name == "nesterov" else "sgd"
         if opt.name in ("momentum", "nesterov"):
             kwargs["momentum"] = opt.momentum
-    api = []
-    if penalty.kind in ("weight_decay", "adamw"):
+    if penalty.in_optimizer:
         kwargs["wd"] = penalty.strength
         # Gluon decays every parameter (wd_mult = 1) unless told otherwise: decay_bias = true
         # and "default" keep that; false sets the bias's wd_mult to 0, the Gluon idiom.
-        if penalty.decay_bias is False:
-            net.collect_params(".*bias").setattr("wd_mult", 0.0)
-            api.append("net.collect_params('.*bias').setattr('wd_mult', 0.0)")
-    api.append(f"trainer = gluon.Trainer(net.collect_params(), {name!r}, {kwargs!r})")
+        if penalty.spares_bias:
+            calls.let("biases", "net.collect_params", ".*bias")
+            calls("biases.setattr", "wd_mult", 0.0)
+    trainer = calls.let("trainer", "gluon.Trainer", calls("net.collect_params"), name, kwargs)
     if name == "contribadamw":
-        api[-1] += (
-            " whose update at step t is mx.nd.contrib.adamw_update(weight, grad, mean, var, "
-            f"rescale_grad=mx.nd.full((1,), 1/{case.train.batch_size}), lr=math.sqrt(1 - {opt.beta2!r}**t) / (1 - {opt.beta1!r}**t), "
+        calls.say(
+            "ContribAdamW's update at step t is mx.nd.contrib.adamw_update(weight, grad, mean, var, "
+            f"rescale_grad=mx.nd.full((1,), 1/{case.train.batch_size}), "
+            f"lr=math.sqrt(1 - {opt.beta2!r}**t) / (1 - {opt.beta1!r}**t), "
             f"eta={opt.lr!r}, wd={penalty.strength!r} * wd_mult, beta1={opt.beta1!r}, beta2={opt.beta2!r}, "
             f"epsilon={opt.eps!r}, out=weight)"
         )
-    return gluon.Trainer(net.collect_params(), name, kwargs), "; ".join(api)
+    return trainer
 
 
 @mx.optimizer.register
 class ContribAdamW(mx.optimizer.Optimizer):
-    """Adam with decoupled weight decay: at step t, one call per parameter of MXNet's own
+    """Adam with decoupled weight decay, registered as ``'contribadamw'`` (MXNet's registry names an
+    optimizer by its class): at step t, one call per parameter of MXNet's own
 
         mx.nd.contrib.adamw_update:  m = β₁m + (1−β₁)g;  v = β₂v + (1−β₂)g²;
                                      w -= eta·(lr·m/(√v + ε) + wd·w),  g = rescale_grad·grad
@@ -198,8 +215,7 @@ class ContribAdamW(mx.optimizer.Optimizer):
         self._rescale = (None, None)
 
     def create_state(self, index, weight):
-        zeros = lambda: mx.nd.zeros(weight.shape, weight.context, dtype=weight.dtype)  # noqa: E731
-        return zeros(), zeros()
+        return tuple(mx.nd.zeros(weight.shape, weight.context, dtype=weight.dtype) for _ in range(2))
 
     def update(self, index, weight, grad, state):
         self._update_count(index)
@@ -210,7 +226,16 @@ class ContribAdamW(mx.optimizer.Optimizer):
         if self._rescale[0] != self.rescale_grad:
             self._rescale = (self.rescale_grad, mx.nd.full((1,), self.rescale_grad, ctx=weight.context))
         mx.nd.contrib.adamw_update(
-            weight, grad, mean, var, self._rescale[1],
-            lr=math.sqrt(1 - self.beta2**t) / (1 - self.beta1**t), eta=self._get_lr(index), wd=self._get_wd(index),
-            beta1=self.beta1, beta2=self.beta2, epsilon=self.epsilon, out=weight,
+            weight,
+            grad,
+            mean,
+            var,
+            self._rescale[1],
+            lr=math.sqrt(1 - self.beta2**t) / (1 - self.beta1**t),
+            eta=self._get_lr(index),
+            wd=self._get_wd(index),
+            beta1=self.beta1,
+            beta2=self.beta2,
+            epsilon=self.epsilon,
+            out=weight,
         )

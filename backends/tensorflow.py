@@ -21,15 +21,21 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # set, which would make float32 runs differ between machines. A 200 × 1 model gains nothing.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import numpy as np
+import tensorflow as tf
 
-from harness.trajectory import Trajectory  # noqa: E402
+from backends._calls import Calls, Shown
+from backends.contract import Trajectory
 
 if os.environ.get("TF_USE_LEGACY_KERAS") in ("true", "True", "1"):  # as TensorFlow reads it
     import tf_keras as keras
 else:
     import keras
+
+__all__ = ("SWEEPABLE", "RATIO_TARGET", "versions", "train", "train_sweep")  # contract.EXPORTS, in its order
+
+SWEEPABLE = ()  # one case per call (a trace per case shape, reused across calls)
+RATIO_TARGET = 3.0
 
 KERAS = keras.__name__  # "keras" or "tf_keras": the prefix of every call written into ``api``
 
@@ -37,13 +43,16 @@ KERAS = keras.__name__  # "keras" or "tf_keras": the prefix of every call writte
 # (measured on d2l cases), so a 6-step probe is 5x faster eagerly and a 400-step run 10x
 # faster traced.
 TRACED_FROM_STEPS = 32
+_LR = "⟨lr⟩"  # where a shape's recorded calls show the learning rate, filled in per case
 
 
 def versions():
+    """The installed TensorFlow and Keras versions."""
     return {"tensorflow": tf.__version__, KERAS: keras.__version__}
 
 
 def train(case, arrays):
+    """``case`` trained on ``arrays`` by its shape's traced run: parameters before and after every step."""
     # Keras creates the optimizer's learning-rate variable (and Keras 3 the loss's compute
     # dtype) in floatx, float32 by default, whatever the layer's dtype.
     keras.backend.set_floatx(case.model.dtype)
@@ -56,7 +65,91 @@ def train(case, arrays):
     w0, b0 = run.model.kernel.numpy()[:, 0], run.model.bias.numpy()[0]
     w, b = run.function(xs, ys)
     w, b = np.concatenate([w0[None], w.numpy()]), np.append(b0, b.numpy())
-    return Trajectory(w=w, b=b, api=_api(case, run.model), hyperparameter_dtype=_hyperparameter_dtype(case))
+    return Trajectory(w=w, b=b, api=run.api(case), hyperparameter_dtype=_hyperparameter_dtype(case))
+
+
+def train_sweep(cases, arrays):
+    """One ``train`` call per case: SWEEPABLE is empty."""
+    return [train(case, arrays) for case in cases]
+
+
+def _model(shape, calls):
+    """``keras.layers.Dense(1)``, built; with ``kernel_regularizer`` (and ``bias_regularizer``)
+    ``L2(λ)`` for a regularizer case, and Dense's own seeded init for a native-init case."""
+    regularizers = {
+        f"{name}_regularizer": calls(f"{KERAS}.regularizers.L2", shape.penalty.strength) for name in _regularized(shape)
+    }
+    if shape.model.init == "native":
+        # Dense's own initializers, glorot_uniform kernel and zeros bias, drawn from the seed.
+        calls(f"{KERAS}.utils.set_random_seed", shape.data.seed)
+    model = calls.let("model", f"{KERAS}.layers.Dense", 1, dtype=shape.model.dtype, **regularizers)
+    calls("model.build", (None, shape.data.dim))
+    calls.name(model.kernel, "model.kernel")
+    calls.name(model.bias, "model.bias")
+    if shape.model.init == "shared":
+        calls.say("model.kernel and model.bias assigned from the shared arrays")
+    return model
+
+
+def _regularized(case):
+    """The Dense layer's variables that get ``L2(λ)``: a layer regularizes only what it is
+    given, so decay_bias = "default" is false."""
+    if case.penalty.kind != "regularizer":
+        return ()
+    return ("kernel", "bias") if case.penalty.decays_bias else ("kernel",)
+
+
+def _loss(shape, calls):
+    """(y, pred) -> the batch's loss, in Keras's argument order: mean ½e² (half_mse) or mean e²
+    (mse, and native: keras.losses.MeanSquaredError)."""
+    mse = calls.let("mse", f"{KERAS}.losses.MeanSquaredError")  # mean over the batch of e²
+    if shape.train.loss == "half_mse":
+        calls.say("loss = 0.5 * mse(y, model(x))")
+        return lambda y, pred: 0.5 * mse(y, pred)
+    calls.say("loss = mse(y, model(x))")
+    return mse
+
+
+def _penalty(shape, model, calls):
+    """The penalty added to the loss, () -> (λ/2)·Σp² (l2_loss) or λ·Σ|p| (l1_loss) over the kernel,
+    and the bias when it decays, or the layer's regularization losses; None for any other kind."""
+    penalty = shape.penalty
+    if penalty.kind == "regularizer":
+        calls.say("loss = loss + sum(model.losses)")
+        return lambda: sum(model.losses)
+    if not penalty.in_loss:
+        return None
+    params = [model.kernel, model.bias] if penalty.decays_bias else [model.kernel]
+    names = ("model.kernel", "model.bias")[: len(params)]
+    op, scale = ("square", penalty.strength / 2) if penalty.kind == "l2_loss" else ("abs", penalty.strength)
+    calls.say(f"loss = loss + {scale!r} * ({' + '.join(f'tf.reduce_sum(tf.{op}({n}))' for n in names)})")
+    return lambda: scale * tf.add_n([tf.reduce_sum(getattr(tf, op)(p)) for p in params])
+
+
+def _optimizer(shape, model, calls):
+    """``keras.optimizers.SGD`` (momentum, nesterov), ``Adam`` or ``AdamW`` with λ as ``weight_decay``
+    and the bias excluded from it when it is spared; built for the Dense layer's variables, so
+    that the traced run creates none. Built once per shape at the placeholder lr; each run sets
+    the case's lr in its variable (``_Run.reset``)."""
+    opt, penalty = shape.optimizer, shape.penalty
+    if opt.name == "adam":
+        name = "AdamW" if penalty.kind == "adamw" else "Adam"
+        # epsilon: Keras's default is 1e-7; the spec's ε is passed instead.
+        kwargs = {"beta_1": opt.beta1, "beta_2": opt.beta2, "epsilon": opt.eps}
+    else:
+        name, kwargs = "SGD", {}
+        if opt.name in ("momentum", "nesterov"):
+            kwargs["momentum"] = opt.momentum
+        if opt.name == "nesterov":
+            kwargs["nesterov"] = True
+    if penalty.in_optimizer:
+        kwargs["weight_decay"] = penalty.strength
+    optimizer = calls.let("optimizer", f"{KERAS}.optimizers.{name}", learning_rate=Shown(opt.lr, _LR), **kwargs)
+    # Keras decays every variable it updates unless excluded: decay_bias = "default" is true.
+    if penalty.in_optimizer and penalty.spares_bias:
+        calls("optimizer.exclude_from_weight_decay", var_list=[model.bias])
+    calls("optimizer.build", model.trainable_variables)
+    return optimizer
 
 
 def _shape(case):
@@ -75,9 +168,13 @@ class _Run:
     """
 
     def __init__(self, shape):
-        self.model = _model(shape)
-        self.optimizer = _optimizer(shape, self.model)
-        loss_fn, penalty = _loss(shape)[0], _penalty(shape, self.model)[0]
+        calls = Calls(**{KERAS: keras})
+        calls(f"{KERAS}.backend.set_floatx", shape.model.dtype)
+        self.model = _model(shape, calls)
+        loss_fn = _loss(shape, calls)
+        penalty = _penalty(shape, self.model, calls)
+        self.optimizer = _optimizer(shape, self.model, calls)
+        self._calls = calls.text
         model, optimizer, variables = self.model, self.optimizer, self.model.trainable_variables
 
         def step(_, batch):
@@ -102,7 +199,8 @@ class _Run:
             # in 0.5 ms instead of about 12 ms, but compiles each shape for about 0.2 s.
             batches = (shape.steps, shape.train.batch_size)
             self.function = tf.function(run, autograph=False).get_concrete_function(
-                tf.TensorSpec((*batches, shape.data.dim), shape.model.dtype), tf.TensorSpec((*batches, 1), shape.model.dtype)
+                tf.TensorSpec((*batches, shape.data.dim), shape.model.dtype),
+                tf.TensorSpec((*batches, 1), shape.model.dtype),
             )
         self._built = [(variable, variable.numpy()) for variable in model.variables + optimizer.variables]
 
@@ -114,6 +212,14 @@ class _Run:
             self.model.bias.assign(arrays.b0[None])
         self.optimizer.learning_rate = case.optimizer.lr
 
+    def api(self, case):
+        """The shape's calls as the user writes them for ``case``, and how its lr was set."""
+        lr = repr(case.optimizer.lr)
+        return (
+            self._calls.replace(_LR, lr) + f"; optimizer.learning_rate = {lr} (the optimizer is built once per "
+            "case shape with learning_rate=1.0, then given each case's lr in its learning-rate variable)"
+        )
+
 
 @functools.cache
 def _compiled(shape):
@@ -121,110 +227,8 @@ def _compiled(shape):
     return _Run(shape)
 
 
-def _model(shape):
-    """``keras.layers.Dense(1)``, built; with ``kernel_regularizer`` (and ``bias_regularizer``)
-    ``L2(λ)`` for a regularizer case, and Dense's own seeded init for a native-init case."""
-    regularizers = {f"{name}_regularizer": keras.regularizers.L2(shape.penalty.strength) for name in _regularized(shape)}
-    if shape.model.init == "native":
-        # Dense's own initializers, glorot_uniform kernel and zeros bias, drawn from the seed.
-        keras.utils.set_random_seed(shape.data.seed)
-    model = keras.layers.Dense(1, dtype=shape.model.dtype, **regularizers)
-    model.build((None, shape.data.dim))
-    return model
-
-
-def _regularized(case):
-    """The Dense layer's variables that get ``L2(λ)``: a layer regularizes only what it is
-    given, so decay_bias = "default" is false."""
-    if case.penalty.kind != "regularizer":
-        return ()
-    return ("kernel", "bias") if case.penalty.decay_bias is True else ("kernel",)
-
-
-def _loss(case):
-    mse = keras.losses.MeanSquaredError()  # mean over the batch of e²
-    call = f"{KERAS}.losses.MeanSquaredError()(y, pred)"
-    return {
-        "half_mse": (lambda y, pred: 0.5 * mse(y, pred), f"0.5 * {call}"),
-        "mse": (mse, call),
-        "native": (mse, call),
-    }[case.train.loss]
-
-
-def _penalty(case, model):
-    kind, strength = case.penalty.kind, case.penalty.strength
-    params = [model.kernel, model.bias] if case.penalty.decay_bias is True else [model.kernel]
-    names = " + ".join(f"tf.reduce_sum(tf.{{op}}({p}))" for p in ("kernel", "bias")[: len(params)])
-    if kind == "l2_loss":
-        return (
-            lambda: strength / 2 * tf.add_n([tf.reduce_sum(tf.square(p)) for p in params]),
-            f" + {strength / 2!r} * ({names.format(op='square')})",
-        )
-    if kind == "l1_loss":
-        return (
-            lambda: strength * tf.add_n([tf.reduce_sum(tf.abs(p)) for p in params]),
-            f" + {strength!r} * ({names.format(op='abs')})",
-        )
-    if kind == "regularizer":
-        return lambda: sum(model.losses), " + sum(model.losses)"
-    return None, ""
-
-
-def _optimizer(shape, model):
-    """The optimizer, built for the Dense layer's variables, so that the traced run creates none."""
-    cls, kwargs = _optimizer_call(shape)
-    optimizer = cls(**kwargs)
-    if _excludes_bias(shape):
-        optimizer.exclude_from_weight_decay(var_list=[model.bias])
-    optimizer.build(model.trainable_variables)
-    return optimizer
-
-
-def _optimizer_call(case):
-    """The optimizer class and its keyword arguments, as a Keras user would write them."""
-    opt, penalty = case.optimizer, case.penalty
-    if opt.name == "adam":
-        cls = keras.optimizers.AdamW if penalty.kind == "adamw" else keras.optimizers.Adam
-        # epsilon: Keras's default is 1e-7; the spec's ε is passed instead.
-        kwargs = {"learning_rate": opt.lr, "beta_1": opt.beta1, "beta_2": opt.beta2, "epsilon": opt.eps}
-    else:
-        cls = keras.optimizers.SGD
-        kwargs = {"learning_rate": opt.lr}
-        if opt.name in ("momentum", "nesterov"):
-            kwargs["momentum"] = opt.momentum
-        if opt.name == "nesterov":
-            kwargs["nesterov"] = True
-    if penalty.kind in ("weight_decay", "adamw"):
-        kwargs["weight_decay"] = penalty.strength
-    return cls, kwargs
-
-
-def _excludes_bias(case):
-    """Keras decays every variable it updates unless excluded: decay_bias = "default" is true."""
-    return case.penalty.kind in ("weight_decay", "adamw") and case.penalty.decay_bias is False
-
-
-def _api(case, model):
-    """The calls that train ``case`` (on ``model``, its Dense layer), as a Keras user would write them."""
-    dtype, seed, dim = case.model.dtype, case.data.seed, case.data.dim
-    regularizers = "".join(f", {name}_regularizer={KERAS}.regularizers.L2({case.penalty.strength!r})" for name in _regularized(case))
-    layer = f"model = {KERAS}.layers.Dense(1, dtype={dtype!r}{regularizers}); model.build((None, {dim}))"
-    if case.model.init == "native":
-        layer = f"{KERAS}.utils.set_random_seed({seed}); {layer}"
-    else:
-        layer += " with kernel and bias assigned from the shared arrays"
-    # Built once per shape, at lr = 1.0, then given the case's lr (a variable in either Keras).
-    cls, kwargs = _optimizer_call(_shape(case))
-    optimizer = f"optimizer = {KERAS}.optimizers.{cls.__name__}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
-    if _excludes_bias(case):
-        optimizer += "; optimizer.exclude_from_weight_decay(var_list=[bias])"
-    optimizer += f"; optimizer.build([kernel, bias]); optimizer.learning_rate = {case.optimizer.lr!r}"
-    loss = f"loss = {_loss(case)[1]}{_penalty(case, model)[1]}"
-    return "; ".join((f"{KERAS}.backend.set_floatx({dtype!r})", layer, loss, optimizer))
-
-
 def _hyperparameter_dtype(case):
-    """"float32" when a float64 run applies its hyperparameters rounded to float32, else None.
+    """ "float32" when a float64 run applies its hyperparameters rounded to float32, else None.
 
     Keras casts Python-float hyperparameters with ``tf.cast`` (Keras 3: ``ops.cast``), which
     makes them float32 tensors first: momentum 0.9 becomes 0.8999999761581421 in a float64
@@ -235,7 +239,7 @@ def _hyperparameter_dtype(case):
     values = [opt.lr]
     values += [opt.momentum] if opt.name in ("momentum", "nesterov") else []
     values += [opt.beta1, opt.beta2, opt.eps] if opt.name == "adam" else []
-    values += [penalty.strength] if penalty.kind in ("weight_decay", "adamw", "regularizer") else []
+    values += [penalty.strength] if penalty.in_framework else []
     if case.model.dtype == "float64" and any(float(tf.cast(v, tf.float64)) != v for v in values):
         return "float32"
     return None

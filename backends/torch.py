@@ -11,20 +11,28 @@ import operator
 
 import torch
 
-from harness.trajectory import Trajectory, Unsupported
+from backends._calls import Calls
+from backends.contract import Trajectory, Unsupported
+
+__all__ = ("SWEEPABLE", "RATIO_TARGET", "versions", "train", "train_sweep")  # contract.EXPORTS, in its order
+
+SWEEPABLE = ()  # one case per call
+RATIO_TARGET = 10.0
 
 
 def versions():
+    """The installed torch version."""
     return {"torch": torch.__version__}
 
 
 def train(case, arrays):
+    """``case`` trained on ``arrays``: the model's parameters before and after every step."""
     dtype = getattr(torch, case.model.dtype)
-    torch.manual_seed(case.data.seed)
-    model, init_api = _model(case, arrays, dtype)
-    loss_fn, loss_api = _loss(case)
-    penalty, penalty_api = _penalty(case, model)
-    optimizer, optimizer_api = _optimizer(case, model)
+    calls = Calls(torch=torch)
+    model = _model(case, arrays, dtype, calls)
+    loss_fn = _loss(case, calls)
+    penalty = _penalty(case, model, calls)
+    optimizer = _optimizer(case, model, calls)
     # Every step's batch, gathered once: (steps, batch size, dim) and targets (steps, batch
     # size, 1) shaped like the predictions.
     order = arrays.batch_order()
@@ -44,41 +52,60 @@ def train(case, arrays):
         optimizer.step()
         with torch.no_grad():
             w[step], b[step] = model.weight[0], model.bias[0]
-    api = "; ".join(part for part in (init_api, f"loss = {loss_api}{penalty_api}", optimizer_api) if part)
-    return Trajectory(w=w.numpy(), b=b.numpy(), api=api)
+    return Trajectory(w=w.numpy(), b=b.numpy(), api=calls.text)
 
 
-def _model(case, arrays, dtype):
-    model = torch.nn.Linear(case.data.dim, 1, dtype=dtype)
+def train_sweep(cases, arrays):
+    """One ``train`` call per case: SWEEPABLE is empty."""
+    return [train(case, arrays) for case in cases]
+
+
+def _model(case, arrays, dtype, calls):
+    """``torch.nn.Linear(dim, 1)``: its own seeded init (native), or the shared initial weights."""
     if case.model.init == "native":
-        # nn.Linear's own init: weight and bias ~ U(-1/√dim, 1/√dim), seeded by torch.manual_seed.
-        return model, f"torch.manual_seed({case.data.seed}); torch.nn.Linear({case.data.dim}, 1)"
+        calls("torch.manual_seed", case.data.seed)  # nn.Linear's own init: weight and bias ~ U(±1/√dim)
+    model = calls.let("model", "torch.nn.Linear", case.data.dim, 1, dtype=dtype)
+    calls.name(model.weight, "model.weight")
+    calls.name(model.bias, "model.bias")
+    if case.model.init == "native":
+        return model
     with torch.no_grad():
         model.weight.copy_(torch.from_numpy(arrays.w0)[None])
         model.bias.fill_(float(arrays.b0))
-    return model, f"torch.nn.Linear({case.data.dim}, 1) with weight and bias copied from the shared arrays"
+    calls.say("model.weight and model.bias copied from the shared arrays")
+    return model
 
 
-def _loss(case):
+def _loss(case, calls):
+    """(pred, y) -> the batch's loss: mean ½e² (half_mse), mean e² (mse, and native: nn.MSELoss)."""
     mse = torch.nn.functional.mse_loss
-    return {
-        "half_mse": (lambda p, y: 0.5 * mse(p, y), "0.5 * torch.nn.functional.mse_loss(pred, y)"),
-        "mse": (mse, "torch.nn.functional.mse_loss(pred, y)"),
-        "native": (torch.nn.MSELoss(), "torch.nn.MSELoss()(pred, y)"),
-    }[case.train.loss]
+    if case.train.loss == "native":
+        native = calls.let("loss_fn", "torch.nn.MSELoss")
+        calls.say("loss = loss_fn(model(x), y)")
+        return native
+    if case.train.loss == "mse":
+        calls.say("loss = torch.nn.functional.mse_loss(model(x), y)")
+        return mse
+    calls.say("loss = 0.5 * torch.nn.functional.mse_loss(model(x), y)")
+    return lambda pred, y: 0.5 * mse(pred, y)
 
 
-def _penalty(case, model):
-    kind, strength = case.penalty.kind, case.penalty.strength
-    params = [model.weight, model.bias] if case.penalty.decay_bias else [model.weight]
-    names = " + ".join(f"{p}.{{op}}.sum()" for p in ("weight", "bias")[: len(params)])
-    if kind == "l2_loss":
-        return lambda: strength / 2 * _sum(p.pow(2).sum() for p in params), f" + {strength / 2!r} * ({names.format(op='pow(2)')})"
-    if kind == "l1_loss":
-        return lambda: strength * _sum(p.abs().sum() for p in params), f" + {strength!r} * ({names.format(op='abs()')})"
-    if kind == "regularizer":
+def _penalty(case, model, calls):
+    """The penalty added to the loss, () -> (λ/2)·Σp² (l2_loss) or λ·Σ|p| (l1_loss) over the
+    weight, and the bias when it decays; None for any other kind."""
+    penalty = case.penalty
+    if penalty.kind == "regularizer":
         raise Unsupported("PyTorch has no layer regularizer API; write the penalty into the loss (l2_loss)")
-    return None, ""
+    if not penalty.in_loss:
+        return None
+    params = [model.weight, model.bias] if penalty.decays_bias else [model.weight]
+    names = ("model.weight", "model.bias")[: len(params)]
+    if penalty.kind == "l2_loss":
+        scale = penalty.strength / 2
+        calls.say(f"loss = loss + {scale!r} * ({' + '.join(f'{n}.pow(2).sum()' for n in names)})")
+        return lambda: scale * _sum(p.pow(2).sum() for p in params)
+    calls.say(f"loss = loss + {penalty.strength!r} * ({' + '.join(f'{n}.abs().sum()' for n in names)})")
+    return lambda: penalty.strength * _sum(p.abs().sum() for p in params)
 
 
 def _sum(terms):
@@ -86,25 +113,24 @@ def _sum(terms):
     return functools.reduce(operator.add, terms)
 
 
-def _optimizer(case, model):
+def _optimizer(case, model, calls):
+    """``torch.optim.SGD`` (momentum, nesterov), ``Adam`` or ``AdamW`` over the model's parameters, with
+    λ as ``weight_decay`` and the bias in a group of its own with ``weight_decay=0`` when it is spared."""
     opt, penalty = case.optimizer, case.penalty
     if opt.name == "adam":
-        cls = torch.optim.AdamW if penalty.kind == "adamw" else torch.optim.Adam
+        name = "AdamW" if penalty.kind == "adamw" else "Adam"
         kwargs = {"lr": opt.lr, "betas": (opt.beta1, opt.beta2), "eps": opt.eps}
     else:
-        cls = torch.optim.SGD
-        kwargs = {"lr": opt.lr}
+        name, kwargs = "SGD", {"lr": opt.lr}
         if opt.name in ("momentum", "nesterov"):
             kwargs["momentum"] = opt.momentum
         if opt.name == "nesterov":
             kwargs["nesterov"] = True
-    if penalty.kind in ("weight_decay", "adamw"):
+    if penalty.in_optimizer:
         kwargs["weight_decay"] = penalty.strength
     # Torch decays every parameter handed to the optimizer: decay_bias = "default" is true.
-    if penalty.kind in ("weight_decay", "adamw") and penalty.decay_bias is False:
+    if penalty.in_optimizer and penalty.spares_bias:
         groups = [{"params": [model.weight]}, {"params": [model.bias], "weight_decay": 0.0}]
-        groups_api = "[{'params': [weight]}, {'params': [bias], 'weight_decay': 0.0}]"
     else:
-        groups, groups_api = [model.weight, model.bias], "[weight, bias]"
-    call = ", ".join([groups_api, *(f"{k}={v!r}" for k, v in kwargs.items())])
-    return cls(groups, **kwargs), f"torch.optim.{cls.__name__}({call})"
+        groups = [model.weight, model.bias]
+    return calls.let("optimizer", f"torch.optim.{name}", groups, **kwargs)

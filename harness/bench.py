@@ -4,11 +4,12 @@ In one process, per case of a spec: the first call of the backend's ``train`` (t
 compilation and lazy imports included, when no earlier case of the process paid them), the
 median of ``repeats`` further calls, and the median of ``repeats`` runs of
 ``oracle.simulate`` under the rule that explains the run, from the same initial weights,
-taken in turns with the calls. For an adapter with ``train_sweep`` (JAX), also a sweep of
-SWEEP values of λ in one call, once per group of cases that differ only in λ (they share
+taken in turns with the calls. For an adapter that sweeps λ (``"penalty.strength"`` in its
+SWEEPABLE: JAX), also a sweep of SWEEP values of λ in one call, once per group of cases that differ only
+in λ (they share
 one sweep), so that its first call compiles as the group's first case does. Process
 start-up and the framework's import are timed in fresh processes. Targets (issue 9) are
-printed beside the numbers, never asserted.
+printed beside the numbers (each adapter's RATIO_TARGET), never asserted.
 """
 
 import os
@@ -21,13 +22,10 @@ import time
 import numpy as np
 
 import backends
-from harness import data, explain, oracle, run
-from harness.run import describe
-from harness.trajectory import Unsupported
+from harness import data, explain, oracle
+from harness.attempt import attempt, versions
+from harness.spec import describe
 
-# Largest median per-case time of a backend's training run, as a multiple of the oracle's.
-RATIO_TARGET = 10.0
-RATIO_TARGETS = {"jax": 3.0, "tensorflow": 3.0, "tensorflow-keras2": 3.0}
 SWEEP = 64  # λ values of the sweep, evenly spaced over SWEEP_STRENGTHS
 SWEEP_STRENGTHS = (0.0, 6.0)
 SWEEP_TARGET = 3.0  # largest time of the sweep, as a multiple of the one case's
@@ -47,39 +45,44 @@ def bench(backend, spec, repeats=5, progress=None):
         "backend": backend,
         "spec": spec.name,
         "repeats": repeats,
-        "versions": run.versions(adapter),
+        "versions": versions(adapter),
         "machine": {"platform": platform.platform(), "processor": _processor(), "cpus": os.cpu_count()},
         "startup_seconds": startup,
         "import_seconds": imports,
         "cases": rows,
-        "summary": _summary(backend, rows),
+        "summary": _summary(adapter, rows),
     }
 
 
 def _case(adapter, case, repeats, swept):
     """One case's timings, in seconds; ``swept`` holds the sweeps already timed."""
     arrays = data.make(case)
-    try:
-        first, trajectory = _timed(adapter.train, case, arrays)
-    except Unsupported as why:
-        return {"status": "unsupported", "reason": str(why)}
+    (tried,) = attempt(adapter, [case], arrays)
+    if tried.trajectory is None:
+        return {"status": tried.failure, "reason": tried.reason}
+    first, trajectory = tried.seconds, tried.trajectory
     rule = explain.explain(case, arrays, trajectory).rule
     start = (trajectory.w[0], trajectory.b[0])
     # Taken in turns, so that both medians see the same moments of a shared machine.
     pairs = [
-        (_timed(adapter.train, case, arrays)[0], _timed(oracle.simulate, rule, case, arrays, start)[0]) for _ in range(repeats)
+        (_timed(adapter.train, case, arrays)[0], _timed(oracle.simulate, rule, case, arrays, start)[0])
+        for _ in range(repeats)
     ]
     train, simulate = (statistics.median(times) for times in zip(*pairs))
     return {
-        "status": "ok", "first_seconds": first, "train_seconds": train, "oracle_seconds": simulate,
-        "ratio": train / simulate, "compile_seconds": max(first - train, 0.0),
+        "status": "ok",
+        "first_seconds": first,
+        "train_seconds": train,
+        "oracle_seconds": simulate,
+        "ratio": train / simulate,
+        "compile_seconds": max(first - train, 0.0),
         **_sweep(adapter, case, arrays, repeats, swept),
     }
 
 
 def _sweep(adapter, case, arrays, repeats, swept):
     """The λ sweep's timings, if the adapter sweeps and this case's sweep is not in ``swept``."""
-    if not hasattr(adapter, "train_sweep") or case.penalty.kind == "none":
+    if "penalty.strength" not in adapter.SWEEPABLE or case.penalty.kind == "none":
         return {}
     sweep = [case.replace({"penalty.strength": float(s)}) for s in np.linspace(*SWEEP_STRENGTHS, SWEEP)]
     if sweep[0].id in swept:
@@ -114,7 +117,10 @@ def _fresh_process_seconds(backend, repeats):
 
 def _import_code(backend):
     """Python code that prints how long loading ``backend`` takes."""
-    return f"import time, backends; start = time.perf_counter(); backends.load({backend!r}); print(time.perf_counter() - start)"
+    return (
+        f"import time, backends; start = time.perf_counter(); backends.load({backend!r}); "
+        "print(time.perf_counter() - start)"
+    )
 
 
 def _processor():
@@ -125,17 +131,20 @@ def _processor():
         return platform.processor()
 
 
-def _summary(backend, rows):
+def _summary(adapter, rows):
     ok = [row for row in rows if row["status"] == "ok"]
     if not ok:
         return {}
-    median = lambda key: statistics.median(row[key] for row in ok)  # noqa: E731
+
+    def median(key):
+        return statistics.median(row[key] for row in ok)
+
     summary = {
         "cases": len(ok),
         "train_seconds": median("train_seconds"),
         "oracle_seconds": median("oracle_seconds"),
         "compile_seconds": sum(row["compile_seconds"] for row in ok),
-        "ratio_target": RATIO_TARGETS.get(backend, RATIO_TARGET),
+        "ratio_target": adapter.RATIO_TARGET,
     }
     # Each case against its own oracle: a median over the per-case ratios, not a ratio of
     # medians, which would set one mix of cases against another (Adam's oracle is slower).
@@ -143,7 +152,9 @@ def _summary(backend, rows):
     swept = [row for row in ok if "sweep_seconds" in row]
     if swept:
         summary["sweep_ratio"] = statistics.median(row["sweep_seconds"] / row["train_seconds"] for row in swept)
-        summary["sweep_first_ratio"] = statistics.median(row["sweep_first_seconds"] / row["first_seconds"] for row in swept)
+        summary["sweep_first_ratio"] = statistics.median(
+            row["sweep_first_seconds"] / row["first_seconds"] for row in swept
+        )
         summary["sweep_target"] = SWEEP_TARGET
     return summary
 
@@ -159,7 +170,10 @@ def table(document):
             cells = [row["status"]] + [""] * (len(header) - 2)
         else:
             keys = ["first_seconds", "train_seconds", "oracle_seconds"]
-            cells = [f"{1000 * row[key]:.1f}" for key in keys] + [f"{row['ratio']:.1f}", f"{1000 * row['compile_seconds']:.0f}"]
+            cells = [f"{1000 * row[key]:.1f}" for key in keys] + [
+                f"{row['ratio']:.1f}",
+                f"{1000 * row['compile_seconds']:.0f}",
+            ]
             if sweep and "sweep_seconds" in row:
                 cells += [f"{1000 * row['sweep_seconds']:.1f}", f"{1000 * row['sweep_first_seconds']:.0f}"]
             elif sweep:
@@ -172,15 +186,18 @@ def table(document):
 def summary_lines(document):
     """The headline numbers and the targets, one line each."""
     s, name = document["summary"], document["backend"]
-    lines = [(
-        f"{name}: start-up {document['startup_seconds']:.2f} s (interpreter and harness), "
-        f"framework import {document['import_seconds']:.2f} s (fresh processes, median of {document['repeats']})"
-    )]
+    lines = [
+        (
+            f"{name}: start-up {document['startup_seconds']:.2f} s (interpreter and harness), "
+            f"framework import {document['import_seconds']:.2f} s (fresh processes, median of {document['repeats']})"
+        )
+    ]
     if not s:
         return lines + [f"{name}: no case ran"]
     lines.append(
         f"{name}: median per case {1000 * s['train_seconds']:.1f} ms, oracle {1000 * s['oracle_seconds']:.1f} ms; "
-        f"median of the per-case ratios {s['ratio']:.1f}× (target ≤ {s['ratio_target']:g}×: {_met(s['ratio'] <= s['ratio_target'])}); "
+        f"median of the per-case ratios {s['ratio']:.1f}× "
+        f"(target ≤ {s['ratio_target']:g}×: {_met(s['ratio'] <= s['ratio_target'])}); "
         f"compilation and warm-up (the first calls' excess over the median) {s['compile_seconds']:.2f} s in all"
     )
     if "sweep_ratio" in s:

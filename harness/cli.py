@@ -9,6 +9,7 @@ from pathlib import Path
 
 import backends
 from harness import bench, files, fingerprint, report, spec
+from harness.errors import UsageError
 from harness.run import print_progress, run
 
 GOLDEN = "tests/golden"  # checked-in fingerprints, one per backend
@@ -22,22 +23,42 @@ class _Parser(argparse.ArgumentParser):
 def _parser():
     parser = _Parser(prog="decaylens", description="What weight_decay really does, framework by framework.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    run_cmd = commands.add_parser("run", help="train every case of some specs with one backend and store the results")
-    run_cmd.add_argument("--backend", required=True, help=f"one of: {', '.join(backends.NAMES)}")
-    run_cmd.add_argument("--spec", action="append", help="built-in spec name or TOML path, repeatable (default: every built-in spec)")
-    run_cmd.add_argument("--out", default="results", help="results directory (default results)")
-    run_cmd.add_argument("--force", action="store_true", help="recompute cases already stored")
-    run_cmd.add_argument("--shard", type=_shard, default=(1, 1), metavar="I/N", help="run only shard I of N (1 ≤ I ≤ N)")
-    run_cmd.add_argument(
-        "--probe", action="store_true", help="then probe the backend's fingerprint as decaylens probe does, in the same process"
+    # Arguments several commands share, as argparse parents (asv's common_args).
+    backend = _Parser(add_help=False)
+    env_backend = os.environ.get("DECAYLENS_BACKEND")  # set in every framework's tox env
+    backend.add_argument(
+        "--backend",
+        default=env_backend,
+        required=not env_backend,
+        help=f"one of: {', '.join(backends.NAMES)} (default $DECAYLENS_BACKEND)",
+    )
+    specs = _Parser(add_help=False)
+    specs.add_argument(
+        "--spec", action="append", help="built-in spec name or TOML path, repeatable (default: every built-in spec)"
     )
 
-    probe_cmd = commands.add_parser("probe", help="derive a backend's semantic fingerprint from tiny probe runs")
-    probe_cmd.add_argument("--backend", required=True, help=f"one of: {', '.join(backends.NAMES)}")
+    run_cmd = commands.add_parser(
+        "run", parents=[backend, specs], help="train every case of some specs with one backend and store the results"
+    )
+    run_cmd.add_argument("--out", default="results", help="results directory (default results)")
+    run_cmd.add_argument("--force", action="store_true", help="recompute cases already stored")
+    run_cmd.add_argument(
+        "--shard", type=_shard, default=(1, 1), metavar="I/N", help="run only shard I of N (1 ≤ I ≤ N)"
+    )
+    run_cmd.add_argument(
+        "--probe",
+        action="store_true",
+        help="then probe the backend's fingerprint as decaylens probe does, in the same process",
+    )
+
+    probe_cmd = commands.add_parser(
+        "probe", parents=[backend], help="derive a backend's semantic fingerprint from tiny probe runs"
+    )
     probe_cmd.add_argument("--out", default="results", help="directory for semantics-<backend>.json (default results)")
     probe_cmd.add_argument(
-        "--update-golden", action="store_true", help=f"also write {GOLDEN}/<backend>.json (run from the repository root)"
+        "--update-golden",
+        action="store_true",
+        help=f"also write {GOLDEN}/<backend>.json (run from the repository root)",
     )
 
     validate = commands.add_parser("validate", help="check a spec and list its cases")
@@ -45,18 +66,19 @@ def _parser():
 
     commands.add_parser("specs", help="list the built-in specs")
 
-    report_cmd = commands.add_parser("report", help="write reports/index.html and reports/REPORT.md from the results")
-    report_cmd.add_argument("--spec", action="append", help="built-in spec name or TOML path, repeatable (default: every built-in spec)")
+    report_cmd = commands.add_parser(
+        "report", parents=[specs], help="write reports/index.html and reports/REPORT.md from the results"
+    )
     report_cmd.add_argument("--results", default="results", help="results directory (default results)")
     report_cmd.add_argument("--out", default="reports", help="report directory (default reports)")
 
-    bench_cmd = commands.add_parser("bench", help="time each case's training run against the NumPy oracle's")
-    env_backend = os.environ.get("DECAYLENS_BACKEND")  # set in every framework's tox env
-    bench_cmd.add_argument(
-        "--backend", default=env_backend, required=not env_backend, help=f"one of: {', '.join(backends.NAMES)} (default $DECAYLENS_BACKEND)"
+    bench_cmd = commands.add_parser(
+        "bench", parents=[backend], help="time each case's training run against the NumPy oracle's"
     )
     bench_cmd.add_argument("--spec", default="d2l", help="built-in spec name or TOML path (default d2l)")
-    bench_cmd.add_argument("--repeats", type=_count, default=5, help="timed calls per case, whose median is shown (default 5)")
+    bench_cmd.add_argument(
+        "--repeats", type=_count, default=5, help="timed calls per case, whose median is shown (default 5)"
+    )
     bench_cmd.add_argument("--json", type=Path, help="also write the timings to this JSON file")
     return parser
 
@@ -79,7 +101,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         return _COMMANDS[args.command](args)
-    except (spec.SpecError, backends.MissingFramework) as error:
+    except (UsageError, backends.MissingFramework) as error:
         print(f"decaylens: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -101,12 +123,11 @@ def _run(args):
         summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
         print(f"{args.backend} {one.name}: {summary}; results in {args.out}/{args.backend}/")
         errors += counts["error"]
-    if args.probe:
-        _write_fingerprint(args.backend, args.out, f"decaylens run --backend {args.backend} --probe")
     if errors:
         print(f"decaylens: {errors} case(s) raised an error; see their results files", file=sys.stderr)
-        return 1
-    return 0
+    if args.probe:
+        errors += _write_fingerprint(args.backend, args.out, f"decaylens run --backend {args.backend} --probe")
+    return 1 if errors else 0
 
 
 def _load_specs(names):
@@ -118,23 +139,35 @@ def _probe(args):
     _known_backend(args.backend)
     golden = Path(GOLDEN)
     if args.update_golden and not golden.parent.is_dir():
-        raise spec.SpecError(f"--update-golden writes {GOLDEN}/, but there is no tests/ here; run it from the repository root")
+        raise UsageError(
+            f"--update-golden writes {GOLDEN}/, but there is no tests/ here; run it from the repository root"
+        )
     command = "decaylens probe --backend " + args.backend + (" --update-golden" if args.update_golden else "")
-    _write_fingerprint(args.backend, args.out, command, golden / f"{args.backend}.json" if args.update_golden else None)
-    return 0
+    errors = _write_fingerprint(
+        args.backend, args.out, command, golden / f"{args.backend}.json" if args.update_golden else None
+    )
+    return 1 if errors else 0
 
 
 def _write_fingerprint(backend, out, command, golden=None):
-    """Probe ``backend`` and write ``<out>/semantics-<backend>.json`` (and ``golden``, if given)."""
-    document = fingerprint.probe(backend, backends.load(backend), command)
+    """Probe ``backend`` and write ``<out>/semantics-<backend>.json`` (and ``golden``, if given);
+    return the number of probes whose framework raised (each is stored as an ``error`` probe)."""
+    found = fingerprint.probe(backend, backends.load(backend), command)
     for path in [Path(out) / f"semantics-{backend}.json"] + ([golden] if golden else []):
-        files.write_atomically(path, json.dumps(document, indent=1, ensure_ascii=False) + "\n")
+        found.save(path)
         print(f"wrote {path}")
+    failed = [key for key, probe in {**found.penalties, **found.conventions}.items() if probe.status == "error"]
+    if failed:
+        print(
+            f"decaylens: {len(failed)} probe(s) raised an error; see {Path(out) / f'semantics-{backend}.json'}",
+            file=sys.stderr,
+        )
+    return len(failed)
 
 
 def _known_backend(name):
     if name not in backends.NAMES:
-        raise spec.SpecError(f"unknown backend {name!r}; allowed backends: {', '.join(backends.NAMES)}")
+        raise UsageError(f"unknown backend {name!r}; allowed backends: {', '.join(backends.NAMES)}")
 
 
 def _validate(args):
@@ -154,7 +187,7 @@ def _specs(args):
 def _report(args):
     loaded = _load_specs(args.spec)
     if not Path(args.results).is_dir():
-        raise spec.SpecError(f"--results {args.results}: no such directory; allowed: a directory that decaylens run wrote")
+        raise UsageError(f"--results {args.results}: no such directory; allowed: a directory that decaylens run wrote")
     for path in report.write(loaded, args.results, args.out):
         print(f"wrote {path}")
     return 0

@@ -18,6 +18,8 @@ from harness import files
 
 # Order of the random streams spawned from the seed; append, never reorder.
 _STREAMS = ("train", "valid", "test", "init", "batches")
+# The case keys ``make`` reads besides [data]: any other key may change and the arrays stay the same.
+_ARRAY_KEYS = ("model.init_std", "model.bias_init_std", "train.epochs", "train.batch_size", "train.shuffle")
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,7 +55,9 @@ class Arrays:
 def make(case):
     """Generate the arrays of ``case`` (its data, initial weights and batch order)."""
     data, model, train = case.data, case.model, case.train
-    rngs = dict(zip(_STREAMS, (np.random.default_rng(s) for s in np.random.SeedSequence(data.seed).spawn(len(_STREAMS)))))
+    rngs = dict(
+        zip(_STREAMS, (np.random.default_rng(s) for s in np.random.SeedSequence(data.seed).spawn(len(_STREAMS))))
+    )
 
     def split(rng, n):
         x = rng.standard_normal((n, data.dim)) * data.x_std
@@ -74,6 +78,11 @@ def make(case):
     return Arrays(x_train, y_train, x_valid, y_valid, x_test, y_test, w0, b0, batches)
 
 
+def depends_on(key):
+    """Whether the arrays of a case change with the dotted case key ``key``."""
+    return key.startswith("data.") or key in _ARRAY_KEYS
+
+
 def save(arrays, directory):
     """Write ``<directory>/<sha256>.npz`` atomically (if absent) and return its path."""
     directory = Path(directory)
@@ -83,8 +92,3 @@ def save(arrays, directory):
         np.savez(buffer, **dataclasses.asdict(arrays))
         files.write_atomically(path, buffer.getvalue())
     return path
-
-
-def load(path):
-    with np.load(path) as stored:
-        return Arrays(**{field.name: stored[field.name] for field in dataclasses.fields(Arrays)})

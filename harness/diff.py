@@ -40,3 +40,34 @@ def first_divergent_step(gaps, tolerance):
     """The first step whose gap exceeds ``tolerance`` (NaN counts as exceeding), or None."""
     above = ~(np.asarray(gaps) <= tolerance)
     return int(np.argmax(above)) if above.any() else None
+
+
+def norm_parting(norms_a, norms_b, tolerance, finite=False):
+    """The first step at which two runs' per-step ‖w‖ differ by more than ``tolerance`` relative to
+    the larger of the two, or None. Since |‖wₐ‖ − ‖w_b‖| ≤ ‖wₐ − w_b‖, the weights have parted by
+    then. A run cut short (non-finite weights) parts where it stops, unless ``finite``: then
+    only the steps where both are finite count."""
+    x, y = np.asarray(norms_a, np.float64), np.asarray(norms_b, np.float64)
+    n = min(len(x), len(y))
+    scale = np.maximum(np.maximum(np.abs(x[:n]), np.abs(y[:n])), np.finfo(np.float64).tiny)
+    step = first_divergent_step(np.abs(x[:n] - y[:n]) / scale, tolerance)
+    return n if step is None and len(x) != len(y) and not finite else step
+
+
+def final_moves(a, b, tolerance):
+    """Whether two final (w, b) pairs differ by more than ``tolerance``, relative to ``b``'s."""
+    (wa, ba), (wb, bb) = a, b
+    return bool(relative_gaps(([wa], [ba]), ([wb], [bb]))[0] > tolerance)
+
+
+def coinciding(items, parting):
+    """``items`` in groups, in order: each item joins the first group whose first item it does not
+    part from (``parting(first, item)`` is None), or starts a group of its own."""
+    groups = []
+    for item in items:
+        group = next((g for g in groups if parting(g[0], item) is None), None)
+        if group is None:
+            groups.append([item])
+        else:
+            group.append(item)
+    return groups

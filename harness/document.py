@@ -40,7 +40,9 @@ class Table:
 def table(columns, rows):
     """A Table of rows given as tuples, or as dicts keyed by the columns."""
     columns = tuple(columns)
-    return Table(columns, tuple(tuple(map(str, (row[c] for c in columns) if isinstance(row, dict) else row)) for row in rows))
+    return Table(
+        columns, tuple(tuple(map(str, (row[c] for c in columns) if isinstance(row, dict) else row)) for row in rows)
+    )
 
 
 def markdown(blocks, drawn=None):
@@ -55,13 +57,17 @@ def markdown(blocks, drawn=None):
         elif isinstance(block, Items):
             out += ["\n".join(f"- {item}" for item in block.items)]
         elif isinstance(block, Table):
-            cells = lambda row: "| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |"  # noqa: E731
-            out += ["\n".join([cells(block.columns), "|" + "---|" * len(block.columns), *map(cells, block.rows)])]
+            out += ["\n".join([_row(block.columns), "|" + "---|" * len(block.columns), *map(_row, block.rows)])]
         elif drawn is None or block.name in drawn:
             out += [f"![{block.caption}](figures/{block.name}.svg)", f"*Figure: {block.caption}.*"]
         else:
             out += [f"*Figure not drawn ({NO_FIGURES}): {block.caption}.*"]
     return "\n\n".join(out) + "\n"
+
+
+def _row(cells):
+    """A Markdown table row, with the ``|`` in a cell escaped."""
+    return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
 
 
 STYLE = """
@@ -78,13 +84,20 @@ figcaption { font-style: italic; color: #555; }
 
 def page(blocks, drawn, title):
     """One HTML page: a contents list after the title; ``drawn`` maps figure names to SVG text."""
-    contents = "<nav><ul>" + "".join(
-        f'<li><a href="#{_slug(b.text)}">{_inline(b.text)}</a></li>' for b in blocks if isinstance(b, Heading) and b.level == 2
-    ) + "</ul></nav>"
+    ids = _ids(blocks)
+    contents = (
+        "<nav><ul>"
+        + "".join(
+            f'<li><a href="#{ids[i]}">{_inline(b.text)}</a></li>'
+            for i, b in enumerate(blocks)
+            if isinstance(b, Heading) and b.level == 2
+        )
+        + "</ul></nav>"
+    )
     body = []
-    for block in blocks:
+    for i, block in enumerate(blocks):
         if isinstance(block, Heading):
-            body.append(f'<h{block.level} id="{_slug(block.text)}">{_inline(block.text)}</h{block.level}>')
+            body.append(f'<h{block.level} id="{ids[i]}">{_inline(block.text)}</h{block.level}>')
             body += [contents] if block.level == 1 else []
         elif isinstance(block, Text):
             body.append(f"<p>{_inline(block.text)}</p>")
@@ -96,12 +109,16 @@ def page(blocks, drawn, title):
             body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
         elif isinstance(block, Figure) and block.name in drawn:
             data = base64.b64encode(drawn[block.name].encode()).decode()
-            body.append(f'<figure><img src="data:image/svg+xml;base64,{data}" alt="{html.escape(block.caption)}">'
-                        f"<figcaption>{_inline(block.caption)}</figcaption></figure>")
+            body.append(
+                f'<figure><img src="data:image/svg+xml;base64,{data}" alt="{html.escape(block.caption)}">'
+                f"<figcaption>{_inline(block.caption)}</figcaption></figure>"
+            )
         else:
             body.append(f"<p><em>Figure not drawn ({NO_FIGURES}): {_inline(block.caption)}.</em></p>")
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f"<style>{STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )
 
 
 def _inline(text):
@@ -116,5 +133,12 @@ def _inline(text):
     return "".join(out)
 
 
-def _slug(text):
-    return re.sub(r"\W+", "-", text.lower()).strip("-")
+def _ids(blocks):
+    """{block index: id} for every heading: its text as a slug, numbered from the second of a kind."""
+    ids, seen = {}, {}
+    for i, block in enumerate(blocks):
+        if isinstance(block, Heading):
+            slug = re.sub(r"\W+", "-", block.text.lower()).strip("-")
+            seen[slug] = seen.get(slug, 0) + 1
+            ids[i] = slug if seen[slug] == 1 else f"{slug}-{seen[slug]}"
+    return ids

@@ -64,8 +64,13 @@ def svg(figure):
     with matplotlib.rc_context({"svg.hashsalt": figure.name, "font.size": 9}), np.errstate(over="ignore"):
         fig = matplotlib.figure.Figure(figsize=(width, height))
         axes = fig.subplots(1, len(figure.panels), squeeze=False)[0]
-        fig.subplots_adjust(left=0.8 / width, right=1 - 0.2 / width, top=1 - 0.3 / height,
-                            bottom=(0.6 + 0.22 * rows) / height, wspace=0.35)
+        fig.subplots_adjust(
+            left=0.8 / width,
+            right=1 - 0.2 / width,
+            top=1 - 0.3 / height,
+            bottom=(0.6 + 0.22 * rows) / height,
+            wspace=0.35,
+        )
         for ax, panel in zip(axes, figure.panels):
             _lines(ax, panel)
         handles = {label: h for ax in axes for h, label in zip(*ax.get_legend_handles_labels())}
@@ -83,10 +88,16 @@ def _lines(ax, panel):
         index = backends.NAMES.index(series.backend) if known else 0
         every = max(1, len(series.x) // 8)
         ax.plot(
-            series.x, series.y, label=series.label, color=f"C{index}" if known else "black",
-            linestyle="--" if series.dashed else "-", linewidth=1.2,
+            series.x,
+            series.y,
+            label=series.label,
+            color=f"C{index}" if known else "black",
+            linestyle="--" if series.dashed else "-",
+            linewidth=1.2,
             marker=MARKERS[index % len(MARKERS)] if known else None,
-            markevery=(index * every // len(backends.NAMES), every), markersize=4, fillstyle="none",
+            markevery=(index * every // len(backends.NAMES), every),
+            markersize=4,
+            fillstyle="none",
         )
     ax.set_yscale(panel.yscale)
     if panel.xscale == "symlog":

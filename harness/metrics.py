@@ -4,7 +4,11 @@ Every loss here is the plain data loss mean ½(x·w + b − y)², with no penalt
 float64 arrays, whatever loss or penalty the case trained with.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
+
+from harness.store import Epochs, Final, Steps
 
 
 def half_mse(w, b, x, y):
@@ -17,7 +21,8 @@ def half_mse(w, b, x, y):
 
 
 def evaluate(case, arrays, trajectory):
-    """Per-step training loss and ‖w‖, per-epoch test and validation loss, final values.
+    """The run's evaluation: status, reason, and the per-step training loss and ‖w‖, per-epoch
+    test and validation loss and final values (``store.Steps``, ``Epochs``, ``Final``).
 
     Step 0 and epoch 0 are the initial weights. A run whose weights or training loss
     become non-finite is ``diverged``: everything is cut before the first such step.
@@ -38,19 +43,27 @@ def evaluate(case, arrays, trajectory):
     test_loss = half_mse(w[at_epochs], b[at_epochs], arrays.x_test, arrays.y_test)
     valid_loss = half_mse(w[at_epochs], b[at_epochs], arrays.x_valid, arrays.y_valid)
     last = len(w) - 1
-    return {
-        "status": status,
-        "reason": reason,
-        "steps": {"train_loss": train_loss.tolist(), "w_norm": w_norm.tolist()},
-        "epochs": {
-            "test_loss": test_loss.tolist(),
-            "valid_loss": valid_loss.tolist() if len(arrays.y_valid) else None,
-        },
-        "final": {
-            "w": w[last].tolist(),
-            "b": float(b[last]),
-            "w_norm": float(w_norm[last]),
-            "train_loss": float(train_loss[last]),
-            "test_loss": float(half_mse(w[last:], b[last:], arrays.x_test, arrays.y_test)[0]),
-        },
-    }
+    return Evaluation(
+        status=status,
+        reason=reason,
+        steps=Steps(train_loss=train_loss.tolist(), w_norm=w_norm.tolist()),
+        epochs=Epochs(test_loss=test_loss.tolist(), valid_loss=valid_loss.tolist() if len(arrays.y_valid) else None),
+        final=Final(
+            w=w[last].tolist(),
+            b=float(b[last]),
+            w_norm=float(w_norm[last]),
+            train_loss=float(train_loss[last]),
+            test_loss=float(half_mse(w[last:], b[last:], arrays.x_test, arrays.y_test)[0]),
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What ``evaluate`` finds: the fields of a ``store.Result`` that come from the weights."""
+
+    status: str
+    reason: str
+    steps: Steps
+    epochs: Epochs
+    final: Final

@@ -1,81 +1,202 @@
-"""Results: one JSON file per (backend, case) at ``<results>/<backend>/<case_id>.json``.
+"""Results: one typed, versioned document per (backend, case) at ``<results>/<backend>/<case_id>.json``.
 
-Files are written to a temporary name in the same directory and renamed, so a reader
-never sees a half-written file, whatever happens to the writer.
+Files are written to a temporary name in the same directory and renamed, so a reader never
+sees a half-written file, whatever happens to the writer. A file of an earlier schema is
+read through one migration per schema change (``_MIGRATIONS``), as asv reads its results.
 """
 
+import dataclasses
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
-from harness import data, files
-from harness.spec import Case, SpecError
+from harness import explain, files
+from harness.case import Case
+from harness.errors import SpecError
 
-SCHEMA_VERSION = 2  # 2: ok results carry "explained"
+SCHEMA_VERSION = 3
 STATUSES = ("ok", "diverged", "unsupported", "error")
-KEYS = (
-    "schema_version", "backend", "versions", "case_id", "case", "data_sha256", "status",
-    "reason", "api", "steps", "epochs", "final", "seconds",
-)
+TRAINED = ("ok", "diverged")  # statuses whose results hold a trajectory
+
+
+@dataclass(frozen=True)
+class Steps:
+    """Per optimizer step, index 0 = the initial weights: the training loss (mean ½e², no
+    penalty) and ‖w‖₂."""
+
+    train_loss: list
+    w_norm: list
+
+
+@dataclass(frozen=True)
+class Epochs:
+    """Per epoch, index 0 = the initial weights: the test and validation loss (mean ½e²);
+    ``valid_loss`` is None without a validation set."""
+
+    test_loss: list
+    valid_loss: list | None
+
+
+@dataclass(frozen=True)
+class Final:
+    """After the last step: the weights, ‖w‖₂, and the training and test loss (mean ½e²)."""
+
+    w: list
+    b: float
+    w_norm: float
+    train_loss: float
+    test_loss: float
+
+
+@dataclass(frozen=True)
+class Result:
+    """One backend's run of one case, as stored.
+
+    ``api``: the native calls that ran; ``steps``, ``epochs``, ``final``: for a run that trained
+    (``TRAINED``), cut before the first non-finite step of a diverged one; ``explained``: the
+    rule that reproduces an ok run; ``hyperparameter_dtype``: the precision the framework applied
+    its hyperparameters in; ``traceback``: of an ``error``; ``seconds``: the training's wall time.
+    """
+
+    backend: str
+    versions: dict
+    case: Case
+    data_sha256: str
+    status: str
+    reason: str = ""
+    api: str | None = None
+    steps: Steps | None = None
+    epochs: Epochs | None = None
+    final: Final | None = None
+    seconds: float | None = None
+    hyperparameter_dtype: str | None = None
+    explained: explain.Explanation | None = None
+    traceback: str | None = None
+    created: str | None = None
+    platform: str | None = None
+
+    @property
+    def case_id(self):
+        return self.case.id
+
+    @property
+    def trained(self):
+        return self.status in TRAINED
+
+    @property
+    def ok(self):
+        return self.status == "ok"
+
+    def to_json(self):
+        document = {"schema_version": SCHEMA_VERSION, "case_id": self.case_id}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, Case):
+                value = value.to_dict()
+            elif isinstance(value, explain.Explanation):
+                value = value.to_json()
+            elif dataclasses.is_dataclass(value):
+                value = dataclasses.asdict(value)
+            document[field.name] = value
+        return json.dumps(document, allow_nan=False, indent=1, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, document):
+        """The Result of a parsed JSON document of any schema so far; BadResult saying what is wrong."""
+        if not isinstance(document, dict) or not isinstance(document.get("schema_version"), int):
+            raise BadResult("not a decaylens result (no schema_version)")
+        version = document["schema_version"]
+        if not 1 <= version <= SCHEMA_VERSION:
+            raise BadResult(f"schema_version = {version!r}; this decaylens reads schemas 1 to {SCHEMA_VERSION}")
+        for migrate in _MIGRATIONS[version - 1 :]:
+            document = migrate(document)
+        names = [field.name for field in dataclasses.fields(cls)]
+        missing = [name for name in ["case_id", *names[:5]] if name not in document]
+        if missing:
+            raise BadResult(f"malformed result, missing {', '.join(missing)}")
+        if document["status"] not in STATUSES:
+            raise BadResult(f"malformed result, status {document['status']!r} is not one of {', '.join(STATUSES)}")
+        try:
+            values = {name: document.get(name) for name in names} | {"case": Case.from_dict(document["case"])}
+            parts = {"steps": Steps, "epochs": Epochs, "final": Final}
+            values |= {name: part(**values[name]) for name, part in parts.items() if values[name] is not None}
+            if values["explained"] is not None:
+                values["explained"] = explain.Explanation.from_json(values["explained"])
+            values["reason"] = values["reason"] or ""
+        except (SpecError, TypeError, KeyError, AttributeError) as error:
+            raise BadResult(f"malformed result ({error})") from None
+        return cls(**values)
+
+
+def _update_to_2(document):
+    """Schema 2 added ``explained`` (the rule of an ok run); a schema 1 result has none."""
+    return document | {"schema_version": 2, "explained": document.get("explained")}
+
+
+def _update_to_3(document):
+    """Schema 3 stores explanations as structures (``explain.Explanation.to_json``) and drops
+    their ``text``, which is made when a report is rendered."""
+    old = document.get("explained")
+    strength = (document.get("case") or {}).get("penalty", {}).get("strength", 0.0)
+    try:
+        explained = explain.from_legacy(old, strength) if old is not None else None
+    except (KeyError, TypeError, ValueError) as error:
+        raise BadResult(f"malformed schema 2 explanation ({error!r})") from None
+    return document | {"schema_version": 3, "explained": explained}
+
+
+_MIGRATIONS = (_update_to_2, _update_to_3)  # _MIGRATIONS[v - 1] reads schema v as v + 1
 
 
 class BadResult(ValueError):
-    """A results file that is not a readable decaylens result of this schema."""
+    """A results file that is not a readable decaylens result."""
 
 
 def path_for(results, backend, case_id):
     return Path(results) / backend / f"{case_id}.json"
 
 
-def write(path, record):
-    """Write ``record`` as JSON to ``path`` atomically."""
-    files.write_atomically(path, json.dumps(record, allow_nan=False, indent=1, ensure_ascii=False))
+def write(path, result):
+    """Write ``result`` to ``path`` atomically."""
+    files.write_atomically(path, result.to_json())
 
 
 def read(path):
-    """The record in ``path``; raises BadResult saying what is wrong with it."""
+    """The Result in ``path``; BadResult naming the file and what is wrong with it."""
     try:
-        record = json.loads(Path(path).read_text())
+        document = json.loads(Path(path).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise BadResult(f"{path}: unreadable ({error})") from None
-    if not isinstance(record, dict) or record.get("schema_version") != SCHEMA_VERSION:
-        found = record.get("schema_version") if isinstance(record, dict) else None
-        raise BadResult(f"{path}: not a schema {SCHEMA_VERSION} result (schema_version = {found!r})")
-    missing = [key for key in KEYS if key not in record]
-    if missing:
-        raise BadResult(f"{path}: malformed result, missing {', '.join(missing)}")
-    if record["status"] not in STATUSES:
-        raise BadResult(f"{path}: malformed result, status {record['status']!r} is not one of {', '.join(STATUSES)}")
-    return record
+    try:
+        return Result.from_json(document)
+    except BadResult as error:
+        raise BadResult(f"{path}: {error}") from None
 
 
 def is_current(path, case_id, versions):
-    """Whether ``path`` holds a finished result of this case made with these versions."""
+    """Whether ``path`` holds a finished result of this case made with these versions (an ok
+    result that a migration left without its explanation is made again)."""
     try:
-        record = read(path)
+        result = read(path)
     except BadResult:
         return False
-    return record["case_id"] == case_id and record["versions"] == versions and record["status"] != "error"
+    explained = result.explained is not None or not result.ok
+    return result.case_id == case_id and result.versions == versions and result.status != "error" and explained
 
 
 def scan(results):
-    """Every trustworthy result under ``results``, keyed by (backend, case_id), and one line
-    per file skipped: unreadable, of another schema, misnamed, holding a case that does
-    not hash to its id, or made from arrays other than the ones its case gives."""
-    records, problems = {}, []
+    """Every readable result under ``results``, keyed by (backend, case_id), and one line per
+    file skipped: unreadable, of an unknown schema, malformed, or misnamed (its backend and
+    case do not hash to its directory and file name)."""
+    found, problems = {}, []
     for path in sorted(Path(results).glob("*/*.json")):
         try:
-            record = read(path)
-            case = Case.from_dict(record["case"])
+            result = read(path)
         except BadResult as error:
             problems.append(f"{error}; skipped")
             continue
-        except (SpecError, TypeError, KeyError, AttributeError) as error:
-            problems.append(f"{path}: its case is not a valid case ({error}); skipped")
-            continue
-        if (record["backend"], record["case_id"]) != (path.parent.name, path.stem) or case.id != path.stem:
-            problems.append(f"{path}: holds {record['backend']} case {case.id}, not what its name says; skipped")
-        elif record["data_sha256"] != data.make(case).sha256:
-            problems.append(f"{path}: made from other arrays (SHA-256 {str(record['data_sha256'])[:16]}…) than its case gives; skipped")
+        if (result.backend, result.case_id) != (path.parent.name, path.stem):
+            problems.append(f"{path}: holds {result.backend} case {result.case_id}, not what its name says; skipped")
         else:
-            records[record["backend"], record["case_id"]] = record
-    return records, problems
+            found[result.backend, result.case_id] = result
+    return found, problems

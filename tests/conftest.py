@@ -35,6 +35,17 @@ def reference_case(backend, **values):
     return case.replace({key.replace("__", "."): value for key, value in values.items()})
 
 
+@pytest.fixture
+def use_adapters(monkeypatch):
+    """``use_adapters(adapter)``: ``backends.load`` returns ``adapter`` (e.g. ``fake_backend.make()``)
+    for every backend; ``use_adapters(function)``: it returns ``function(name)``."""
+
+    def use(adapters):
+        monkeypatch.setattr(backends, "load", adapters if callable(adapters) else lambda name: adapters)
+
+    return use
+
+
 @pytest.fixture(params=backends.NAMES)
 def backend(request):
     """(name, adapter module) for each backend; skipped outside the backend's env."""

@@ -1,16 +1,24 @@
 """A stand-in adapter whose 'framework' is the oracle, for testing the harness without one.
 
-Its ``weight_decay`` is the oracle rule named by FAKE_BACKEND_WEIGHT_DECAY (``coupled`` by
-default) and its ``adamw`` is ``decoupled_lr``, both with λ, decaying the bias unless
-decay_bias is false; ``regularizer`` is unsupported; ``l1_loss`` raises when
-FAKE_BACKEND_RAISE is set; each case sleeps FAKE_BACKEND_SLEEP seconds (to be interrupted).
+``make(...)`` builds one in-process: its ``weight_decay`` is the oracle rule field named by
+``weight_decay`` (``coupled`` by default) and its ``adamw`` is ``decoupled_lr``, both with λ,
+decaying the bias unless decay_bias is false; its native loss is mean e²; ``regularizer`` is
+unsupported; ``l1_loss`` raises when ``raises``; each case sleeps ``sleep`` seconds. The module
+itself is such an adapter, steered by FAKE_BACKEND_WEIGHT_DECAY, FAKE_BACKEND_RAISE and
+FAKE_BACKEND_SLEEP, for the tests that run it in a subprocess.
 """
 
 import os
 import time
+from types import SimpleNamespace
 
+from backends.contract import Trajectory, Unsupported
 from harness import oracle
-from harness.trajectory import Trajectory, Unsupported
+
+__all__ = ("SWEEPABLE", "RATIO_TARGET", "versions", "train", "train_sweep")  # contract.EXPORTS, in its order
+
+SWEEPABLE = ()
+RATIO_TARGET = 10.0
 
 
 def versions():
@@ -18,16 +26,44 @@ def versions():
 
 
 def train(case, arrays):
-    time.sleep(float(os.environ.get("FAKE_BACKEND_SLEEP", "0")))
-    if case.penalty.kind == "regularizer":
-        raise Unsupported("no regularizer here")
-    if case.penalty.kind == "l1_loss" and os.environ.get("FAKE_BACKEND_RAISE"):
-        raise RuntimeError("framework exploded")
-    kind, strength = case.penalty.kind, case.penalty.strength
-    if kind in ("weight_decay", "adamw"):
-        field = os.environ.get("FAKE_BACKEND_WEIGHT_DECAY", "coupled") if kind == "weight_decay" else "decoupled_lr"
-        rule = oracle.Rule(loss=case.train.loss.replace("native", "mse"), decay_bias=case.penalty.decay_bias is not False, **{field: strength})
-    else:
-        rule = oracle.loss_penalty_rule(case.replace({"train.loss": case.train.loss.replace("native", "mse")}))
-    w, b = oracle.simulate(rule, case, arrays)
-    return Trajectory(w=w, b=b, api=f"oracle.simulate({rule})")
+    return _from_environment().train(case, arrays)
+
+
+def train_sweep(cases, arrays):
+    return _from_environment().train_sweep(cases, arrays)
+
+
+def _from_environment():
+    return make(
+        weight_decay=os.environ.get("FAKE_BACKEND_WEIGHT_DECAY", "coupled"),
+        raises=bool(os.environ.get("FAKE_BACKEND_RAISE")),
+        sleep=float(os.environ.get("FAKE_BACKEND_SLEEP", "0")),
+    )
+
+
+def make(weight_decay="coupled", raises=False, sleep=0.0, sweepable=(), trained=None):
+    """A fake adapter; ``trained``, a list, gets the id of every case it trains."""
+
+    def train(case, arrays):
+        time.sleep(sleep)
+        if trained is not None:
+            trained.append(case.id)
+        penalty, loss = case.penalty, case.train.loss.replace("native", "mse")
+        if penalty.kind == "regularizer":
+            raise Unsupported("no regularizer here")
+        if penalty.kind == "l1_loss" and raises:
+            raise RuntimeError("framework exploded")
+        if penalty.in_optimizer:
+            field = weight_decay if penalty.kind == "weight_decay" else "decoupled_lr"
+            rule = oracle.Rule(loss=loss, decay_bias=not penalty.spares_bias, **{field: penalty.strength})
+        else:
+            rule = oracle.loss_penalty_rule(case.replace({"train.loss": loss}))
+        w, b = oracle.simulate(rule, case, arrays)
+        return Trajectory(w=w, b=b, api=f"oracle.simulate({rule})")
+
+    def train_sweep(cases, arrays):
+        return [train(case, arrays) for case in cases]
+
+    return SimpleNamespace(
+        SWEEPABLE=sweepable, RATIO_TARGET=RATIO_TARGET, versions=versions, train=train, train_sweep=train_sweep
+    )

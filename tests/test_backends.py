@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import load_adapter, reference_case
+
 from harness import data, diff, explain, metrics, oracle, run, spec, store
 
 SEMANTICS = Path(__file__).parent / "semantics"
@@ -22,14 +22,14 @@ def test_reference_experiment_overfits_without_decay_and_not_with_it(backend, st
     name, adapter = backend
     case = reference_case(name, penalty__kind="l2_loss", penalty__strength=strength)
     arrays, trajectory = train(adapter, case)
-    final = metrics.evaluate(case, arrays, trajectory)["final"]
+    final = metrics.evaluate(case, arrays, trajectory).final
     if strength == 0:
-        assert final["train_loss"] < 1e-3 and final["test_loss"] > 10 and 8 < final["w_norm"] < 20
+        assert final.train_loss < 1e-3 and final.test_loss > 10 and 8 < final.w_norm < 20
     else:
         unpenalized = reference_case(name, penalty__kind="l2_loss", penalty__strength=0.0)
-        baseline = metrics.evaluate(unpenalized, *train(adapter, unpenalized))["final"]
-        assert 0.2 < final["w_norm"] < 0.6
-        assert final["test_loss"] * 20 <= baseline["test_loss"]
+        baseline = metrics.evaluate(unpenalized, *train(adapter, unpenalized)).final
+        assert 0.2 < final.w_norm < 0.6
+        assert final.test_loss * 20 <= baseline.test_loss
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -43,8 +43,12 @@ def test_l2_in_the_loss_follows_the_oracle_at_every_step(backend, optimizer, dty
     # The penalty is the subject here, not Adam's ε convention: either may hold.
     conventions = oracle.ADAM_EPS if optimizer == "adam" else oracle.ADAM_EPS[:1]
     gaps = min(
-        (diff.relative_gaps((trajectory.w, trajectory.b), oracle.simulate(oracle.loss_penalty_rule(case, eps), case, arrays))
-         for eps in conventions),
+        (
+            diff.relative_gaps(
+                (trajectory.w, trajectory.b), oracle.simulate(oracle.loss_penalty_rule(case, eps), case, arrays)
+            )
+            for eps in conventions
+        ),
         key=np.max,
     )
     assert len(gaps) == case.steps + 1
@@ -90,4 +94,4 @@ def test_running_a_spec_twice_stores_bit_identical_trajectories(backend, tmp_pat
         assert run.run(name, twice, tmp_path / out)["ok"] == 4
     for path in (tmp_path / "first" / name).glob("*.json"):
         first, second = store.read(path), store.read(tmp_path / "second" / name / path.name)
-        assert first["steps"] == second["steps"] and first["final"] == second["final"], path.name
+        assert first.steps == second.steps and first.final == second.final, path.name

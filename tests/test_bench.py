@@ -2,12 +2,10 @@
 
 import json
 import statistics
-from types import SimpleNamespace
 
 import fake_backend
 import pytest
 
-import backends
 from harness import bench, cli
 
 TINY = (
@@ -25,21 +23,28 @@ def tiny(tmp_path, monkeypatch):
     return tmp_path / "tiny.toml"
 
 
-def run_bench(tmp_path, spec_file, adapter, monkeypatch, capsys):
-    monkeypatch.setattr(backends, "load", lambda name: adapter)
+def run_bench(tmp_path, spec_file, adapter, use_adapters, capsys):
+    use_adapters(adapter)
     out = tmp_path / "bench.json"
-    assert cli.main(["bench", "--backend", "torch", "--spec", str(spec_file), "--repeats", "2", "--json", str(out)]) == 0
+    assert (
+        cli.main(["bench", "--backend", "torch", "--spec", str(spec_file), "--repeats", "2", "--json", str(out)]) == 0
+    )
     return json.loads(out.read_text()), capsys.readouterr().out
 
 
-def test_bench_times_each_case_against_the_oracle(tmp_path, tiny, monkeypatch, capsys):
-    adapter = SimpleNamespace(versions=fake_backend.versions, train=fake_backend.train)
-    document, printed = run_bench(tmp_path, tiny, adapter, monkeypatch, capsys)
+def test_bench_times_each_case_against_the_oracle(tmp_path, tiny, use_adapters, capsys):
+    adapter = fake_backend.make()
+    document, printed = run_bench(tmp_path, tiny, adapter, use_adapters, capsys)
     assert document["backend"] == "torch" and document["repeats"] == 2 and document["versions"]["fake"] == "1"
     assert document["startup_seconds"] > 0 and document["import_seconds"] == 0.5
     rows = {row["case"]: row for row in document["cases"]}
-    assert sorted(rows) == sorted(["none, λ=0", "weight_decay, λ=0", "weight_decay, λ=3", "regularizer, λ=0", "regularizer, λ=3"])
-    assert rows["regularizer, λ=3"]["status"] == "unsupported" and rows["regularizer, λ=3"]["reason"] == "no regularizer here"
+    assert sorted(rows) == sorted(
+        ["none, λ=0", "weight_decay, λ=0", "weight_decay, λ=3", "regularizer, λ=0", "regularizer, λ=3"]
+    )
+    assert (
+        rows["regularizer, λ=3"]["status"] == "unsupported"
+        and rows["regularizer, λ=3"]["reason"] == "no regularizer here"
+    )
     ok = [rows[name] for name in ("none, λ=0", "weight_decay, λ=0", "weight_decay, λ=3")]
     for row in ok:
         assert row["status"] == "ok" and all(row[key] > 0 for key in TIMES)
@@ -47,7 +52,7 @@ def test_bench_times_each_case_against_the_oracle(tmp_path, tiny, monkeypatch, c
         assert row["compile_seconds"] == max(row["first_seconds"] - row["train_seconds"], 0)
         assert "sweep_seconds" not in row
     summary = document["summary"]
-    assert summary["cases"] == 3 and summary["ratio_target"] == bench.RATIO_TARGET
+    assert summary["cases"] == 3 and summary["ratio_target"] == adapter.RATIO_TARGET == 10
     assert summary["ratio"] == statistics.median(row["ratio"] for row in ok)
     lines = printed.splitlines()
     assert lines[0] == "| case | first call ms | train ms | oracle ms | × oracle | compile / warm-up ms |"
@@ -56,15 +61,17 @@ def test_bench_times_each_case_against_the_oracle(tmp_path, tiny, monkeypatch, c
     assert "framework import 0.50 s" in printed and f"wrote {tmp_path / 'bench.json'}" in printed
 
 
-def test_an_adapter_with_train_sweep_gets_one_lambda_sweep_per_group(tmp_path, tiny, monkeypatch, capsys):
+def test_an_adapter_that_sweeps_lambda_gets_one_lambda_sweep_per_group(tmp_path, tiny, use_adapters, capsys):
     sweeps = []
+    adapter = fake_backend.make(sweepable=("penalty.strength",))
+    sweep = adapter.train_sweep
 
     def train_sweep(cases, arrays):
         sweeps.append([case.penalty.strength for case in cases])
-        return [fake_backend.train(case, arrays) for case in cases]
+        return sweep(cases, arrays)
 
-    adapter = SimpleNamespace(versions=fake_backend.versions, train=fake_backend.train, train_sweep=train_sweep)
-    document, printed = run_bench(tmp_path, tiny, adapter, monkeypatch, capsys)
+    adapter.train_sweep = train_sweep
+    document, printed = run_bench(tmp_path, tiny, adapter, use_adapters, capsys)
     swept = [row for row in document["cases"] if "sweep_seconds" in row]
     assert [row["case"] for row in swept] == ["weight_decay, λ=0"]  # λ = 3 shares its sweep; none has no λ
     assert len(sweeps) == 3 and all(len(strengths) == bench.SWEEP for strengths in sweeps)  # first call, then 2 repeats

@@ -1,31 +1,26 @@
 """The command line, the run loop and the first report, with tests/fake_backend.py for a framework."""
 
-import json
+import os
+import re
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import fake_backend
 import pytest
 
 import backends
-from harness import cli, store
+from harness import cli, files, fingerprint, spec, store
 
 FRAMEWORKS = ("torch", "tensorflow", "keras", "tf_keras", "jax", "optax", "mxnet")
 TINY = '[data]\nn_test = 10\n[train]\nepochs = 2\n[sweep]\n"penalty.kind" = ["none", "l2_loss", "regularizer"]\n'
 
 
 @pytest.fixture
-def fake_torch(monkeypatch):
+def fake_torch(use_adapters):
     """fake_backend in place of torch; returns the list of case ids it trained."""
-    calls = []
-
-    def train(case, arrays):
-        calls.append(case.id)
-        return fake_backend.train(case, arrays)
-
-    monkeypatch.setattr(backends, "load", lambda name: SimpleNamespace(versions=fake_backend.versions, train=train))
-    return calls
+    trained = []
+    use_adapters(fake_backend.make(trained=trained))
+    return trained
 
 
 def test_run_stores_every_case_and_resumes(tmp_path, fake_torch, capsys):
@@ -34,9 +29,9 @@ def test_run_stores_every_case_and_resumes(tmp_path, fake_torch, capsys):
     out = tmp_path / "results"
     assert cli.main(["run", "--backend", "torch", "--spec", str(spec_file), "--out", str(out)]) == 0
     files = sorted((out / "torch").glob("*.json"))
-    records = [store.read(path) for path in files]
-    assert sorted(r["status"] for r in records) == ["ok", "ok", "unsupported"]
-    assert all(r["data_sha256"] == records[0]["data_sha256"] for r in records)
+    results = [store.read(path) for path in files]
+    assert sorted(r.status for r in results) == ["ok", "ok", "unsupported"]
+    assert all(r.data_sha256 == results[0].data_sha256 for r in results)
     assert "2 ok, 1 unsupported" in capsys.readouterr().out
     assert len(fake_torch) == 3
     assert cli.main(["run", "--backend", "torch", "--spec", str(spec_file), "--out", str(out)]) == 0
@@ -49,23 +44,49 @@ def test_run_with_probe_writes_the_fingerprint_probe_writes(tmp_path, fake_torch
     """One process for both, as the tox envs run them: the same probes, its own command."""
     spec_file = tmp_path / "tiny.toml"
     spec_file.write_text(TINY)
-    assert cli.main(["run", "--backend", "torch", "--spec", str(spec_file), "--out", str(tmp_path / "a"), "--probe"]) == 0
+    assert (
+        cli.main(["run", "--backend", "torch", "--spec", str(spec_file), "--out", str(tmp_path / "a"), "--probe"]) == 0
+    )
     assert cli.main(["probe", "--backend", "torch", "--out", str(tmp_path / "b")]) == 0
-    together, alone = (json.loads((tmp_path / d / "semantics-torch.json").read_text()) for d in "ab")
-    assert together["probes"] == alone["probes"] and len(together["probes"]) > 20
-    assert together["command"] == "decaylens run --backend torch --probe"
+    together, alone = (fingerprint.Fingerprint.load(tmp_path / d / "semantics-torch.json") for d in "ab")
+    assert together.penalties == alone.penalties and together.conventions == alone.conventions
+    assert len(together.penalties) > 20 and together.command == "decaylens run --backend torch --probe"
     assert len(list((tmp_path / "a" / "torch").glob("*.json"))) == 3
 
 
-def test_a_framework_exception_is_stored_as_error_and_the_run_goes_on(tmp_path, fake_torch, monkeypatch):
-    monkeypatch.setenv("FAKE_BACKEND_RAISE", "1")
+def test_a_framework_exception_is_stored_as_error_and_the_run_goes_on(tmp_path, use_adapters):
+    use_adapters(fake_backend.make(raises=True))
     spec_file = tmp_path / "tiny.toml"
     spec_file.write_text(TINY.replace('"regularizer"', '"regularizer", "l1_loss"'))
     assert cli.main(["run", "--backend", "torch", "--spec", str(spec_file), "--out", str(tmp_path)]) == 1
-    records = [store.read(p) for p in (tmp_path / "torch").glob("*.json")]
-    error = next(r for r in records if r["status"] == "error")
-    assert error["reason"] == "RuntimeError: framework exploded" and "Traceback" in error["traceback"]
-    assert sorted(r["status"] for r in records) == ["error", "ok", "ok", "unsupported"]
+    results = [store.read(p) for p in (tmp_path / "torch").glob("*.json")]
+    error = next(r for r in results if r.status == "error")
+    assert error.reason == "RuntimeError: framework exploded" and "Traceback" in error.traceback
+    assert sorted(r.status for r in results) == ["error", "ok", "ok", "unsupported"]
+
+
+def test_a_framework_exception_in_a_probe_is_that_probes_error_and_the_others_run(tmp_path, use_adapters, capsys):
+    """fake's l1_loss raises; the fingerprint has no l1 probe, so a raising adamw stands in."""
+    adapter = fake_backend.make()
+    train = adapter.train
+
+    def exploding_adamw(case, arrays):
+        if case.penalty.kind == "adamw":
+            raise RuntimeError("framework exploded")
+        return train(case, arrays)
+
+    adapter.train = exploding_adamw
+    use_adapters(adapter)
+    assert cli.main(["probe", "--backend", "torch", "--out", str(tmp_path)]) == 1
+    assert "3 probe(s) raised an error" in capsys.readouterr().err
+    found = fingerprint.Fingerprint.load(tmp_path / "semantics-torch.json")
+    errors = {key for key, probe in found.penalties.items() if probe.status == "error"}
+    assert errors == {fingerprint.ProbeKey("adam", "adamw", bias) for bias in fingerprint.BIAS_MODES}
+    assert (
+        found.penalties[fingerprint.ProbeKey("adam", "adamw", False)].outcome()
+        == "error: RuntimeError: framework exploded"
+    )
+    assert found.penalties[fingerprint.ProbeKey("adam", "weight_decay", False)].matched
 
 
 def test_report_shows_each_case_and_marks_missing_backends(tmp_path, fake_torch):
@@ -76,9 +97,10 @@ def test_report_shows_each_case_and_marks_missing_backends(tmp_path, fake_torch)
     assert cli.main(["report", "--spec", str(spec_file), "--results", str(tmp_path / "r"), "--out", str(tmp_path)]) == 0
     text = (tmp_path / "REPORT.md").read_text()
     l2 = next(line for line in text.splitlines() if line.startswith("| l2_loss | torch | ok |"))
-    record = next(store.read(p) for p in (tmp_path / "r" / "torch").glob("*.json")
-                  if store.read(p)["case"]["penalty"]["kind"] == "l2_loss")
-    assert f"| {record['final']['w_norm']:.4g} |" in l2
+    result = next(
+        store.read(p) for p in (tmp_path / "r" / "torch").glob("*.json") if store.read(p).case.penalty.kind == "l2_loss"
+    )
+    assert f"| {result.final.w_norm:.4g} |" in l2
     assert "| jax | missing |" in text and "unsupported: no regularizer here" in text
     assert "no results for: tensorflow, tensorflow-keras2, jax, mxnet" in text
 
@@ -92,7 +114,7 @@ def decaylens(*args, cwd):
     [
         ("[optimizer]\nlrr = 0.1\n", "optimizer.lrr"),
         ('[optimizer]\nlr = "fast"\n', "optimizer.lr"),
-        ("[penalty]\nkind = \"l2_loss\"\nstrength = -3\n", "penalty.strength"),
+        ('[penalty]\nkind = "l2_loss"\nstrength = -3\n', "penalty.strength"),
         ("[optimizer]\nlr = 0\n", "optimizer.lr"),
         ("[train]\nbatch_size = 40\n", "train.batch_size"),
         ('[penalty]\nkind = "adamw"\n[optimizer]\nname = "sgd"\n', "penalty.kind"),
@@ -134,15 +156,17 @@ def test_importing_the_harness_imports_no_framework():
     assert done.stdout.strip() == "[]"
 
 
-def test_cases_differing_only_in_lr_and_lambda_go_to_train_sweep_together(tmp_path, monkeypatch):
+def test_cases_differing_only_in_sweepable_keys_go_to_train_sweep_together(tmp_path, use_adapters):
     groups = []
+    adapter = fake_backend.make(sweepable=("optimizer.lr", "penalty.strength"))
+    sweep = adapter.train_sweep
 
     def train_sweep(cases, arrays):
         groups.append(sorted((c.optimizer.name, c.optimizer.lr, c.penalty.strength) for c in cases))
-        return [fake_backend.train(case, arrays) for case in cases]
+        return sweep(cases, arrays)
 
-    adapter = SimpleNamespace(versions=fake_backend.versions, train=fake_backend.train, train_sweep=train_sweep)
-    monkeypatch.setattr(backends, "load", lambda name: adapter)
+    adapter.train_sweep = train_sweep
+    use_adapters(adapter)
     (tmp_path / "s.toml").write_text(
         '[train]\nepochs = 2\n[penalty]\nkind = "l2_loss"\n'
         '[sweep]\n"optimizer.name" = ["sgd", "adam"]\n"optimizer.lr" = [0.1, 0.2]\n"penalty.strength" = [0, 3]\n'
@@ -152,3 +176,61 @@ def test_cases_differing_only_in_lr_and_lambda_go_to_train_sweep_together(tmp_pa
         [(name, lr, strength) for lr in (0.1, 0.2) for strength in (0.0, 3.0)] for name in ("adam", "sgd")
     ]
     assert len(list((tmp_path / "torch").glob("*.json"))) == 8
+
+
+def test_sweepable_keys_that_change_the_arrays_are_refused(tmp_path, use_adapters):
+    use_adapters(fake_backend.make(sweepable=("train.epochs",)))
+    (tmp_path / "s.toml").write_text('[sweep]\n"train.epochs" = [1, 2]\n')
+    with pytest.raises(ValueError, match="change the arrays"):
+        cli.main(["run", "--backend", "torch", "--spec", str(tmp_path / "s.toml"), "--out", str(tmp_path)])
+
+
+def test_progress_shows_cases_done_the_total_and_the_time_left(tmp_path, fake_torch, capsys):
+    (tmp_path / "tiny.toml").write_text(TINY)
+    assert cli.main(["run", "--backend", "torch", "--spec", str(tmp_path / "tiny.toml"), "--out", str(tmp_path)]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split()[2] for line in lines] == ["1/3", "2/3", "3/3"]
+    assert all(re.search(r"\(\d+\.\d\d s; about \d+ s left\)$", line) for line in lines), lines
+    assert lines[-1].endswith("about 0 s left)")
+
+
+@pytest.mark.parametrize(
+    "make, problem",
+    [
+        (
+            lambda path: path.write_bytes(bytes(range(256))),
+            "not UTF-8 text (byte 128 is 0x80); allowed: a TOML spec file in UTF-8",
+        ),
+        (lambda path: path.mkdir(), "not a regular file; allowed: a TOML spec file"),
+        (lambda path: os.mkfifo(path), "not a regular file; allowed: a TOML spec file"),
+        (
+            lambda path: path.write_text("#" * (spec.MAX_SPEC_BYTES + 1)),
+            f"larger than {spec.MAX_SPEC_BYTES} bytes; "
+            f"allowed: a TOML spec file of at most {spec.MAX_SPEC_BYTES} bytes",
+        ),
+    ],
+    ids=["not-utf8", "directory", "fifo", "too-large"],
+)
+def test_a_spec_file_that_cannot_be_read_is_one_line_and_exit_2(tmp_path, make, problem):
+    make(tmp_path / "bad.toml")
+    for args in (["run", "--backend", "torch", "--spec", "bad.toml", "--out", "results"], ["validate", "bad.toml"]):
+        done = decaylens(*args, cwd=tmp_path)
+        assert done.returncode == 2 and done.stdout == "", done.stderr
+        assert done.stderr.strip().splitlines() == [f"decaylens: error: bad.toml: {problem}"]
+    assert not (tmp_path / "results").exists()
+
+
+def test_an_unreadable_spec_file_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
+    """Permissions do not stop root, so the refusal comes from a stand-in for open()."""
+    (tmp_path / "bad.toml").write_text("")
+
+    def refuse(path, mode="r"):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(files, "open", refuse, raising=False)
+    assert cli.main(["validate", str(tmp_path / "bad.toml")]) == 2
+    error = capsys.readouterr().err
+    assert (
+        error
+        == f"decaylens: error: {tmp_path / 'bad.toml'}: cannot be read (Permission denied); allowed: a TOML spec file\n"
+    )

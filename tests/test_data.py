@@ -46,5 +46,19 @@ def test_saved_arrays_keep_their_hash(tmp_path):
     arrays = data.make(d2l_case())
     path = data.save(arrays, tmp_path)
     assert path.name == f"{arrays.sha256}.npz"
-    assert data.load(path).sha256 == arrays.sha256
+    with np.load(path) as stored:
+        assert data.Arrays(**stored).sha256 == arrays.sha256
     assert data.save(arrays, tmp_path) == path and len(list(tmp_path.iterdir())) == 1
+
+
+def test_the_arrays_depend_on_data_init_scale_and_batching_only():
+    case = d2l_case()
+    for key, value in {
+        "optimizer.lr": 0.5,
+        "penalty.strength": 3.0,
+        "model.dtype": "float32",
+        "train.loss": "mse",
+    }.items():
+        assert not data.depends_on(key) and data.make(case.replace({key: value})).sha256 == data.make(case).sha256, key
+    for key, value in {"data.seed": 1, "model.init_std": 2.0, "train.epochs": 3, "train.shuffle": False}.items():
+        assert data.depends_on(key) and data.make(case.replace({key: value})).sha256 != data.make(case).sha256, key

@@ -11,20 +11,26 @@ flip sign(wᵢ) of a weight near 0 and send two runs apart, however they are com
 
 import numpy as np
 import pytest
-
 from conftest import load_adapter
+
 from harness import data, diff, spec
 
 SWEEPS = {"penalty.strength": [0.0, 0.1, 1.0, 3.0, 10.0], "optimizer.lr": [0.001, 0.003, 0.01]}
 PENALTIES = [
-    ("sgd", "weight_decay"), ("momentum", "weight_decay"), ("nesterov", "l2_loss"), ("adam", "weight_decay"), ("adam", "adamw")
+    ("sgd", "weight_decay"),
+    ("momentum", "weight_decay"),
+    ("nesterov", "l2_loss"),
+    ("adam", "weight_decay"),
+    ("adam", "adamw"),
 ]
 
 
 def cases(key, optimizer, kind, dtype="float64"):
     """The d2l case at λ = 3 with ``optimizer`` and penalty ``kind``, one per value of ``key``."""
     _, base = spec.load("d2l").cases("jax")[0]
-    base = base.replace({"optimizer.name": optimizer, "penalty.kind": kind, "penalty.strength": 3.0, "model.dtype": dtype})
+    base = base.replace(
+        {"optimizer.name": optimizer, "penalty.kind": kind, "penalty.strength": 3.0, "model.dtype": dtype}
+    )
     return [base.replace({key: value}) for value in SWEEPS[key]]
 
 
@@ -45,19 +51,28 @@ def test_a_sweep_trains_each_case_as_train_does(key, optimizer, kind, dtype):
 
 
 def test_a_sweep_is_traced_once_whatever_its_lr_and_lambda(monkeypatch):
-    """The optimizer is built once per trace of the run; new values of lr and λ reuse it."""
+    """The optimizer is built with traced lr and λ once per trace of the run; new values reuse it.
+    (Each case's ``api`` builds it once more from the case's own numbers, outside the trace.)"""
     adapter = load_adapter("jax")
     import jax
     import optax
 
     traces = []
     sgd = optax.sgd
-    monkeypatch.setattr(optax, "sgd", lambda *args, **kwargs: traces.append(kwargs) or sgd(*args, **kwargs))
+
+    def counting_sgd(*args, **kwargs):
+        if isinstance(kwargs["learning_rate"], jax.core.Tracer):
+            traces.append(kwargs)
+        return sgd(*args, **kwargs)
+
+    monkeypatch.setattr(optax, "sgd", counting_sgd)
     jax.clear_caches()
     swept = cases("penalty.strength", "momentum", "weight_decay")
     arrays = data.make(swept[0])
     adapter.train_sweep(swept, arrays)
-    other_values = [case.replace({"optimizer.lr": 0.01, "penalty.strength": 2 * case.penalty.strength}) for case in swept]
+    other_values = [
+        case.replace({"optimizer.lr": 0.01, "penalty.strength": 2 * case.penalty.strength}) for case in swept
+    ]
     adapter.train_sweep(other_values, arrays)
     assert len(traces) == 1, f"traced {len(traces)} times: {traces}"
 
@@ -66,5 +81,5 @@ def test_a_sweep_refuses_cases_that_differ_beyond_lr_and_lambda():
     adapter = load_adapter("jax")
     swept = cases("penalty.strength", "sgd", "weight_decay")
     mixed = [swept[0], swept[1].replace({"optimizer.name": "momentum"})]
-    with pytest.raises(ValueError, match="differ only in optimizer.lr and penalty.strength"):
+    with pytest.raises(ValueError, match="differ only in optimizer.lr, penalty.strength"):
         adapter.train_sweep(mixed, data.make(swept[0]))

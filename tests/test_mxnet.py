@@ -9,8 +9,8 @@ states, but hyperparameters rounded to float32.
 
 import numpy as np
 import pytest
-
 from conftest import load_adapter, reference_case
+
 from harness import data, diff, explain, oracle
 
 
@@ -28,8 +28,12 @@ def test_float64_trains_in_float64_with_float32_hyperparameters(optimizer):
     arrays = data.make(case)
     trajectory = adapter.train(case, arrays)
     n, opt = case.train.batch_size, case.optimizer
-    rounded = case.replace({"optimizer.lr": as_float32(opt.lr) * n * as_float32(1 / n), "optimizer.momentum": as_float32(opt.momentum)})
-    gaps = diff.relative_gaps((trajectory.w, trajectory.b), oracle.simulate(oracle.loss_penalty_rule(case), rounded, arrays))
+    rounded = case.replace(
+        {"optimizer.lr": as_float32(opt.lr) * n * as_float32(1 / n), "optimizer.momentum": as_float32(opt.momentum)}
+    )
+    gaps = diff.relative_gaps(
+        (trajectory.w, trajectory.b), oracle.simulate(oracle.loss_penalty_rule(case), rounded, arrays)
+    )
     step = diff.first_divergent_step(gaps, diff.TOLERANCE["float64"])
     assert trajectory.w.dtype == trajectory.b.dtype == np.float64
     assert step is None, f"leaves the float32-hyperparameter oracle at step {step}: gap {gaps[step]:.3g}"
@@ -49,8 +53,13 @@ def test_the_trainer_decays_the_bias_unless_told_otherwise(optimizer, kind, expe
     (optimizer.py:487 multiplies wd by param.wd_mult): explain finds the bias decayed. In
     float32, the precision MXNet applies its hyperparameters in, so its tolerance holds."""
     adapter = load_adapter("mxnet")
-    case = reference_case("mxnet",
-        optimizer__name=optimizer, model__dtype="float32", penalty__kind=kind, penalty__strength=3.0, penalty__decay_bias=True
+    case = reference_case(
+        "mxnet",
+        optimizer__name=optimizer,
+        model__dtype="float32",
+        penalty__kind=kind,
+        penalty__strength=3.0,
+        penalty__decay_bias=True,
     )
     arrays = data.make(case)
     trajectory = adapter.train(case, arrays)
@@ -91,7 +100,11 @@ def test_native_init_is_gluons_default_uniform_weight_and_zero_bias():
 
 @pytest.mark.parametrize(
     "optimizer, kind, loss, dtype",
-    [("momentum", "l2_loss", "half_mse", "float64"), ("sgd", "l1_loss", "native", "float32"), ("adam", "adamw", "mse", "float64")],
+    [
+        ("momentum", "l2_loss", "half_mse", "float64"),
+        ("sgd", "l1_loss", "native", "float32"),
+        ("adam", "adamw", "mse", "float64"),
+    ],
 )
 def test_the_hybridized_objective_trains_bit_for_bit_as_the_imperative_loop(optimizer, kind, loss, dtype):
     """The adapter's fast path (net, loss and penalty in one hybridized block with static_alloc,
@@ -100,15 +113,22 @@ def test_the_hybridized_objective_trains_bit_for_bit_as_the_imperative_loop(opti
     adapter = load_adapter("mxnet")
     import mxnet as mx
 
-    case = reference_case("mxnet",
-        optimizer__name=optimizer, penalty__kind=kind, penalty__strength=3.0, penalty__decay_bias=True,
-        train__loss=loss, train__epochs=5, model__dtype=dtype,
+    case = reference_case(
+        "mxnet",
+        optimizer__name=optimizer,
+        penalty__kind=kind,
+        penalty__strength=3.0,
+        penalty__decay_bias=True,
+        train__loss=loss,
+        train__epochs=5,
+        model__dtype=dtype,
     )
     arrays = data.make(case)
     fast = adapter.train(case, arrays)
-    net, _ = adapter._model(case, arrays)
-    loss_fn, penalty = adapter._loss(case)[0], adapter._penalty(case)[0]
-    trainer, _ = adapter._optimizer(case, net)
+    calls = adapter.Calls(mx=mx, gluon=mx.gluon)
+    net = adapter._model(case, arrays, calls)
+    loss_fn, penalty = adapter._loss(case, calls), adapter._penalty(case, calls)
+    trainer = adapter._optimizer(case, net, calls)
     order = arrays.batch_order()
     xs, ys = mx.nd.array(arrays.x_train[order], dtype=dtype), mx.nd.array(arrays.y_train[order][..., None], dtype=dtype)
     w, b = [net.weight.data().asnumpy()[0]], [net.bias.data().asnumpy()[0]]

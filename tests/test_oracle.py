@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from harness import data, explain, oracle
+from harness.case import Case
 from harness.data import Arrays
-from harness.spec import Case
 
 HAND = 1e-12  # hand results are exact decimals; float64 rounding only
 # simulate_rules computes every rule's products in one matrix product, which BLAS may sum in
@@ -19,14 +19,26 @@ BATCHED = 1e-12
 
 def tiny(optimizer="sgd", **optimizer_values):
     case = Case().replace(
-        {"data.dim": 1, "data.n_train": 1, "train.batch_size": 1, "train.epochs": 2,
-         "optimizer.name": optimizer, "optimizer.lr": 0.1,
-         **{f"optimizer.{k}": v for k, v in optimizer_values.items()}}
+        {
+            "data.dim": 1,
+            "data.n_train": 1,
+            "train.batch_size": 1,
+            "train.epochs": 2,
+            "optimizer.name": optimizer,
+            "optimizer.lr": 0.1,
+            **{f"optimizer.{k}": v for k, v in optimizer_values.items()},
+        }
     )
     empty = np.zeros((0, 1))
     arrays = Arrays(
-        x_train=np.array([[2.0]]), y_train=np.array([0.0]), x_valid=empty, y_valid=np.zeros(0),
-        x_test=empty, y_test=np.zeros(0), w0=np.array([0.5]), b0=np.array(0.0),
+        x_train=np.array([[2.0]]),
+        y_train=np.array([0.0]),
+        x_valid=empty,
+        y_valid=np.zeros(0),
+        x_test=empty,
+        y_test=np.zeros(0),
+        w0=np.array([0.5]),
+        b0=np.array(0.0),
         batches=np.zeros((2, 1, 1), dtype=np.int64),
     )
     return case, arrays
@@ -130,10 +142,17 @@ def test_loss_penalty_rule_follows_the_spec():
 def test_simulating_every_rule_at_once_equals_one_rule_at_a_time(optimizer, kind):
     """Each row of simulate_rules follows its own rule: explain's whole catalog (both losses,
     both Adam ε conventions, bias decayed or not, every placement and multiplier)."""
-    case = Case().replace({"train.epochs": 5, "train.loss": "native", "optimizer.name": optimizer,
-                           "penalty.kind": kind, "penalty.strength": 3.0})
+    case = Case().replace(
+        {
+            "train.epochs": 5,
+            "train.loss": "native",
+            "optimizer.name": optimizer,
+            "penalty.kind": kind,
+            "penalty.strength": 3.0,
+        }
+    )
     arrays = data.make(case)
-    rules = [rule for _, _, rule in explain.candidates(case)]
+    rules = [rule for _, rule in explain.candidates(case)]
     w, b = oracle.simulate_rules(rules, case, arrays)
     assert w.shape == (len(rules), case.steps + 1, case.data.dim) and b.shape == (len(rules), case.steps + 1)
     for rule, w_rule, b_rule in zip(rules, w, b, strict=True):

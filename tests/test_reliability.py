@@ -16,11 +16,12 @@ from pathlib import Path
 import fake_backend
 import pytest
 
-import backends
-from harness import cli, report, spec, store
+from harness import cli, document, report, spec, store
 
 TESTS = Path(__file__).parent
-SPEC = '[data]\nn_test = 10\n[train]\nepochs = 5\n[sweep]\n"optimizer.lr" = [0.001, 0.002, 0.003, 0.004, 0.005, 0.006]\n'
+SPEC = (
+    '[data]\nn_test = 10\n[train]\nepochs = 5\n[sweep]\n"optimizer.lr" = [0.001, 0.002, 0.003, 0.004, 0.005, 0.006]\n'
+)
 RUN = (
     "import sys, backends; backends._MODULES['torch'] = ('fake_backend', {}); "
     "from harness.cli import main; sys.exit(main(sys.argv[1:]))"
@@ -28,11 +29,18 @@ RUN = (
 
 
 def start(tmp_path, *args, sleep="0"):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
-           "FAKE_BACKEND_SLEEP": sleep}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+        "FAKE_BACKEND_SLEEP": sleep,
+    }
     return subprocess.Popen(
         [sys.executable, "-c", RUN, "run", "--backend", "torch", "--spec", "s.toml", "--out", "results", *args],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -64,7 +72,7 @@ def test_an_interrupted_run_leaves_complete_files_and_resumes(workdir, how):
     _, err = process.communicate(timeout=60)
     if how != signal.SIGKILL:
         assert process.returncode == 130 and "run again to resume" in err
-    kept = {record["case_id"] for record in stored(workdir)}
+    kept = {result.case_id for result in stored(workdir)}
     assert 2 <= len(kept) < 6
     process = start(workdir)
     out, _ = process.communicate(timeout=60)
@@ -79,8 +87,12 @@ def test_two_runs_writing_one_directory_leave_every_file_valid(workdir):
 
 
 @pytest.fixture
-def fake_torch(monkeypatch):
-    monkeypatch.setattr(backends, "load", lambda name: fake_backend)
+def fake_torch(use_adapters):
+    use_adapters(fake_backend.make())
+
+
+def markdown(spec_file, results):
+    return document.markdown(report.blocks([spec.load(spec_file)], results))
 
 
 def test_shards_are_disjoint_cover_every_case_and_merge_into_the_same_report(tmp_path, fake_torch):
@@ -96,14 +108,17 @@ def test_shards_are_disjoint_cover_every_case_and_merge_into_the_same_report(tmp
             (tmp_path / "merged" / "torch").mkdir(parents=True, exist_ok=True)
             path.rename(tmp_path / "merged" / "torch" / path.name)
     assert sorted(ids) == sorted(path.name for path in (tmp_path / "whole" / "torch").glob("*.json"))
-    loaded = spec.load(spec_file)
-    tables = [report.markdown(loaded, tmp_path / name).split("## Environment")[0] for name in ("whole", "merged")]
+    tables = [markdown(spec_file, tmp_path / name).split("## Environment")[0] for name in ("whole", "merged")]
     assert tables[0] == tables[1].replace("merged", "whole")
 
 
 def test_bad_shard_is_one_line_and_exit_2(workdir):
-    done = subprocess.run([sys.executable, "-m", "harness", "run", "--backend", "torch", "--shard", "4/3"],
-                          cwd=workdir, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", "run", "--backend", "torch", "--shard", "4/3"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1 and "I/N" in done.stderr
 
 
@@ -124,9 +139,9 @@ def test_report_skips_and_names_untrustworthy_files(tmp_path, fake_torch):
     rewrite(files[2], schema_version=0)  # an old schema
     files[3].write_text('{"truncated": ')  # corrupt
     (tmp_path / "r" / "torch" / "foreign.json").write_text("[1, 2]")
-    records, problems = store.scan(tmp_path / "r")
-    assert len(records) == 2 and len(problems) == 5
-    text = report.markdown(spec.load(str(tmp_path / "s.toml")), tmp_path / "r")
+    found, problems = store.scan(tmp_path / "r")  # the arrays are checked where a report loads them
+    assert len(found) == 3 and len(problems) == 4
+    text = markdown(str(tmp_path / "s.toml"), tmp_path / "r")
     assert "other arrays" in text and "not what its name says" in text and "schema" in text
     assert text.count("| torch | missing |") == 4 and "foreign.json" in text
 
@@ -134,9 +149,9 @@ def test_report_skips_and_names_untrustworthy_files(tmp_path, fake_torch):
 def test_a_diverging_case_is_stored_with_its_step_and_the_others_still_run(tmp_path, fake_torch):
     (tmp_path / "s.toml").write_text('[train]\nepochs = 50\n[sweep]\n"optimizer.lr" = [0.003, 10.0]\n')
     assert cli.main(["run", "--backend", "torch", "--spec", str(tmp_path / "s.toml"), "--out", str(tmp_path)]) == 0
-    records = {r["case"]["optimizer"]["lr"]: r for r in map(store.read, (tmp_path / "torch").glob("*.json"))}
-    assert records[0.003]["status"] == "ok"
-    diverged = records[10.0]
-    step = len(diverged["steps"]["train_loss"])
-    assert diverged["status"] == "diverged" and diverged["reason"].endswith(f"at step {step}")
-    assert all(map(math.isfinite, diverged["steps"]["train_loss"])) and 1 < step < 200
+    results = {r.case.optimizer.lr: r for r in map(store.read, (tmp_path / "torch").glob("*.json"))}
+    assert results[0.003].status == "ok"
+    diverged = results[10.0]
+    step = len(diverged.steps.train_loss)
+    assert diverged.status == "diverged" and diverged.reason.endswith(f"at step {step}")
+    assert all(map(math.isfinite, diverged.steps.train_loss)) and 1 < step < 200

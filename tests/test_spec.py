@@ -2,6 +2,7 @@ import pytest
 
 import backends
 from harness import spec
+from harness.case import Case
 
 
 def test_d2l_is_the_reference_experiment_over_every_penalty_api():
@@ -10,7 +11,12 @@ def test_d2l_is_the_reference_experiment_over_every_penalty_api():
     # 3 optimizers × (none at λ = 0, four APIs at λ ∈ {0, 3}) + adamw with adam at λ ∈ {0, 3}
     assert len(points) == 3 * (1 + 4 * 2) + 2
     assert {p["penalty.kind"] for p in points if p["optimizer.name"] != "adam"} == {
-        "none", "l2_loss", "l1_loss", "weight_decay", "regularizer"}
+        "none",
+        "l2_loss",
+        "l1_loss",
+        "weight_decay",
+        "regularizer",
+    }
     assert not any(p["penalty.kind"] == "none" and p["penalty.strength"] for p in points)
     _, case = d2l.cases("torch")[0]
     assert (case.data.dim, case.data.n_train, case.train.batch_size, case.optimizer.lr) == (200, 20, 5, 0.003)
@@ -18,14 +24,16 @@ def test_d2l_is_the_reference_experiment_over_every_penalty_api():
 
 
 def test_case_ids_are_stable_and_differ_by_value():
-    case = spec.Case()
-    assert case.id == spec.Case().id == spec.Case.from_dict(case.to_dict()).id
+    case = Case()
+    assert case.id == Case().id == Case.from_dict(case.to_dict()).id
     assert case.replace({"optimizer.lr": 0.03}).id != case.id
     assert case.replace({"penalty.strength": 3}).id == case.replace({"penalty.strength": 3.0}).id
 
 
 def test_overrides_apply_to_one_backend():
-    loaded = spec.parse('[penalty]\nkind = "l2_loss"\n[overrides.jax]\n"train.loss" = "native"\npenalty.decay_bias = true\n')
+    loaded = spec.parse(
+        '[penalty]\nkind = "l2_loss"\n[overrides.jax]\n"train.loss" = "native"\npenalty.decay_bias = true\n'
+    )
     assert loaded.cases("jax")[0][1].train.loss == "native" and loaded.cases("jax")[0][1].penalty.decay_bias
     assert loaded.cases("torch")[0][1].train.loss == "half_mse"
 
@@ -34,7 +42,7 @@ def test_sweeps_accept_nested_and_dotted_keys():
     dotted = spec.parse('[sweep]\n"optimizer.lr" = [0.1, 0.2]\n"train.epochs" = [1, 2, 3]\n')
     nested = spec.parse("[sweep]\noptimizer.lr = [0.1, 0.2]\ntrain.epochs = [1, 2, 3]\n")
     assert [c.id for _, c in dotted.cases("torch")] == [c.id for _, c in nested.cases("torch")]
-    assert len(dotted.cases("torch")) == 6 and dotted.sweep_keys == ("optimizer.lr", "train.epochs")
+    assert len(dotted.cases("torch")) == 6 and list(dotted.cases("torch")[0][0]) == ["optimizer.lr", "train.epochs"]
 
 
 @pytest.mark.parametrize(
@@ -53,21 +61,34 @@ def test_sweeps_accept_nested_and_dotted_keys():
         ('[sweep]\n"optimizer.lr" = 0.1\n', ["sweep.optimizer.lr", "non-empty list"]),
         ('[sweep]\n"optimizer.lr" = [0.1, -1]\n', ["sweep.optimizer.lr = -1"]),
         ('[overrides.keras]\n"optimizer.lr" = 0.1\n', ["overrides.keras", "allowed backends", "torch"]),
-        ('[overrides.torch]\n"optimizer.name" = "sgd"\n[penalty]\nkind = "adamw"\n[optimizer]\nname = "adam"\n',
-         ["[overrides.torch]", "adamw"]),
-        ('[factors]\nloss = ["train.loss"]\n[overrides.jax]\n"model.init" = "native"\n',
-         ["[overrides.jax]", "model.init", "no factor", "train.loss"]),
-        ('[factors]\na = ["train.loss"]\nb = ["train.loss"]\n', ["train.loss", "factors.a", "factors.b", "one factor per key"]),
+        (
+            '[overrides.torch]\n"optimizer.name" = "sgd"\n[penalty]\nkind = "adamw"\n[optimizer]\nname = "adam"\n',
+            ["[overrides.torch]", "adamw"],
+        ),
+        (
+            '[factors]\nloss = ["train.loss"]\n[overrides.jax]\n"model.init" = "native"\n',
+            ["[overrides.jax]", "model.init", "no factor", "train.loss"],
+        ),
+        (
+            '[factors]\na = ["train.loss"]\nb = ["train.loss"]\n',
+            ["train.loss", "factors.a", "factors.b", "one factor per key"],
+        ),
         ('[factors]\nloss = ["train.losses"]\n', ["factors.loss.train.losses", "allowed keys in [train]"]),
         ('[factors]\nloss = "train.loss"\n', ["factors.loss", "non-empty lists of dotted keys"]),
-        ('[factors]\nall = ["train.loss"]\n', ["factors.all", "\"none\" and \"all\""]),
-        ('[penalty]\nkind = "l2_loss"\n[factors]\nbias = ["penalty.decay_bias"]\n[overrides.jax]\n"penalty.decay_bias" = "default"\n',
-         ["[overrides.jax] with factor \"bias\" alone", "penalty.decay_bias", "allowed"]),
+        ('[factors]\nall = ["train.loss"]\n', ["factors.all", '"none" and "all"']),
+        (
+            '[penalty]\nkind = "l2_loss"\n[factors]\nbias = ["penalty.decay_bias"]\n'
+            '[overrides.jax]\n"penalty.decay_bias" = "default"\n',
+            ['[overrides.jax] with factor "bias" alone', "penalty.decay_bias", "allowed"],
+        ),
         ("[data\n", ["not valid TOML"]),
         ("[optimizer]\nlr = nan\n", ["optimizer.lr", "finite"]),
         ("[data]\nn_train = 100000000000000000\n", ["data.n_train", "<= 1000000"]),
         ("[data]\ndim = 1000000\nn_train = 1000\n", ["data.dim × (n_train + n_valid + n_test)", "at most"]),
-        ("[data]\ndim = 10000\nn_train = 1000\n[train]\nepochs = 100\n", ["train.epochs × data.n_train × data.dim", "at most"]),
+        (
+            "[data]\ndim = 10000\nn_train = 1000\n[train]\nepochs = 100\n",
+            ["train.epochs × data.n_train × data.dim", "at most"],
+        ),
     ],
 )
 def test_bad_specs_get_one_line_naming_key_and_allowed_values(text, names):
@@ -85,13 +106,24 @@ def test_factors_run_each_backend_one_factor_at_a_time():
         '[factors]\ninit = ["model.init"]\nloss = ["train.loss"]\n'
         '[overrides.torch]\n"model.init" = "native"\n"train.loss" = "native"\n[overrides.jax]\n"train.loss" = "mse"\n'
     )
-    variants = lambda backend: [(p["overrides"], p["penalty.strength"], c.model.init, c.train.loss) for p, c in loaded.cases(backend)]  # noqa: E731
+
+    def variants(backend):
+        return [(p["overrides"], p["penalty.strength"], c.model.init, c.train.loss) for p, c in loaded.cases(backend)]
+
     assert variants("torch") == [
-        (v, s, init, loss) for v, init, loss in [("none", "shared", "half_mse"), ("init", "native", "half_mse"),
-                                                 ("loss", "shared", "native"), ("all", "native", "native")] for s in (0.0, 3.0)
+        (v, s, init, loss)
+        for v, init, loss in [
+            ("none", "shared", "half_mse"),
+            ("init", "native", "half_mse"),
+            ("loss", "shared", "native"),
+            ("all", "native", "native"),
+        ]
+        for s in (0.0, 3.0)
     ]
     # a variant that changes nothing is left out: jax overrides no init, and all = loss alone
-    assert variants("jax") == [(v, s, "shared", loss) for v, loss in [("none", "half_mse"), ("loss", "mse")] for s in (0.0, 3.0)]
+    assert variants("jax") == [
+        (v, s, "shared", loss) for v, loss in [("none", "half_mse"), ("loss", "mse")] for s in (0.0, 3.0)
+    ]
     assert [p["overrides"] for p, _ in loaded.cases("mxnet")] == ["none", "none"]
     assert spec.load("d2l-book").cases("torch")[0][1].id in {c.id for _, c in spec.load("d2l").cases("torch")}
 

@@ -12,11 +12,21 @@ D2L = tomllib.loads(resources.files("harness").joinpath("specs").joinpath("d2l.t
 KEYS = [f"{section}.{key}" for section, table in D2L.items() if section != "sweep" for key in table]
 
 scalars = st.one_of(
-    st.none().map(lambda _: ""), st.booleans(), st.integers(), st.floats(), st.text(max_size=8),
+    st.none().map(lambda _: ""),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.text(max_size=8),
     st.sampled_from(["sgd", "adam", "adamw", "native", "float32", "l2_loss", "weight_decay"]),
 )
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=6)
-names = st.one_of(st.sampled_from([*spec.SECTIONS, "sweep", "overrides", "factors", "torch", "jax", *KEYS]), st.text(max_size=10))
+values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6,
+)
+names = st.one_of(
+    st.sampled_from([*spec.SECTIONS, "sweep", "overrides", "factors", "torch", "jax", *KEYS]), st.text(max_size=10)
+)
 
 
 def assert_valid_or_one_line(document):

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import load_adapter, reference_case
+
 from harness import data, diff, explain
 
 TF_BACKENDS = ("tensorflow", "tensorflow-keras2")
@@ -74,7 +74,12 @@ def test_a_run_that_reuses_a_shape_starts_as_fresh_as_the_first(name, optimizer,
     run after another of its shape, on other data, repeats its own first run bit for bit."""
     adapter = load_adapter(name)
     case = reference_case(
-        name, optimizer__name=optimizer, penalty__kind=kind, penalty__strength=0.1, model__init=init, train__epochs=epochs
+        name,
+        optimizer__name=optimizer,
+        penalty__kind=kind,
+        penalty__strength=0.1,
+        model__init=init,
+        train__epochs=epochs,
     )
     other = case.replace({"optimizer.lr": 0.01})
     other_arrays = data.make(other.replace({"data.seed": 1}))
@@ -153,8 +158,12 @@ def test_float64_runs_claim_float64_only_when_keras_keeps_every_hyperparameter(n
     rounded = reference_case(name, optimizer__name="momentum", penalty__kind="regularizer", penalty__strength=0.1)
     assert adapter.train(rounded, data.make(rounded)).hyperparameter_dtype == "float32"
     exact = reference_case(  # 2⁻⁹, ¾ and ½ are float32 numbers
-        name, optimizer__name="momentum", optimizer__lr=2**-9, optimizer__momentum=0.75,
-        penalty__kind="regularizer", penalty__strength=0.5,
+        name,
+        optimizer__name="momentum",
+        optimizer__lr=2**-9,
+        optimizer__momentum=0.75,
+        penalty__kind="regularizer",
+        penalty__strength=0.5,
     )
     arrays = data.make(exact)
     trajectory = adapter.train(exact, arrays)

@@ -39,13 +39,18 @@ def main():
     with tempfile.TemporaryDirectory() as results:
         for name in backends.NAMES:
             decaylens = str(Path(bins[name], "decaylens"))
-            seconds[f"{name} run + probe"] = timed([decaylens, "run", "--backend", name, *specs, "--out", results, "--probe"])
+            seconds[f"{name} run + probe"] = timed(
+                [decaylens, "run", "--backend", name, *specs, "--out", results, "--probe"]
+            )
         report = [sys.executable, "-m", "harness", "report", *specs, "--results", results, "--out", results]
         seconds["report"] = timed(report)
     for step, value in seconds.items():
         print(f"{step:<24} {value:6.1f} s")
     total = sum(seconds.values())
-    print(f"{'in all':<24} {total:6.1f} s (target < {TARGET_SECONDS:g} s: {'met' if total < TARGET_SECONDS else 'NOT met'})")
+    print(
+        f"{'in all':<24} {total:6.1f} s "
+        f"(target < {TARGET_SECONDS:g} s: {'met' if total < TARGET_SECONDS else 'NOT met'})"
+    )
 
 
 if __name__ == "__main__":

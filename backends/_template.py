@@ -1,0 +1,65 @@
+"""<Framework> adapter: <its model class> trained with <its optimizer API> as a <framework> user would.
+
+The template of an adapter: copy it to ``backends/<framework>.py``, register the backend in
+``backends._MODULES``, give it an extra in pyproject.toml and a tox env in tox.ini, and fill
+in every function with the framework's own API, after reading the source of what it wraps.
+The nominal λ goes unchanged into the API a user passes it to; every framework default the
+adapter overrides gets a comment; a case the framework cannot express raises
+``Unsupported(reason)``. tests/test_adapter_contract.py checks this file as it checks every
+adapter: the same exports in the same order, the same helpers, the recorder last.
+"""
+
+from backends._calls import Calls
+from backends.contract import Trajectory, Unsupported  # noqa: F401 (Trajectory: what train returns)
+
+__all__ = ("SWEEPABLE", "RATIO_TARGET", "versions", "train", "train_sweep")  # contract.EXPORTS, in its order
+
+SWEEPABLE = ()  # one case per call; list keys such as "optimizer.lr" only if one call can vary them
+RATIO_TARGET = 10.0
+
+
+def versions():
+    """The installed framework's package versions: ``{package: version}``."""
+    raise NotImplementedError("return {'<package>': <framework>.__version__}")
+
+
+def train(case, arrays):
+    """``case`` trained on ``arrays``: the parameters before and after every optimizer step."""
+    calls = Calls()  # roots: the modules the recorded calls start from, e.g. Calls(torch=torch)
+    model = _model(case, arrays, calls)
+    loss_fn = _loss(case, calls)
+    penalty = _penalty(case, model, calls)
+    optimizer = _optimizer(case, model, calls)
+    raise NotImplementedError(
+        f"train {model}, {loss_fn} + {penalty} with {optimizer} over arrays.batch_order(), keeping the weights "
+        f"after every step, and return Trajectory(w, b, api={calls.text!r})"
+    )
+
+
+def train_sweep(cases, arrays):
+    """One ``train`` call per case: SWEEPABLE is empty."""
+    return [train(case, arrays) for case in cases]
+
+
+def _model(case, arrays, calls):
+    """The framework's linear layer: its own seeded init (``native``), or ``arrays.w0``, ``arrays.b0``."""
+    raise NotImplementedError("model = calls.let('model', '<framework>.<Linear>', ...)")
+
+
+def _loss(case, calls):
+    """(pred, y) -> mean ½e² (``half_mse``), mean e² (``mse``), or the framework's own regression loss (``native``)."""
+    raise NotImplementedError("calls.say('loss = ...') beside the function it describes")
+
+
+def _penalty(case, model, calls):
+    """The penalty added to the loss: (λ/2)·Σp² (``l2_loss``), λ·Σ|p| (``l1_loss``), the layer
+    regularizers' losses (``regularizer``); None for any other kind."""
+    if case.penalty.kind == "regularizer":
+        raise Unsupported("<framework> has no layer regularizer API; write the penalty into the loss (l2_loss)")
+    raise NotImplementedError("calls.say('loss = loss + ...') beside the function it describes")
+
+
+def _optimizer(case, model, calls):
+    """The optimizer with λ as its own ``weight_decay`` argument (or its decoupled form), sparing the
+    bias the framework's way when ``case.penalty.spares_bias``."""
+    raise NotImplementedError("optimizer = calls.let('optimizer', '<framework>.<optimizers>.<Name>', ...)")

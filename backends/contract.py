@@ -1,0 +1,61 @@
+"""The adapter contract: what every ``backends/<framework>.py`` exports and hands back.
+
+An adapter module exports ``EXPORTS``, defined in this order (``tests/test_adapter_contract.py``
+reads each module's source, importing no framework, and checks it; ``backends/_template.py``
+is the checked starting point for a new framework):
+
+    SWEEPABLE      the dotted case keys in which the cases of one ``train_sweep`` call may
+                   differ (empty: one case per call); never a key the arrays depend on
+    RATIO_TARGET   a benchmark target: the largest median time of ``train`` per case, as a
+                   multiple of the NumPy oracle's on the same case (printed, never asserted)
+    versions()                  -> dict[str, str]    the framework's package versions
+    train(case, arrays)         -> Trajectory        parameters before and after every step
+    train_sweep(cases, arrays)  -> list[Trajectory]  one per case, in order
+
+followed by its private helpers ``HELPERS``, in this order, each building one part of the
+training with the framework's own API and writing the native calls it makes into the
+recorder ``calls`` (``backends._calls.Calls``), its last parameter. An adapter raises
+``Unsupported(reason)`` for a case its framework cannot express; it never evaluates, plots or
+writes files: the harness does.
+"""
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+EXPORTS = ("SWEEPABLE", "RATIO_TARGET", "versions", "train", "train_sweep")
+HELPERS = ("_model", "_loss", "_penalty", "_optimizer")
+
+
+@dataclass(frozen=True, eq=False)
+class Trajectory:
+    """Parameters before training and after every optimizer step.
+
+    ``w``: (steps + 1, dim), ``b``: (steps + 1,), in the case's dtype; ``api``: the native
+    calls that produced them, as a user would write them (``Calls.text``);
+    ``hyperparameter_dtype``: the dtype the framework applies lr, momentum, β, ε and weight
+    decay in, when coarser than the case's (MXNet's operators take them as float32), else None.
+    """
+
+    w: np.ndarray
+    b: np.ndarray
+    api: str
+    hyperparameter_dtype: str | None = None
+
+
+class Unsupported(Exception):
+    """The framework cannot express this case; the message says why."""
+
+
+class Adapter(Protocol):
+    """The shape of an adapter module (``EXPORTS``)."""
+
+    SWEEPABLE: tuple[str, ...]
+    RATIO_TARGET: float
+
+    def versions(self) -> dict[str, str]: ...
+
+    def train(self, case, arrays) -> Trajectory: ...
+
+    def train_sweep(self, cases, arrays) -> list[Trajectory]: ...

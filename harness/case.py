@@ -1,0 +1,294 @@
+"""The case: one fully resolved experiment, as frozen dataclasses that check their values.
+
+Adapters, the oracle, the metrics and the store read cases; ``harness.spec`` makes them from
+TOML. A section's values are checked and coerced (3 -> 3.0 for a float key) on construction,
+and a bad value raises ``SpecError`` naming the dotted key and the allowed values.
+"""
+
+import dataclasses
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass
+
+from harness.errors import SpecError
+
+# --------------------------------------------------------------------------- value checks
+
+
+@dataclass(frozen=True)
+class Number:
+    """An int or float in [low, high]; ``open_low`` excludes ``low``."""
+
+    kind: type
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+
+    def allowed(self):
+        name = "an integer" if self.kind is int else "a finite number"
+        low = f"> {self.low}" if self.open_low else f">= {self.low}"
+        if self.low is not None and self.high is not None:
+            return f"{name} {low} and <= {self.high}"
+        return f"{name} {low}" if self.low is not None else name
+
+    def check(self, value):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError
+        if self.kind is int and not isinstance(value, int):
+            raise ValueError
+        if not math.isfinite(value) or abs(value) > 1e300:
+            raise ValueError
+        value = self.kind(value)
+        if self.low is not None and (value < self.low or (self.open_low and value == self.low)):
+            raise ValueError
+        if self.high is not None and value > self.high:
+            raise ValueError
+        return value
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of ``values``, of the same type (``true`` is not ``1``)."""
+
+    values: tuple
+
+    def allowed(self):
+        return "one of " + ", ".join(json.dumps(v) for v in self.values)
+
+    def check(self, value):
+        if not any(value == allowed and type(value) is type(allowed) for allowed in self.values):
+            raise ValueError
+        return value
+
+
+def _field(default, check):
+    return dataclasses.field(default=default, metadata={"check": check})
+
+
+Count = Number(int, 1, 10**6)
+Positive = Number(float, 0, open_low=True)
+NonNegative = Number(float, 0)
+Real = Number(float)
+Fraction = Number(float, 0, 1)
+Bool = Choice((True, False))
+
+# --------------------------------------------------------------------------- the sections
+
+
+class _Section:
+    """Values are checked and coerced on construction."""
+
+    def __post_init__(self):
+        name = next(key for key, section in SECTIONS.items() if section is type(self))
+        for field in dataclasses.fields(self):
+            value = checked(f"{name}.{field.name}", field, getattr(self, field.name))
+            object.__setattr__(self, field.name, value)
+
+
+def checked(dotted, field, value, prefix=""):
+    """``value`` checked and coerced by ``field``'s check, or SpecError naming ``prefix + dotted``."""
+    check = field.metadata["check"]
+    try:
+        return check.check(value)
+    except ValueError:
+        raise SpecError(
+            f"{prefix}{dotted} = {json.dumps(value, default=str)} is not allowed; allowed: {check.allowed()}"
+        ) from None
+
+
+@dataclass(frozen=True)
+class Data(_Section):
+    """y = true_b + Σᵢ true_w·xᵢ + ε, x ~ N(0, x_std²), ε ~ N(0, noise_std²)."""
+
+    n_train: int = _field(20, Count)
+    n_valid: int = _field(0, Number(int, 0, 10**6))
+    n_test: int = _field(100, Count)
+    dim: int = _field(200, Count)
+    x_std: float = _field(1.0, Positive)
+    true_w: float = _field(0.01, Real)
+    true_b: float = _field(0.05, Real)
+    noise_std: float = _field(0.01, NonNegative)
+    seed: int = _field(0, Number(int, 0, 2**63 - 1))
+
+
+@dataclass(frozen=True)
+class Model(_Section):
+    """A linear model ŷ = x·w + b. ``shared``: w ~ N(0, init_std²), b ~ N(0, bias_init_std²)
+    drawn by the harness; ``native``: the framework's default initializers."""
+
+    kind: str = _field("linear", Choice(("linear",)))
+    init: str = _field("shared", Choice(("shared", "native")))
+    init_std: float = _field(1.0, NonNegative)
+    bias_init_std: float = _field(0.0, NonNegative)
+    dtype: str = _field("float64", Choice(("float64", "float32")))
+
+
+@dataclass(frozen=True)
+class Train(_Section):
+    """Minibatch training; loss ``half_mse`` = mean ½e², ``mse`` = mean e², ``native`` =
+    the framework's idiomatic regression loss."""
+
+    epochs: int = _field(100, Number(int, 1, 10**5))
+    batch_size: int = _field(5, Count)
+    shuffle: bool = _field(True, Bool)
+    loss: str = _field("half_mse", Choice(("half_mse", "mse", "native")))
+
+
+@dataclass(frozen=True)
+class Optimizer(_Section):
+    """The optimizer and its hyperparameters: ``sgd``; ``momentum`` and ``nesterov`` with
+    ``momentum`` μ; ``adam`` with β₁ = ``beta1``, β₂ = ``beta2`` and ``eps`` ε (harness.oracle
+    states each update)."""
+
+    name: str = _field("sgd", Choice(("sgd", "momentum", "nesterov", "adam")))
+    lr: float = _field(0.003, Positive)
+    momentum: float = _field(0.9, Number(float, 0, 1))
+    beta1: float = _field(0.9, Fraction)
+    beta2: float = _field(0.999, Fraction)
+    eps: float = _field(1e-8, NonNegative)
+
+
+# Penalty kinds by where the nominal λ goes.
+LOSS_KINDS = ("l2_loss", "l1_loss")  # a term written into the loss: (λ/2)·‖w‖², λ·‖w‖₁
+OPTIMIZER_KINDS = ("weight_decay", "adamw")  # an argument of the optimizer
+FRAMEWORK_KINDS = (*OPTIMIZER_KINDS, "regularizer")  # the framework's own APIs, whose semantics are probed
+PENALTY_KINDS = ("none", *LOSS_KINDS, *FRAMEWORK_KINDS)
+
+
+@dataclass(frozen=True)
+class Penalty(_Section):
+    """``l2_loss``: (λ/2)·‖w‖² in the loss; ``l1_loss``: λ·‖w‖₁ in the loss;
+    ``weight_decay``: the optimizer's own argument; ``adamw``: the dedicated decoupled
+    optimizer; ``regularizer``: the layer regularizer API. λ = strength. ``decay_bias``:
+    true, false, or ``"default"`` = whatever the framework's API does when the user says
+    nothing about the bias (for the framework APIs only)."""
+
+    kind: str = _field("none", Choice(PENALTY_KINDS))
+    strength: float = _field(0.0, NonNegative)
+    decay_bias: bool | str = _field(False, Choice((False, True, "default")))
+
+    @property
+    def in_loss(self):
+        """The penalty is a term of the loss, differentiated by the framework's autograd."""
+        return self.kind in LOSS_KINDS
+
+    @property
+    def in_optimizer(self):
+        """λ is an argument of the optimizer (``weight_decay``, ``adamw``)."""
+        return self.kind in OPTIMIZER_KINDS
+
+    @property
+    def in_framework(self):
+        """λ goes to one of the framework's own APIs (optimizer or regularizer)."""
+        return self.kind in FRAMEWORK_KINDS
+
+    @property
+    def decays_bias(self):
+        """The case asks for the bias to be penalised too."""
+        return self.decay_bias is True
+
+    @property
+    def spares_bias(self):
+        """The case asks for the bias to be left alone."""
+        return self.decay_bias is False
+
+    @property
+    def bias_by_default(self):
+        """The case leaves the bias to the framework API's own default."""
+        return self.decay_bias == "default"
+
+
+SECTIONS = {"data": Data, "model": Model, "train": Train, "optimizer": Optimizer, "penalty": Penalty}
+
+MAX_ARRAY_VALUES = 10**8  # float64 data, every step's batch (gathered once) and the trajectory stay under ~1 GB each
+
+
+def field(dotted, prefix=""):
+    """The Case field a dotted key (``"optimizer.lr"``) names; SpecError naming the key if none."""
+    section, _, key = dotted.partition(".")
+    if section not in SECTIONS:
+        raise SpecError(
+            f"unknown key {show(prefix + dotted)}; allowed: keys that start with one of {', '.join(SECTIONS)}"
+        )
+    fields = {f.name: f for f in dataclasses.fields(SECTIONS[section])}
+    if key not in fields:
+        raise SpecError(f"unknown key {show(prefix + dotted)}; allowed keys in [{section}]: {', '.join(fields)}")
+    return fields[key]
+
+
+def show(name):
+    """A key as typed, quoted and escaped when it is not a plain dotted name."""
+    return name if re.fullmatch(r"[\w.-]+", name, re.ASCII) else json.dumps(name)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One fully resolved experiment: what a backend runs and a results file records."""
+
+    data: Data = Data()
+    model: Model = Model()
+    train: Train = Train()
+    optimizer: Optimizer = Optimizer()
+    penalty: Penalty = Penalty()
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, sections):
+        return cls(**{name: SECTIONS[name](**values) for name, values in sections.items()})
+
+    @property
+    def id(self):
+        """First 16 hex digits of the SHA-256 of the canonical JSON of the case."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    @property
+    def steps(self):
+        return self.train.epochs * (self.data.n_train // self.train.batch_size)
+
+    def replace(self, values):
+        """A copy with dotted keys replaced: ``{"optimizer.lr": 0.03}``."""
+        sections = self.to_dict()
+        for key, value in values.items():
+            section, name = key.split(".")
+            sections[section][name] = value
+        return Case.from_dict(sections)
+
+    def problem(self):
+        """Why this combination makes no sense, or None."""
+        penalty, optimizer, data = self.penalty, self.optimizer, self.data
+        if penalty.kind == "adamw" and optimizer.name != "adam":
+            allowed = ", ".join(k for k in PENALTY_KINDS if k != "adamw")
+            return (
+                f'penalty.kind = "adamw" needs optimizer.name = "adam" (got "{optimizer.name}"); '
+                f'allowed with "{optimizer.name}": {allowed}'
+            )
+        if penalty.kind == "none" and penalty.strength != 0:
+            return (
+                f'penalty.strength = {penalty.strength} has no effect with penalty.kind = "none"; '
+                "allowed: 0, or another penalty kind"
+            )
+        if penalty.bias_by_default and penalty.in_loss:
+            return (
+                f'penalty.decay_bias = "default" is the framework\'s own bias handling, which '
+                f'penalty.kind = "{penalty.kind}" (written into the loss) has not; allowed: true, false'
+            )
+        if self.train.batch_size > data.n_train or data.n_train % self.train.batch_size:
+            return (
+                f"train.batch_size = {self.train.batch_size} must divide data.n_train = "
+                f"{data.n_train}; allowed: a divisor of {data.n_train}"
+            )
+        values = (data.n_train + data.n_valid + data.n_test) * data.dim
+        if values > MAX_ARRAY_VALUES:
+            return f"data.dim × (n_train + n_valid + n_test) = {values}; allowed: at most {MAX_ARRAY_VALUES} values"
+        batches = self.train.epochs * data.n_train * data.dim
+        if batches > MAX_ARRAY_VALUES:
+            return (
+                f"train.epochs × data.n_train × data.dim = {batches} (the batches of every step); "
+                f"allowed: at most {MAX_ARRAY_VALUES}"
+            )
+        return None

@@ -1,0 +1,146 @@
+"""The fingerprint: what each API's nominal λ does, each framework's conventions, the conversions
+between frameworks, and whether the full runs follow the probes' rules."""
+
+from harness import verdict
+from harness.document import Heading, Text, table
+from harness.explain import NONE
+
+TITLE = "What the nominal λ does"
+COLUMNS = (
+    "backend",
+    "optimizer",
+    "API",
+    "λ enters",
+    "× lr",
+    "through momentum / Adam",
+    "bias by default",
+    "decay_bias honoured",
+)
+ENTERS = {  # placement -> the update it makes, given k
+    NONE: "no effect",
+    "coupled": "gradient += {k}·λ·w",
+    "decoupled_lr": "w −= lr·{k}·λ·w (decoupled)",
+    "decoupled": "w −= {k}·λ·w (decoupled, no lr)",
+    "l1": "gradient += {k}·λ·sign(w)",
+}
+CONVENTION_NAMES = {
+    "after_correction": "after correction",
+    "before_correction": "before correction",
+    "half_mse": "½e²",
+    "mse": "e²",
+}
+
+
+def build(ctx):
+    out = [Heading(2, TITLE)]
+    if not ctx.fingerprints:
+        return out + [Text("No fingerprint yet: run `decaylens probe --backend NAME`.")]
+    out += [
+        Text(
+            "From tiny probe problems run through each framework's real API (`decaylens probe`): where λ enters the "
+            "update, whether it is scaled by lr and goes through momentum or Adam's normalisation, whether the bias "
+            "decays when the user says nothing, and whether the adapter's request to spare or decay the bias is "
+            "honoured. `l2_loss` is the penalty (λ/2)‖w‖² written into the loss, for comparison."
+        ),
+        table(COLUMNS, [row(found) for found in verdict.semantics(ctx.fingerprints)]),
+        Text("Conventions each framework brings with it (probed too):"),
+        table(
+            ("backend", "Adam ε", "native loss"),
+            [
+                (f.backend, *(CONVENTION_NAMES.get(v, v) for v in verdict.conventions(f).values()))
+                for f in ctx.fingerprints
+            ],
+        ),
+    ]
+    conversions = verdict.conversions(ctx.fingerprints)
+    if conversions:
+        targets = [f.backend for f in ctx.fingerprints]
+        out += [
+            Heading(3, "The same trajectory in another framework"),
+            Text("For each API at nominal λ, the setting of every other framework that reproduces it step by step:"),
+            table(
+                ("backend", "optimizer", "API", *targets),
+                [
+                    (source, optimizer, kind, *(conversion(found[t]) if t in found else "—" for t in targets))
+                    for (source, optimizer, kind), found in conversions.items()
+                ],
+            ),
+        ]
+    return out + _agreement(ctx)
+
+
+def row(found):
+    """One fingerprint table row of a Semantics."""
+    cells = dict.fromkeys(COLUMNS, "")
+    cells.update(backend=found.backend, optimizer=found.optimizer, API=found.kind)
+    if not found.spared.matched:
+        cells["λ enters"] = found.spared.outcome()
+        return cells
+    explained = found.spared.explained
+    equivalents = ", ".join(form.name for form in explained.equivalents)
+    cells["λ enters"] = ENTERS[found.placement].format(k=f"{explained.form.multiplier:g}") + (
+        f" ≡ {equivalents}" if equivalents else ""
+    )
+    cells["× lr"] = "yes" if found.times_lr is not False else "no"
+    cells["through momentum / Adam"] = "—" if found.through_state is None else "yes" if found.through_state else "no"
+    if found.default is not None:
+        cells["bias by default"] = _bias(found.default)
+    honoured = "yes" if found.bias_honoured else f"no (false: {_bias(found.spared)}, true: {_bias(found.decayed)})"
+    cells["decay_bias honoured"] = honoured
+    return cells
+
+
+def _bias(probe):
+    decayed = verdict.bias_decayed(probe)
+    return "unexplained" if decayed is None else "decayed" if decayed else "not decayed"
+
+
+def conversion(found):
+    """A Conversion as a table cell."""
+    if found.kind is None:
+        return f"none exists: {found.reason}"
+    return f"{found.kind} with λ' = {'' if found.factor == 1 else f'{found.factor:g}·'}λ"
+
+
+def _agreement(ctx):
+    """Every full run of a framework API (λ > 0, bias spared) against its probe's rule."""
+    probes = {(f.backend, *key): probe for f in ctx.fingerprints for key, probe in f.penalties.items()}
+    rows = {}
+    for spec_runs in ctx.specs:
+        for run in spec_runs.runs:
+            penalty = run.case.penalty
+            key = (run.backend, run.case.optimizer.name, penalty.kind, False)
+            if not (run.ok and key in probes and penalty.spares_bias and penalty.strength > 0 and penalty.in_framework):
+                continue
+            probe, explained = probes[key], run.result.explained
+            found = rows.setdefault(
+                key,
+                {
+                    "backend": run.backend,
+                    "optimizer": key[1],
+                    "API": key[2],
+                    "probe": probe.outcome(),
+                    "runs": 0,
+                    "agree": 0,
+                    "disagreeing": [],
+                },
+            )
+            found["runs"] += 1
+            if probe.status == "ok" and verdict.same_rule(probe.explained, explained):
+                found["agree"] += 1
+            else:
+                found["disagreeing"].append(f"{spec_runs.spec.name} {run.label}: {explained}")
+    if not rows:
+        return []
+    for found in rows.values():
+        agree = f"{found['agree']} of {found['runs']}"
+        found["agree"] = f"**{agree}**" if found["disagreeing"] else agree
+        found["disagreeing"] = "; ".join(found["disagreeing"]) or "—"
+    return [
+        Heading(3, "Probe versus the full runs"),
+        Text(
+            "The rule each full run of a framework API follows (λ > 0, bias spared, every spec), found independently "
+            "of the probe; a disagreement is shown, not hidden."
+        ),
+        table(("backend", "optimizer", "API", "probe", "runs", "agree", "disagreeing"), rows.values()),
+    ]

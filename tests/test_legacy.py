@@ -1,0 +1,57 @@
+"""Files written by earlier releases load in this one: results of schema 1 and 2 and fingerprints
+without a schema_version, checked in under tests/legacy/ as those releases wrote them (real
+framework runs of the d2l, lr and sweep specs; schema 1 by the first release's torch adapter)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness import document, fingerprint, report, spec, store
+
+LEGACY = Path(__file__).parent / "legacy"
+GOLDEN = Path(__file__).parent / "golden"
+RESULTS = sorted((LEGACY / "results").glob("*/*.json")) + sorted((LEGACY / "schema1").glob("*/*.json"))
+
+
+@pytest.mark.parametrize("path", RESULTS, ids=lambda path: f"{path.parent.parent.name}-{path.parent.name}-{path.stem}")
+def test_an_earlier_result_loads_with_every_value_it_stored(path):
+    old, result = json.loads(path.read_text()), store.read(path)
+    assert (result.backend, result.case_id, result.status, result.reason) == (
+        old["backend"],
+        old["case_id"],
+        old["status"],
+        old["reason"],
+    )
+    assert result.case.to_dict() == old["case"] and result.versions == old["versions"] and result.api == old["api"]
+    if old["final"] is not None:
+        assert (
+            vars(result.final) == old["final"]
+            and vars(result.steps) == old["steps"]
+            and vars(result.epochs) == old["epochs"]
+        )
+    if old.get("explained") is not None:  # schema 2: the explanation's text is made again, the same
+        assert str(result.explained) == old["explained"]["text"] and result.explained.gap == old["explained"]["gap"]
+    assert store.is_current(path, old["case_id"], old["versions"]) == (old["schema_version"] == 2 or not result.ok)
+
+
+def test_a_report_reads_earlier_results_and_skips_none():
+    text = document.markdown(report.blocks([spec.load("d2l")], LEGACY / "results"))
+    assert "Skipped files" not in text
+    every_case = text.split("### Every case")[1]
+    row = next(line for line in every_case.splitlines() if line.startswith("| sgd, weight_decay, λ=3 | torch | ok |"))
+    assert "| coupled ×1 (≡ decoupled × lr ×1), bias not decayed, loss half_mse |" in row
+
+
+@pytest.mark.parametrize("path", sorted((LEGACY / "fingerprints").glob("*.json")), ids=lambda path: path.stem)
+def test_an_earlier_fingerprint_loads_and_the_golden_one_keeps_its_outcomes(path):
+    old, found = json.loads(path.read_text()), fingerprint.Fingerprint.load(path)
+    assert len(old["probes"]) == len(found.penalties) + len(found.conventions)
+    for entry in old["probes"]:
+        key = entry["probe"]
+        probe = found.penalties[fingerprint.ProbeKey(*key)] if isinstance(key, list) else found.conventions[key]
+        assert probe.outcome() == (
+            entry["explained"]["text"] if entry["status"] == "ok" else f"unsupported: {entry['reason']}"
+        )
+    golden = fingerprint.Fingerprint.load(GOLDEN / f"{found.backend}.json")
+    assert fingerprint.changes(found, golden) == [], "rewriting the golden fingerprint changed an outcome"

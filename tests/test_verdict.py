@@ -1,0 +1,123 @@
+"""The judgements the report states, from small tables of probes: what an API's λ does, same /
+convert / never against l2_loss, and the setting of another framework that trains alike."""
+
+import fake_backend
+import pytest
+
+from harness import explain, fingerprint, oracle, verdict
+from harness.explain import Form
+from harness.fingerprint import Probe
+
+
+def probe(placement, k=1.0, bias=False, matched=True, equivalents=(), eps="after_correction"):
+    """An ok Probe explained by ``placement`` ×k (λ = 0.5), bias decayed or not."""
+    coefficient = {placement: 0.5 * k} if placement != explain.NONE else {}
+    rule = oracle.Rule(decay_bias=bias, adam_eps=eps, **coefficient)
+    found = explain.Explanation(Form(placement, k), rule, 0.0 if matched else 0.3, matched, tuple(equivalents))
+    return Probe("ok", api="...", explained=found)
+
+
+L2 = probe("coupled")
+
+
+@pytest.mark.parametrize(
+    "api, optimizer, expected",
+    [
+        (probe("coupled"), "momentum", verdict.Verdict("same")),
+        (probe("coupled", 2.0), "momentum", verdict.Verdict("convert", 0.5)),  # Keras L2(λ): λ·Σw², so λ' = λ/2
+        (probe("coupled", 0.5), "adam", verdict.Verdict("convert", 2.0)),
+        (probe("decoupled_lr", equivalents=[Form("coupled", 1.0)]), "sgd", verdict.Verdict("same")),
+        (probe("decoupled_lr"), "momentum", verdict.Verdict("never", reason="λ bypasses momentum (decoupled × lr ×1)")),
+        (
+            probe("decoupled_lr"),
+            "adam",
+            verdict.Verdict("never", reason="λ bypasses Adam's normalisation (decoupled × lr ×1)"),
+        ),
+        (probe("decoupled", 2.0), "sgd", verdict.Verdict("never", reason="λ is not multiplied by lr (decoupled ×2)")),
+        (probe(explain.NONE, 0.0), "sgd", verdict.Verdict("never", reason="λ has no effect (no decay)")),
+        (probe("coupled", bias=True), "sgd", verdict.Verdict("never", reason="cannot spare the bias")),
+        (
+            Probe("unsupported", "no regularizer here"),
+            "sgd",
+            verdict.Verdict("unsupported", reason="no regularizer here"),
+        ),
+        (
+            probe("coupled", matched=False),
+            "sgd",
+            verdict.Verdict(
+                "unexplained", reason="unexplained (closest: coupled ×1, bias not decayed, loss half_mse, gap 0.3)"
+            ),
+        ),
+    ],
+)
+def test_an_api_is_the_l2_penalty_after_a_conversion_or_never(api, optimizer, expected):
+    assert verdict.verdict(api, L2, optimizer) == expected
+
+
+def test_scale_uses_the_first_place_both_rules_share_through_their_equivalents():
+    sgd_keras = probe("coupled", 2.0, equivalents=[Form("decoupled_lr", 2.0)]).explained
+    optax_adamw = probe("decoupled_lr").explained
+    assert verdict.scale(optax_adamw, sgd_keras) == 0.5
+    assert verdict.scale(probe("decoupled").explained, optax_adamw) is None
+
+
+@pytest.mark.parametrize(
+    "a, b, same",
+    [
+        (probe("coupled"), probe("coupled"), True),
+        (probe("coupled"), probe("coupled", 2.0), False),  # the same place, another multiplier
+        (probe("coupled", equivalents=[Form("decoupled_lr", 1.0)]), probe("decoupled_lr"), True),
+        (probe("coupled"), probe("coupled", bias=True), False),
+        (probe("coupled", matched=False), probe("coupled", matched=False), True),  # the same closest rule
+        (probe("coupled", matched=False), probe("coupled"), False),
+    ],
+)
+def test_two_explanations_name_the_same_rule_when_they_share_a_form_and_the_bias(a, b, same):
+    assert verdict.same_rule(a.explained, b.explained) is same
+
+
+def test_the_semantics_are_read_off_the_probes():
+    found = {
+        (s.optimizer, s.kind): s for s in verdict.semantics([fingerprint.probe("fake", fake_backend.make(), "test")])
+    }
+    momentum, adamw = found["momentum", "weight_decay"], found["adam", "adamw"]
+    assert (momentum.placement, momentum.times_lr, momentum.through_state) == ("coupled", True, True)
+    assert found["sgd", "weight_decay"].through_state is None  # no state to go through
+    assert (adamw.placement, adamw.times_lr, adamw.through_state) == ("decoupled_lr", True, False)
+    assert verdict.bias_decayed(adamw.default) is True and adamw.bias_honoured
+    assert found["sgd", "regularizer"].spared.outcome() == "unsupported: no regularizer here"
+    assert found["sgd", "l2_loss"].default is None  # the loss has no default to probe
+    decoupled = fingerprint.probe("fake", fake_backend.make(weight_decay="decoupled"), "test")
+    assert {(s.optimizer, s.kind): s for s in verdict.semantics([decoupled])}[
+        "momentum", "weight_decay"
+    ].times_lr is False
+    assert verdict.conventions(decoupled) == {"Adam ε": "after_correction", "native loss": "mse"}
+
+
+def test_conversions_scale_lambda_and_say_when_none_exists():
+    coupled = fingerprint.probe("fake", fake_backend.make(), "test")
+    other = fingerprint.probe("other", fake_backend.make(weight_decay="decoupled_lr"), "test")
+    found = verdict.conversions([coupled, other])
+    assert found["fake", "momentum", "weight_decay"]["other"] == verdict.Conversion("l2_loss", 1.0)
+    assert found["other", "momentum", "weight_decay"]["fake"] == verdict.Conversion(
+        None, reason="weight_decay is coupled, l2_loss is coupled"
+    )
+    assert found["other", "adam", "weight_decay"]["fake"] == verdict.Conversion("adamw", 1.0)
+    assert found["fake", "sgd", "weight_decay"]["other"] == verdict.Conversion("weight_decay", 1.0)
+    assert ("fake", "sgd", "l2_loss") not in found  # the loss is what the others are converted to
+
+
+def test_adam_cannot_be_converted_between_frameworks_that_place_eps_apart():
+    after = fingerprint.probe("fake", fake_backend.make(), "test")
+    before = fingerprint.Fingerprint(
+        **{
+            **vars(after),
+            "backend": "keras-like",
+            "conventions": {**after.conventions, "adam_eps": probe(explain.NONE, 0.0, eps="before_correction")},
+        }
+    )
+    found = verdict.conversions([after, before])
+    assert found["fake", "adam", "weight_decay"]["keras-like"] == verdict.Conversion(
+        None, reason="Adam's ε sits after correction in fake, before correction in keras-like"
+    )
+    assert found["fake", "momentum", "weight_decay"]["keras-like"].kind == "weight_decay"
