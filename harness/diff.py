@@ -10,10 +10,21 @@ TOLERANCE = {
 }
 
 
-def tolerance(dtype, hyperparameter_dtype=None):
-    """The tolerance of a run in ``dtype`` whose framework applies its hyperparameters in
-    ``hyperparameter_dtype`` (None: in ``dtype``): the looser of the two."""
-    return max(TOLERANCE[dtype], TOLERANCE[hyperparameter_dtype or dtype])
+# Largest relative gap between a backend's step and the float64 oracle's prediction of it from
+# the backend's own previous parameters that still counts as the same rule, by dtype (measured on
+# every built-in spec in every framework: float64 ≤ 2e-15; float32, or float64 with float32
+# hyperparameters, ≤ 2.1e-7; a wrong multiplier moves a step by lr·λ·Δk ≥ 1.5e-4 of it):
+STEP_TOLERANCE = {
+    "float64": 1e-12,  # one step's float64 rounding is near 1e-15
+    "float32": 1e-5,  # one float32 step, or float32 hyperparameters over a float64 state, stays near 2e-7
+}
+
+
+def tolerance(dtype, hyperparameter_dtype=None, table=TOLERANCE):
+    """The tolerance (from ``table``: TOLERANCE for whole runs, STEP_TOLERANCE for one step) of a
+    run in ``dtype`` whose framework applies its hyperparameters in ``hyperparameter_dtype``
+    (None: in ``dtype``): the looser of the two."""
+    return max(table[dtype], table[hyperparameter_dtype or dtype])
 
 
 def relative_gaps(a, b):

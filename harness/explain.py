@@ -49,22 +49,28 @@ class Explanation:
 
     form: Form
     rule: oracle.Rule
-    gap: float  # largest per-step relative gap between the run and the rule
-    matched: bool  # gap within diff.tolerance of the run
+    gap: float  # largest relative gap between a step of the run and the rule's step from the run's previous one
+    matched: bool  # gap within the run's diff.STEP_TOLERANCE
     equivalents: tuple = ()  # Forms of the other matching rules
+    drift: float | None = None  # largest per-step relative gap of the rule run on its own from the run's start
 
     @property
     def forms(self):
         """Every (placement, k) that reproduces the run: its own first, then the equivalent ones."""
         return (self.form, *self.equivalents)
 
-    def __str__(self):
+    @property
+    def summary(self):
+        """The rule in words, or ``unexplained (closest: <rule>)``: what a golden fingerprint pins."""
         name = self.form.name + (f" (≡ {', '.join(f.name for f in self.equivalents)})" if self.equivalents else "")
         bias = "bias decayed" if self.rule.decay_bias else "bias not decayed"
         text = f"{name}, {bias}, loss {self.rule.loss}"
         if self.rule.adam_eps != oracle.Rule().adam_eps:
             text += f", Adam ε {self.rule.adam_eps.replace('_', ' ')}"
-        return text if self.matched else f"unexplained (closest: {text}, gap {self.gap:.2g})"
+        return text if self.matched else f"unexplained (closest: {text})"
+
+    def __str__(self):
+        return self.summary if self.matched else f"{self.summary[:-1]}, gap {self.gap:.2g})"
 
     def to_json(self):
         return {
@@ -73,6 +79,7 @@ class Explanation:
             "gap": self.gap,
             "matched": self.matched,
             "equivalents": [dataclasses.asdict(form) for form in self.equivalents],
+            "drift": self.drift,
         }
 
     @classmethod
@@ -83,14 +90,16 @@ class Explanation:
             gap=float(found["gap"]),
             matched=bool(found["matched"]),
             equivalents=tuple(Form(**form) for form in found["equivalents"]),
+            drift=found.get("drift"),
         )
 
 
 def from_legacy(old, strength):
     """The ``to_json`` form of an explanation stored before it was structured (result schema
     2, fingerprint without a schema_version): placements by display name ("decoupled × lr"),
-    equivalents as text ("decoupled × lr ×1"), the rule's fields flat; ``strength`` is the λ of
-    its case, which the rule's coefficient is k times."""
+    equivalents as text ("decoupled × lr ×1"), the rule's fields flat, and the gap of the rule
+    run on its own (which then decided the match, and is its drift); ``strength`` is the λ of its
+    case, which the rule's coefficient is k times."""
     placement = {name: key for key, name in PLACEMENTS.items()} | {NONE: NONE}
 
     def form(name, multiplier):
@@ -106,6 +115,7 @@ def from_legacy(old, strength):
         "gap": old["gap"],
         "matched": old["matched"],
         "equivalents": equivalents,
+        "drift": old["gap"],
     }
 
 
@@ -125,23 +135,26 @@ def candidates(case):
 
 
 def explain(case, arrays, trajectory):
-    """The first catalog rule that reproduces ``trajectory`` at every step within tolerance,
-    started from the run's own initial weights, with the other matching rules as
-    equivalents; else the closest rule, marked unmatched."""
-    start = (trajectory.w[0], trajectory.b[0])
+    """The first catalog rule that predicts every step of ``trajectory`` from the run's own
+    previous parameters within the run's step tolerance, with the other matching rules as
+    equivalents; else the closest rule, marked unmatched. Either way with its drift: the gap of
+    the rule run on its own from the run's initial weights."""
     run = (trajectory.w, trajectory.b)
-    tolerance = diff.tolerance(case.model.dtype, trajectory.hyperparameter_dtype)
+    tolerance = diff.tolerance(case.model.dtype, trajectory.hyperparameter_dtype, diff.STEP_TOLERANCE)
     catalog = list(candidates(case))
     rules = list(dict.fromkeys(rule for _, rule in catalog))  # at λ = 0 most rules are one
     with np.errstate(all="ignore"):
-        gaps = diff.relative_gaps(run, oracle.simulate_rules(rules, case, arrays, start))
+        gaps = diff.relative_gaps(run, oracle.simulate_rules(rules, case, arrays, along=run))
     worst = dict(zip(rules, np.where(np.isfinite(gaps).all(axis=-1), gaps.max(axis=-1), np.inf).tolist()))
     tried = [Explanation(form, rule, worst[rule], matched=worst[rule] <= tolerance) for form, rule in catalog]
     matches = [e for e in tried if e.matched]
     if not matches:
-        return min(tried, key=lambda e: e.gap)
-    first = matches[0]
-    if first.form.placement == NONE:
-        return first
-    others = dict.fromkeys(e.form for e in matches if e.form != first.form and e.form.placement != NONE)
-    return dataclasses.replace(first, equivalents=tuple(others))
+        found = min(tried, key=lambda e: e.gap)
+    elif matches[0].form.placement == NONE:
+        found = matches[0]
+    else:
+        others = dict.fromkeys(e.form for e in matches if e.form != matches[0].form and e.form.placement != NONE)
+        found = dataclasses.replace(matches[0], equivalents=tuple(others))
+    with np.errstate(all="ignore"):
+        alone = diff.relative_gaps(run, oracle.simulate(found.rule, case, arrays, start=(run[0][0], run[1][0])))
+    return dataclasses.replace(found, drift=float(alone.max()) if np.isfinite(alone).all() else float("inf"))

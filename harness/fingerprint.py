@@ -75,8 +75,13 @@ class Probe:
         return self.status == "ok" and self.explained.matched
 
     def outcome(self):
-        """One line: what the probe found."""
+        """One line: what the probe found (an unexplained probe's closest rule with its gap)."""
         return str(self.explained) if self.status == "ok" else f"{self.status}: {self.reason}"
+
+    @property
+    def pinned(self):
+        """What the golden test compares: the outcome, without an unexplained probe's gap."""
+        return self.explained.summary if self.status == "ok" else self.outcome()
 
     def to_json(self):
         explained = self.explained.to_json() if self.explained else None
@@ -205,16 +210,19 @@ def probe(backend, adapter, command):
 
 
 def changes(golden, fresh):
-    """Readable lines for every probe whose outcome differs between two Fingerprints."""
+    """Readable lines for every probe whose pinned outcome differs between two Fingerprints."""
 
-    def outcomes(document):
-        return {key.label: probe.outcome() for key, probe in document.penalties.items()} | {
-            CONVENTIONS[name]: probe.outcome() for name, probe in document.conventions.items()
+    def probes(document):
+        return {key.label: probe for key, probe in document.penalties.items()} | {
+            CONVENTIONS[name]: probe for name, probe in document.conventions.items()
         }
 
-    before, after = outcomes(golden), outcomes(fresh)
+    def outcome(probe):
+        return probe.outcome() if probe else "not probed"
+
+    before, after = probes(golden), probes(fresh)
     return [
-        f"{label}: was {before.get(label, 'not probed')}, now {after.get(label, 'not probed')}"
+        f"{label}: was {outcome(before.get(label))}, now {outcome(after.get(label))}"
         for label in dict.fromkeys([*before, *after])
-        if before.get(label) != after.get(label)
+        if (before[label].pinned if label in before else None) != (after[label].pinned if label in after else None)
     ]

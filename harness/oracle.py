@@ -52,11 +52,17 @@ def simulate(rule, case, arrays, start=None):
     return w[0], b[0]
 
 
-def simulate_rules(rules, case, arrays, start=None):
+def simulate_rules(rules, case, arrays, start=None, along=None):
     """``simulate`` under every rule of ``rules`` at once: one run over a leading rules axis,
     each row following its own rule. Returns ``(w, b)`` of shapes (rules, steps + 1, dim)
     and (rules, steps + 1). A rule that diverges yields inf or nan from then on, silently:
-    diverging is a result, as it is for a framework."""
+    diverging is a result, as it is for a framework.
+
+    ``along`` = a run's (w, b), (steps + 1, dim) and (steps + 1,): then each step starts from the
+    run's own parameters before it, so step t is each rule's prediction of the run's step t from
+    its step t − 1, with the optimizer's state built along the run (its gradients taken at the
+    run's parameters): rounding and a sign flip of L1 near 0 cannot compound.
+    """
 
     def as_case_dtype(array):
         return np.asarray(array).astype(case.model.dtype).astype(np.float64)
@@ -80,9 +86,14 @@ def simulate_rules(rules, case, arrays, start=None):
 
     order = arrays.batch_order()
     trajectory = np.empty((len(rules), len(order) + 1, p.shape[1]))
+    if along is not None:
+        run = np.concatenate([np.asarray(along[0], np.float64), np.asarray(along[1], np.float64)[:, None]], axis=1)
+        p = np.tile(run[0], (len(rules), 1))
     trajectory[:, 0] = p
     with np.errstate(over="ignore", invalid="ignore"):
         for step, batch in enumerate(order, start=1):
+            if along is not None:
+                p = np.broadcast_to(run[step - 1], p.shape)
             xb = x[batch]
             error = p @ xb.T - y[batch]
             g = grad_scale * (error @ xb) / len(batch)

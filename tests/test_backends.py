@@ -73,7 +73,7 @@ def test_what_the_nominal_lambda_does_is_pinned(name, optimizer, kind, expected)
     adapter = load_adapter(name)
     case = reference_case(name, optimizer__name=optimizer, penalty__kind=kind, penalty__strength=3.0)
     found = explain.explain(case, *train(adapter, case))
-    assert str(found) == expected, f"{name} {optimizer} {kind}: pinned {expected!r}, now {found}"
+    assert found.summary == expected, f"{name} {optimizer} {kind}: pinned {expected!r}, now {found}"
 
 
 @pytest.mark.parametrize("name, section, key, expected", list(pins("native")))
@@ -81,7 +81,7 @@ def test_the_native_loss_convention_is_pinned(name, section, key, expected):
     adapter = load_adapter(name)
     case = reference_case(name, train__loss="native")
     found = explain.explain(case, *train(adapter, case))
-    assert str(found) == expected, f"{name} native loss: pinned {expected!r}, now {found}"
+    assert found.summary == expected, f"{name} native loss: pinned {expected!r}, now {found}"
 
 
 def test_running_a_spec_twice_stores_bit_identical_trajectories(backend, tmp_path):
