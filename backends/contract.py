@@ -8,6 +8,9 @@ is the checked starting point for a new framework):
                    differ (empty: one case per call); never a key the arrays depend on
     RATIO_TARGET   a benchmark target: the largest median time of ``train`` per case, as a
                    multiple of the NumPy oracle's on the same case (printed, never asserted)
+    OWN_BEHAVIOURS {(optimizer, penalty kind or None for any): why no oracle rule can explain
+                   that update, with the framework source line that makes it}: the fingerprint
+                   shows it beside a run no rule explains (a run that is explained shows none)
     versions()                  -> dict[str, str]    the framework's package versions
     train(case, arrays)         -> Trajectory        parameters before and after every step
     train_sweep(cases, arrays)  -> list[Trajectory]  one per case, in order
@@ -24,7 +27,7 @@ from typing import Protocol
 
 import numpy as np
 
-EXPORTS = ("SWEEPABLE", "RATIO_TARGET", "versions", "train", "train_sweep")
+EXPORTS = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "versions", "train", "train_sweep")
 HELPERS = ("_model", "_loss", "_penalty", "_optimizer")
 
 
@@ -53,6 +56,7 @@ class Adapter(Protocol):
 
     SWEEPABLE: tuple[str, ...]
     RATIO_TARGET: float
+    OWN_BEHAVIOURS: dict[tuple[str, str | None], str]
 
     def versions(self) -> dict[str, str]: ...
 

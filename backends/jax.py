@@ -2,10 +2,12 @@
 
 The whole run (every epoch, every batch in the harness's order) is one ``jax.lax.scan``
 compiled by ``jax.jit``, once per case shape: lr and λ are traced arguments, and a sweep
-over them is one ``jax.vmap``ped call of the same program (``train_sweep``). The nominal λ
-goes unchanged into ``optax.add_decayed_weights`` chained before the optimizer
-(``weight_decay``) or into ``optax.adamw``; a bias that must not decay is masked out.
-Penalties in the loss are written with jnp ops and differentiated by ``jax.grad``. Optax
+over them is one ``jax.vmap``ped call of the same program (``train_sweep``). Each optimizer is
+its Optax alias; the nominal λ goes unchanged into the alias's own decay argument (``adamw``
+and the other w-forms, Lion's, LAMB's, Adafactor's ``weight_decay_rate``, Adadelta's), or into
+``optax.add_decayed_weights`` chained before the alias (``weight_decay``) or between its
+preconditioner and its learning rate (``decoupled``); a bias that must not decay is masked
+out. Penalties in the loss are written with jnp ops and differentiated by ``jax.grad``. Optax
 has no layer regularizer API.
 """
 
@@ -20,10 +22,11 @@ import optax
 from backends._calls import Calls
 from backends.contract import Trajectory, Unsupported
 
-__all__ = ("SWEEPABLE", "RATIO_TARGET", "versions", "train", "train_sweep")  # contract.EXPORTS, in its order
+__all__ = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "versions", "train", "train_sweep")  # contract.EXPORTS
 
 SWEEPABLE = ("optimizer.lr", "penalty.strength")  # traced arguments of one compiled, vmapped run
 RATIO_TARGET = 3.0
+OWN_BEHAVIOURS = {}
 
 # float64 cases need JAX's x64 mode, switched on in the backend's process only; float32
 # cases then build float32 arrays explicitly.
@@ -52,7 +55,11 @@ def train_sweep(cases, arrays):
     strength = jnp.asarray([case.penalty.strength for case in cases], dtype)
     params = _model(shape, arrays, _calls())
     w, b = map(np.asarray, _compiled(shape)(params, x, y, jnp.asarray(arrays.batch_order()), lr, strength))
-    return [Trajectory(w=w_i, b=b_i, api=_api(case, arrays)) for w_i, b_i, case in zip(w, b, cases, strict=True)]
+    coarser = _HYPERPARAMETER_DTYPE.get(shape.optimizer.name) if dtype == "float64" else None
+    return [
+        Trajectory(w=w_i, b=b_i, api=_api(case, arrays), hyperparameter_dtype=coarser)
+        for w_i, b_i, case in zip(w, b, cases, strict=True)
+    ]
 
 
 def _api(case, arrays):
@@ -117,28 +124,107 @@ def _penalty(case, calls):
 
 def _optimizer(case, lr, strength, calls):
     """The case's Optax transformation at learning rate ``lr`` and λ = ``strength`` (traced
-    values inside the compiled run, the case's own numbers for its ``api``)."""
+    values inside the compiled run, the case's own numbers for its ``api``): its alias; λ as the
+    alias's own decay argument where it has one, else ``add_decayed_weights`` chained before the
+    alias (weight_decay) or after its preconditioner, before its learning rate (decoupled)."""
     opt, penalty = case.optimizer, case.penalty
-    # optax decays every leaf unless masked (decay_bias = "default" is true); adamw's default
-    # weight_decay=1e-4 is replaced by λ.
-    decay = {"weight_decay": strength} | ({"mask": {"w": True, "b": False}} if penalty.spares_bias else {})
-    if opt.name == "adam":
-        adam = {"learning_rate": lr, "b1": opt.beta1, "b2": opt.beta2, "eps": opt.eps}
-        if penalty.kind == "adamw":
-            return calls.let("optimizer", "optax.adamw", **adam, **decay)
-        base = ("optax.adam", adam)
-    else:
-        sgd = {"learning_rate": lr}
-        if opt.name in ("momentum", "nesterov"):
-            sgd["momentum"] = opt.momentum
-        if opt.name == "nesterov":
-            sgd["nesterov"] = True
-        base = ("optax.sgd", sgd)
+    if penalty.kind in ("regularizer", "lr_decay"):  # the regularizer is refused by _penalty
+        raise Unsupported(f"Optax's {opt.name} has no argument users mistake for weight decay (no lr_decay)")
+    alias, kwargs = _alias(opt, lr)
+    # optax decays every leaf unless masked (decay_bias = "default" is true); the aliases' default
+    # weight_decay (adamw's 1e-4, lion's 1e-3, ...) is replaced by λ unless none is to be passed.
+    masked = penalty.in_optimizer and penalty.spares_bias
+    decay = {} if penalty.omit_strength else {"weight_decay": strength}
+    decay |= {"mask": {"w": True, "b": False}} if masked else {}
+    own = _OWN_DECAY.get(opt.name, {}).get(penalty.kind)
+    if penalty.kind == "adamw" or own:
+        own = own or "adamw"
+        names = _DECAY_ARGUMENTS.get(own, ("weight_decay", "mask"))
+        renamed = {names[key == "mask"]: value for key, value in decay.items()}
+        kept = {key: value for key, value in kwargs.items() if key not in names}
+        return calls.let("optimizer", f"optax.{own}", **kept, **renamed)
     if penalty.kind == "weight_decay":
         return calls.let(
-            "optimizer", "optax.chain", calls("optax.add_decayed_weights", **decay), calls(base[0], **base[1])
+            "optimizer", "optax.chain", calls("optax.add_decayed_weights", **decay), calls(alias, **kwargs)
         )
-    return calls.let("optimizer", base[0], **base[1])
+    if penalty.kind == "decoupled":
+        if opt.name not in _PRECONDITIONERS:
+            raise Unsupported(f"Optax's {opt.name} has no preconditioner to place a decoupled decay after")
+        steps = [calls(path, **values) for path, values in _PRECONDITIONERS[opt.name](opt)]
+        steps += [calls("optax.add_decayed_weights", **decay), calls("optax.scale_by_learning_rate", lr)]
+        steps += [calls("optax.trace", decay=opt.momentum)] if opt.name == "rmsprop" and opt.momentum else []
+        return calls.let("optimizer", "optax.chain", *steps)
+    return calls.let("optimizer", alias, **kwargs)
+
+
+def _alias(opt, lr):
+    """The Optax alias of the optimizer and its keyword arguments at learning rate ``lr``."""
+    if opt.name == "signum":
+        raise Unsupported("Optax has no signum")
+    if opt.name in ("sgd", "momentum", "nesterov"):
+        momentum = {} if opt.name == "sgd" else {"momentum": opt.momentum, "nesterov": opt.name == "nesterov"}
+        return "optax.sgd", {"learning_rate": lr, **momentum}
+    if opt.name in ("adam", "adamax", "nadam", "radam", "lamb"):
+        return f"optax.{opt.name}", {"learning_rate": lr, "b1": opt.beta1, "b2": opt.beta2, "eps": opt.eps}
+    if opt.name == "lion":
+        # Overrides optax.lion's default weight_decay=1e-3 where λ goes elsewhere (its own decay
+        # argument replaces this 0 in _optimizer): the defaults probe measures the default instead.
+        return "optax.lion", {"learning_rate": lr, "b1": opt.beta1, "b2": opt.beta2, "weight_decay": 0.0}
+    if opt.name == "rmsprop":
+        return "optax.rmsprop", {
+            "learning_rate": lr,
+            **_rms(opt),
+            "centered": opt.centered,
+            "momentum": opt.momentum or None,
+        }
+    if opt.name == "adagrad":
+        return "optax.adagrad", {
+            "learning_rate": lr,
+            "initial_accumulator_value": opt.initial_accumulator,
+            "eps": opt.eps,
+        }
+    if opt.name == "adadelta":
+        return "optax.adadelta", {"learning_rate": lr, "rho": opt.rho, "eps": opt.eps}
+    # adafactor: its own defaults (decay rate 0.8, clipping 1, ε 1e-30) for what the spec has no key for
+    return "optax.adafactor", {"learning_rate": lr}
+
+
+def _rms(opt):
+    return {"decay": opt.rho, "eps": opt.eps, "initial_scale": opt.initial_accumulator}
+
+
+# optimizer -> {penalty kind: the alias whose own decay argument takes λ}: the w-forms of Adam's
+# family, and the aliases that have a decay argument of their own (Adadelta's is added to the gradient).
+_OWN_DECAY = {
+    "adam": {"decoupled": "adamw"},
+    "adamax": {"decoupled": "adamaxw"},
+    "nadam": {"decoupled": "nadamw"},
+    "lion": {"weight_decay": "lion", "decoupled": "lion"},
+    "lamb": {"weight_decay": "lamb", "decoupled": "lamb"},
+    "adafactor": {"weight_decay": "adafactor", "decoupled": "adafactor"},
+    "adadelta": {"weight_decay": "adadelta"},
+}
+# optimizer -> the dtype Optax computes part of its step in whatever the parameters' dtype: Adafactor's
+# decay rate 1 − t^−0.8 from jnp.array(t, jnp.float32) (factorized.py:28-32), 2e-9 off in float64.
+_HYPERPARAMETER_DTYPE = {"adafactor": "float32"}
+# alias -> its (λ, mask) arguments, where they are not (weight_decay, mask)
+_DECAY_ARGUMENTS = {
+    "adafactor": ("weight_decay_rate", "weight_decay_mask"),
+    "adadelta": ("weight_decay", "weight_decay_mask"),
+}
+# optimizer -> the transformations its alias chains before scale_by_learning_rate (alias.py), for a
+# decoupled decay placed between them and the learning rate.
+_PRECONDITIONERS = {
+    "sgd": lambda opt: [],
+    "momentum": lambda opt: [("optax.trace", {"decay": opt.momentum})],
+    "nesterov": lambda opt: [("optax.trace", {"decay": opt.momentum, "nesterov": True})],
+    "radam": lambda opt: [("optax.scale_by_radam", {"b1": opt.beta1, "b2": opt.beta2, "eps": opt.eps})],
+    "adagrad": lambda opt: [
+        ("optax.scale_by_rss", {"initial_accumulator_value": opt.initial_accumulator, "eps": opt.eps})
+    ],
+    "rmsprop": lambda opt: [(f"optax.{'scale_by_stddev' if opt.centered else 'scale_by_rms'}", _rms(opt))],
+    "adadelta": lambda opt: [("optax.scale_by_adadelta", {"rho": opt.rho, "eps": opt.eps})],
+}
 
 
 def _shape(case):

@@ -27,10 +27,21 @@ from mxnet import autograd, gluon
 from backends._calls import Calls
 from backends.contract import Trajectory, Unsupported
 
-__all__ = ("SWEEPABLE", "RATIO_TARGET", "versions", "train", "train_sweep")  # contract.EXPORTS, in its order
+__all__ = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "versions", "train", "train_sweep")  # contract.EXPORTS
 
 SWEEPABLE = ()  # one case per call
 RATIO_TARGET = 10.0
+OWN_BEHAVIOURS = {
+    ("nesterov", "weight_decay"): (
+        "mx.optimizer.NAG calls nag_mom_update(weight, grad, mom, out=weight), whose kernel writes the new "
+        "weight and then takes the momentum's decay from it (optimizer_op-inl.h, NAGMomKernel): the decay "
+        "enters the momentum with the weight after the step"
+    ),
+    ("nadam", None): (
+        "mx.optimizer.Nadam keeps one momentum schedule for all parameters (optimizer.py:1989, 2012: "
+        "self.m_schedule), advanced once per parameter per step: with a weight and a bias, twice a step"
+    ),
+}
 
 
 def versions():
@@ -73,7 +84,16 @@ def train(case, arrays):
             # penalty is broadcast to every example, so it too comes out once, unscaled.
             loss = objective(batches[step])
         loss.backward()
-        trainer.step(case.train.batch_size)
+        try:
+            trainer.step(case.train.batch_size)
+        except mx.base.MXNetError as error:
+            if "Incompatible attr" not in str(error):
+                raise
+            # AdaGrad, RMSProp and AdaDelta make their state with zeros(shape, ctx): float32 (optimizer.py).
+            raise Unsupported(
+                f"MXNet's {_NAMES[case.optimizer.name]} refuses {dtype} parameters: its state is "
+                f"float32 ({str(error).splitlines()[-1].strip()[:80]})"
+            ) from None
         weight.wait_to_read()
         bias.wait_to_read()
         w[step + 1], b[step + 1] = weight_now, bias_now[0]
@@ -165,35 +185,73 @@ def _numpy_view(array):
     return np.from_dlpack(Export())
 
 
+# decaylens optimizer -> the name of the mx.optimizer a Gluon Trainer trains it with.
+_NAMES = {
+    "sgd": "sgd", "momentum": "sgd", "nesterov": "nag", "adam": "adam", "rmsprop": "rmsprop", "adagrad": "adagrad",
+    "adadelta": "adadelta", "adamax": "adamax", "nadam": "nadam", "lamb": "lamb", "signum": "signum",
+}  # fmt: skip
+
+
 def _optimizer(case, net, calls):
-    """``gluon.Trainer`` over the net's parameters with ``sgd``, ``nag``, ``adam`` or ``contribadamw``
-    (below), λ as its ``'wd'``, and ``wd_mult = 0`` on the bias when it is spared."""
+    """``gluon.Trainer`` over the net's parameters with the case's ``mx.optimizer``, λ as its ``'wd'``
+    (the decoupled form: ``contribadamw`` (below) for Adam, ``wd_lh`` for signum, LAMB's own ``wd``),
+    and ``wd_mult = 0`` on the bias when it is spared."""
     opt, penalty = case.optimizer, case.penalty
-    kwargs = {"learning_rate": opt.lr}
-    if opt.name == "adam":
-        name = "contribadamw" if penalty.kind == "adamw" else "adam"
-        kwargs.update(beta1=opt.beta1, beta2=opt.beta2, epsilon=opt.eps)
-    else:
-        name = "nag" if opt.name == "nesterov" else "sgd"
-        if opt.name in ("momentum", "nesterov"):
-            kwargs["momentum"] = opt.momentum
-    if penalty.in_optimizer:
-        kwargs["wd"] = penalty.strength
+    if opt.name not in _NAMES:
+        raise Unsupported(f"MXNet {mx.__version__} has no {opt.name} optimizer")
+    if penalty.kind == "lr_decay":
+        raise Unsupported("MXNet's optimizers have no argument users mistake for weight decay (no lr_decay)")
+    name, kwargs = _NAMES[opt.name], {"learning_rate": opt.lr, **_hyperparameters(opt)}
+    decay = "wd"
+    if penalty.kind in ("decoupled", "adamw"):
+        if opt.name == "adam":
+            name = "contribadamw"
+        elif opt.name == "signum":
+            decay = "wd_lh"
+        elif opt.name != "lamb":  # LAMB's wd is its only decay argument
+            raise Unsupported(f"MXNet's {name} has no decoupled form; wd is its only decay argument")
+    if penalty.in_optimizer and not penalty.omit_strength:
+        kwargs[decay] = penalty.strength
+    if penalty.in_optimizer and penalty.spares_bias:
         # Gluon decays every parameter (wd_mult = 1) unless told otherwise: decay_bias = true
         # and "default" keep that; false sets the bias's wd_mult to 0, the Gluon idiom.
-        if penalty.spares_bias:
-            calls.let("biases", "net.collect_params", ".*bias")
-            calls("biases.setattr", "wd_mult", 0.0)
+        calls.let("biases", "net.collect_params", ".*bias")
+        calls("biases.setattr", "wd_mult", 0.0)
     trainer = calls.let("trainer", "gluon.Trainer", calls("net.collect_params"), name, kwargs)
     if name == "contribadamw":
         calls.say(
             "ContribAdamW's update at step t is mx.nd.contrib.adamw_update(weight, grad, mean, var, "
             f"rescale_grad=mx.nd.full((1,), 1/{case.train.batch_size}), "
             f"lr=math.sqrt(1 - {opt.beta2!r}**t) / (1 - {opt.beta1!r}**t), "
-            f"eta={opt.lr!r}, wd={penalty.strength!r} * wd_mult, beta1={opt.beta1!r}, beta2={opt.beta2!r}, "
+            f"eta={opt.lr!r}, wd={kwargs.get('wd', 0.0)!r} * wd_mult, beta1={opt.beta1!r}, beta2={opt.beta2!r}, "
             f"epsilon={opt.eps!r}, out=weight)"
         )
     return trainer
+
+
+def _hyperparameters(opt):
+    """The optimizer's own hyperparameters under MXNet's names (Adamax takes no ε; RMSprop's ρ is
+    gamma1, and its momentum gamma2, which only the centered (Graves) form has)."""
+    if opt.name in ("momentum", "nesterov", "signum"):
+        return {"momentum": opt.momentum}
+    if opt.name in ("adam", "nadam", "lamb"):
+        own = {"schedule_decay": opt.momentum_decay} if opt.name == "nadam" else {}
+        return {"beta1": opt.beta1, "beta2": opt.beta2, "epsilon": opt.eps, **own}
+    if opt.name == "adamax":
+        return {"beta1": opt.beta1, "beta2": opt.beta2}
+    if opt.name in ("rmsprop", "adagrad") and opt.initial_accumulator:
+        raise Unsupported(f"MXNet's {opt.name} starts its accumulator at 0 and takes no initial value")
+    if opt.name == "rmsprop":
+        if opt.momentum and not opt.centered:
+            raise Unsupported("MXNet's rmsprop has a momentum (gamma2) only when centered")
+        return {"gamma1": opt.rho, "epsilon": opt.eps, "centered": opt.centered} | (
+            {"gamma2": opt.momentum} if opt.centered else {}
+        )
+    if opt.name == "adagrad":
+        return {"eps": opt.eps}
+    if opt.name == "adadelta":
+        return {"rho": opt.rho, "epsilon": opt.eps}
+    return {}
 
 
 @mx.optimizer.register

@@ -25,17 +25,18 @@ import numpy as np
 import tensorflow as tf
 
 from backends._calls import Calls, Shown
-from backends.contract import Trajectory
+from backends.contract import Trajectory, Unsupported
 
 if os.environ.get("TF_USE_LEGACY_KERAS") in ("true", "True", "1"):  # as TensorFlow reads it
     import tf_keras as keras
 else:
     import keras
 
-__all__ = ("SWEEPABLE", "RATIO_TARGET", "versions", "train", "train_sweep")  # contract.EXPORTS, in its order
+__all__ = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "versions", "train", "train_sweep")  # contract.EXPORTS
 
 SWEEPABLE = ()  # one case per call (a trace per case shape, reused across calls)
 RATIO_TARGET = 3.0
+OWN_BEHAVIOURS = {}
 
 KERAS = keras.__name__  # "keras" or "tf_keras": the prefix of every call written into ``api``
 
@@ -56,7 +57,8 @@ def train(case, arrays):
     # Keras creates the optimizer's learning-rate variable (and Keras 3 the loss's compute
     # dtype) in floatx, float32 by default, whatever the layer's dtype.
     keras.backend.set_floatx(case.model.dtype)
-    run = _compiled(_shape(case))
+    # A legacy optimizer (lr_decay) makes its slots on its first step, so its run is built afresh.
+    run = _Run(_shape(case)) if case.penalty.kind == "lr_decay" else _compiled(_shape(case))
     run.reset(case, arrays)
     # Every step's batch, gathered once: (steps, batch size, dim) and targets (steps, batch size, 1).
     order = arrays.batch_order()
@@ -126,30 +128,72 @@ def _penalty(shape, model, calls):
     return lambda: scale * tf.add_n([tf.reduce_sum(getattr(tf, op)(p)) for p in params])
 
 
+# decaylens optimizer -> the Keras optimizer class a Keras user trains it with.
+_CLASSES = {
+    "sgd": "SGD", "momentum": "SGD", "nesterov": "SGD", "adam": "Adam", "rmsprop": "RMSprop", "adagrad": "Adagrad",
+    "adadelta": "Adadelta", "adamax": "Adamax", "nadam": "Nadam", "lion": "Lion", "lamb": "Lamb",
+    "adafactor": "Adafactor",
+}  # fmt: skip
+# Optimizers whose decay argument is their decoupled form: the decay argument of Lion, LAMB, Adafactor.
+_DECAY_ARGUMENT_IS_DECOUPLED = ("lion", "lamb", "adafactor")
+
+
 def _optimizer(shape, model, calls):
-    """``keras.optimizers.SGD`` (momentum, nesterov), ``Adam`` or ``AdamW`` with λ as ``weight_decay``
-    and the bias excluded from it when it is spared; built for the Dense layer's variables, so
-    that the traced run creates none. Built once per shape at the placeholder lr; each run sets
-    the case's lr in its variable (``_Run.reset``)."""
+    """The Keras optimizer class of the case's optimizer with λ as its ``weight_decay`` (AdamW for
+    Adam's decoupled form), the bias excluded from it when spared; for ``lr_decay``, the legacy
+    optimizer's ``decay=`` (tf-keras) or the new one's (Keras 3, which ignores it). Built for the
+    Dense layer's variables, so that a traced run creates none, once per shape at the placeholder
+    lr; each run sets the case's lr in its variable (``_Run.reset``)."""
     opt, penalty = shape.optimizer, shape.penalty
-    if opt.name == "adam":
-        name = "AdamW" if penalty.kind == "adamw" else "Adam"
-        # epsilon: Keras's default is 1e-7; the spec's ε is passed instead.
-        kwargs = {"beta_1": opt.beta1, "beta_2": opt.beta2, "epsilon": opt.eps}
-    else:
-        name, kwargs = "SGD", {}
-        if opt.name in ("momentum", "nesterov"):
-            kwargs["momentum"] = opt.momentum
-        if opt.name == "nesterov":
-            kwargs["nesterov"] = True
-    if penalty.in_optimizer:
+    name = _CLASSES.get(opt.name)
+    legacy = penalty.kind == "lr_decay" and KERAS == "tf_keras"  # Keras 3 has no legacy optimizers
+    module = keras.optimizers.legacy if legacy else keras.optimizers
+    if penalty.kind in ("decoupled", "adamw"):
+        if opt.name == "adam":
+            name = "AdamW"
+        elif opt.name not in _DECAY_ARGUMENT_IS_DECOUPLED:
+            raise Unsupported(
+                f"Keras's {name} has no decoupled form of its own; weight_decay is its only decay argument"
+            )
+    if name is None or not hasattr(module, name):
+        where = f"{KERAS}.optimizers" + (".legacy" if legacy else "")
+        raise Unsupported(f"{where} {keras.__version__} has no {name or opt.name} optimizer")
+    kwargs = _hyperparameters(opt)
+    if penalty.kind == "lr_decay":
+        kwargs["decay"] = penalty.strength
+    elif penalty.in_optimizer and not penalty.omit_strength:
         kwargs["weight_decay"] = penalty.strength
-    optimizer = calls.let("optimizer", f"{KERAS}.optimizers.{name}", learning_rate=Shown(opt.lr, _LR), **kwargs)
+    path = f"{KERAS}.optimizers.{'legacy.' if legacy else ''}{name}"
+    optimizer = calls.let("optimizer", path, learning_rate=Shown(opt.lr, _LR), **kwargs)
     # Keras decays every variable it updates unless excluded: decay_bias = "default" is true.
-    if penalty.in_optimizer and penalty.spares_bias:
+    if penalty.in_optimizer and penalty.kind != "lr_decay" and penalty.spares_bias:
         calls("optimizer.exclude_from_weight_decay", var_list=[model.bias])
-    calls("optimizer.build", model.trainable_variables)
+    if not legacy:  # a legacy optimizer makes its slots on its first step
+        calls("optimizer.build", model.trainable_variables)
     return optimizer
+
+
+def _hyperparameters(opt):
+    """The optimizer's own hyperparameters under Keras's names (ε passed for Keras's default 1e-7;
+    Adafactor keeps its defaults: β₂ decay −0.8, ε₁ 1e-30, clip threshold 1, and ε₂ = 1e-3, passed
+    as its default is, so that its float32 rounding counts in the run's precision)."""
+    if opt.name in ("momentum", "nesterov"):
+        return {"momentum": opt.momentum} | ({"nesterov": True} if opt.name == "nesterov" else {})
+    if opt.name in ("adam", "adamax", "nadam", "lamb"):
+        return {"beta_1": opt.beta1, "beta_2": opt.beta2, "epsilon": opt.eps}
+    if opt.name == "lion":
+        return {"beta_1": opt.beta1, "beta_2": opt.beta2}
+    if opt.name == "rmsprop":
+        if opt.initial_accumulator:
+            raise Unsupported("Keras's RMSprop starts its average at 0 and takes no initial value")
+        return {"rho": opt.rho, "momentum": opt.momentum, "epsilon": opt.eps, "centered": opt.centered}
+    if opt.name == "adagrad":
+        return {"initial_accumulator_value": opt.initial_accumulator, "epsilon": opt.eps}
+    if opt.name == "adadelta":
+        return {"rho": opt.rho, "epsilon": opt.eps}
+    if opt.name == "adafactor":
+        return {"epsilon_2": 1e-3}
+    return {}
 
 
 def _shape(case):
@@ -202,7 +246,9 @@ class _Run:
                 tf.TensorSpec((*batches, shape.data.dim), shape.model.dtype),
                 tf.TensorSpec((*batches, 1), shape.model.dtype),
             )
-        self._built = [(variable, variable.numpy()) for variable in model.variables + optimizer.variables]
+        # (a legacy optimizer's variables are a method, and made on its first step: its run is not reused)
+        optimizer_variables = optimizer.variables() if callable(optimizer.variables) else optimizer.variables
+        self._built = [(variable, variable.numpy()) for variable in model.variables + optimizer_variables]
 
     def reset(self, case, arrays):
         for variable, value in self._built:
@@ -232,13 +278,13 @@ def _hyperparameter_dtype(case):
 
     Keras casts Python-float hyperparameters with ``tf.cast`` (Keras 3: ``ops.cast``), which
     makes them float32 tensors first: momentum 0.9 becomes 0.8999999761581421 in a float64
-    run (Keras 3 sgd.py, adam.py, regularizers.L2; tf-keras sgd.py, adam.py). A user passes
-    Python floats, so the adapter does too; this states which precision the run can claim.
+    run (Keras 3 sgd.py, adam.py, regularizers.L2; tf-keras sgd.py, adam.py; a legacy optimizer
+    keeps every hyperparameter in a float32 variable). A user passes Python floats, so the adapter
+    does too; this states which precision the run can claim: float32 as soon as any of the run's
+    hyperparameters is not a float32 number.
     """
-    opt, penalty = case.optimizer, case.penalty
-    values = [opt.lr]
-    values += [opt.momentum] if opt.name in ("momentum", "nesterov") else []
-    values += [opt.beta1, opt.beta2, opt.eps] if opt.name == "adam" else []
+    penalty = case.penalty
+    values = [case.optimizer.lr, *(v for v in _hyperparameters(case.optimizer).values() if isinstance(v, float))]
     values += [penalty.strength] if penalty.in_framework else []
     if case.model.dtype == "float64" and any(float(tf.cast(v, tf.float64)) != v for v in values):
         return "float32"

@@ -1,9 +1,10 @@
 """PyTorch adapter: ``torch.nn.Linear`` trained with ``torch.optim`` as a PyTorch user would.
 
-The nominal λ goes unchanged into ``weight_decay=`` of ``torch.optim.SGD`` / ``Adam`` /
-``AdamW``; a bias that must not decay goes in its own param group with
-``weight_decay=0``. Penalties in the loss are written with torch ops and
-differentiated by autograd. PyTorch has no layer regularizer API.
+The nominal λ goes unchanged into ``weight_decay=`` of the ``torch.optim`` class of each
+optimizer PyTorch ships (SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta, Adamax, NAdam, RAdam,
+Adafactor), into ``decoupled_weight_decay=True`` forms, or into Adagrad's ``lr_decay``; a bias
+that must not decay goes in its own param group with ``weight_decay=0``. Penalties in the loss
+are written with torch ops and differentiated by autograd. PyTorch has no layer regularizer API.
 """
 
 import functools
@@ -14,10 +15,11 @@ import torch
 from backends._calls import Calls
 from backends.contract import Trajectory, Unsupported
 
-__all__ = ("SWEEPABLE", "RATIO_TARGET", "versions", "train", "train_sweep")  # contract.EXPORTS, in its order
+__all__ = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "versions", "train", "train_sweep")  # contract.EXPORTS
 
 SWEEPABLE = ()  # one case per call
 RATIO_TARGET = 10.0
+OWN_BEHAVIOURS = {}
 
 
 def versions():
@@ -52,7 +54,7 @@ def train(case, arrays):
         optimizer.step()
         with torch.no_grad():
             w[step], b[step] = model.weight[0], model.bias[0]
-    return Trajectory(w=w.numpy(), b=b.numpy(), api=calls.text)
+    return Trajectory(w=w.numpy(), b=b.numpy(), api=calls.text, hyperparameter_dtype=_state_dtype(optimizer, dtype))
 
 
 def train_sweep(cases, arrays):
@@ -113,24 +115,69 @@ def _sum(terms):
     return functools.reduce(operator.add, terms)
 
 
+# decaylens optimizer -> the torch.optim class a PyTorch user trains it with.
+_CLASSES = {
+    "sgd": "SGD", "momentum": "SGD", "nesterov": "SGD", "adam": "Adam", "rmsprop": "RMSprop", "adagrad": "Adagrad",
+    "adadelta": "Adadelta", "adamax": "Adamax", "nadam": "NAdam", "radam": "RAdam", "adafactor": "Adafactor",
+}  # fmt: skip
+
+
 def _optimizer(case, model, calls):
-    """``torch.optim.SGD`` (momentum, nesterov), ``Adam`` or ``AdamW`` over the model's parameters, with
-    λ as ``weight_decay`` and the bias in a group of its own with ``weight_decay=0`` when it is spared."""
+    """The ``torch.optim`` class of the case's optimizer over the model's parameters: λ as its
+    ``weight_decay`` (``AdamW``, or ``decoupled_weight_decay=True``, for the decoupled form; Adagrad's
+    ``lr_decay`` for lr_decay), the bias in a group of its own with ``weight_decay=0`` when spared."""
     opt, penalty = case.optimizer, case.penalty
-    if opt.name == "adam":
-        name = "AdamW" if penalty.kind == "adamw" else "Adam"
-        kwargs = {"lr": opt.lr, "betas": (opt.beta1, opt.beta2), "eps": opt.eps}
-    else:
-        name, kwargs = "SGD", {"lr": opt.lr}
-        if opt.name in ("momentum", "nesterov"):
-            kwargs["momentum"] = opt.momentum
-        if opt.name == "nesterov":
-            kwargs["nesterov"] = True
-    if penalty.in_optimizer:
+    if opt.name not in _CLASSES:
+        raise Unsupported(f"PyTorch {torch.__version__} has no {opt.name} optimizer in torch.optim")
+    name, kwargs = _CLASSES[opt.name], {"lr": opt.lr, **_hyperparameters(opt)}
+    if penalty.kind in ("decoupled", "adamw"):
+        if opt.name == "adam":
+            name = "AdamW"
+        elif opt.name in ("nadam", "radam"):
+            kwargs["decoupled_weight_decay"] = True
+        elif opt.name != "adafactor":  # Adafactor's weight_decay is its only decay argument
+            raise Unsupported(f"PyTorch's {name} has no decoupled form; weight_decay is its only decay argument")
+    if penalty.kind == "lr_decay":
+        if opt.name != "adagrad":
+            raise Unsupported(f"PyTorch's {name} has no lr_decay argument (only Adagrad has)")
+        kwargs["lr_decay"] = penalty.strength
+    elif penalty.in_optimizer and not penalty.omit_strength:
         kwargs["weight_decay"] = penalty.strength
     # Torch decays every parameter handed to the optimizer: decay_bias = "default" is true.
-    if penalty.in_optimizer and penalty.spares_bias:
+    if penalty.in_optimizer and penalty.kind != "lr_decay" and penalty.spares_bias:
         groups = [{"params": [model.weight]}, {"params": [model.bias], "weight_decay": 0.0}]
     else:
         groups = [model.weight, model.bias]
     return calls.let("optimizer", f"torch.optim.{name}", groups, **kwargs)
+
+
+def _state_dtype(optimizer, dtype):
+    """The optimizer's state dtype when coarser than the parameters', else None: NAdam keeps its
+    momentum product μ₁⋯μₜ in torch's default dtype, float32, whatever the parameters' (nadam.py:
+    ``torch.ones((), dtype=_get_scalar_dtype())``). Step counters, read back as exact integers, do not count."""
+    coarser = {
+        str(value.dtype).removeprefix("torch.")
+        for state in optimizer.state.values()
+        for key, value in state.items()
+        if key != "step" and torch.is_tensor(value) and value.is_floating_point() and value.dtype != dtype
+    }
+    return min(coarser, default=None)
+
+
+def _hyperparameters(opt):
+    """The optimizer's own hyperparameters under torch.optim's names (its defaults left as they are
+    where the spec has no such key: Adafactor's β₂ schedule −0.8, ε's and clipping threshold d)."""
+    if opt.name in ("momentum", "nesterov"):
+        return {"momentum": opt.momentum} | ({"nesterov": True} if opt.name == "nesterov" else {})
+    if opt.name in ("adam", "adamax", "nadam", "radam"):
+        own = {"momentum_decay": opt.momentum_decay} if opt.name == "nadam" else {}
+        return {"betas": (opt.beta1, opt.beta2), "eps": opt.eps, **own}
+    if opt.name == "rmsprop":
+        if opt.initial_accumulator:
+            raise Unsupported("PyTorch's RMSprop starts its square average at 0 and takes no initial value")
+        return {"alpha": opt.rho, "eps": opt.eps, "momentum": opt.momentum, "centered": opt.centered}
+    if opt.name == "adagrad":
+        return {"initial_accumulator_value": opt.initial_accumulator, "eps": opt.eps}
+    if opt.name == "adadelta":
+        return {"rho": opt.rho, "eps": opt.eps}
+    return {}

@@ -64,3 +64,10 @@ def sweep_groups(adapter, items, case_of=lambda item: item):
 def versions(adapter):
     """What a result, fingerprint or benchmark was made with: the framework's versions, NumPy's and Python's."""
     return {**adapter.versions(), "numpy": np.__version__, "python": platform.python_version()}
+
+
+def own_behaviour(adapter, case):
+    """The adapter's account (``OWN_BEHAVIOURS``) of why no rule explains ``case``'s run, or ""."""
+    accounts = adapter.OWN_BEHAVIOURS
+    optimizer, kind = case.optimizer.name, case.penalty.kind
+    return accounts.get((optimizer, kind)) or accounts.get((optimizer, None)) or ""

@@ -25,12 +25,14 @@ class Number:
     low: float | None = None
     high: float | None = None
     open_low: bool = False
+    open_high: bool = False
 
     def allowed(self):
         name = "an integer" if self.kind is int else "a finite number"
         low = f"> {self.low}" if self.open_low else f">= {self.low}"
+        high = f"< {self.high}" if self.open_high else f"<= {self.high}"
         if self.low is not None and self.high is not None:
-            return f"{name} {low} and <= {self.high}"
+            return f"{name} {low} and {high}"
         return f"{name} {low}" if self.low is not None else name
 
     def check(self, value):
@@ -43,7 +45,7 @@ class Number:
         value = self.kind(value)
         if self.low is not None and (value < self.low or (self.open_low and value == self.low)):
             raise ValueError
-        if self.high is not None and value > self.high:
+        if self.high is not None and (value > self.high or (self.open_high and value == self.high)):
             raise ValueError
         return value
 
@@ -72,6 +74,7 @@ Positive = Number(float, 0, open_low=True)
 NonNegative = Number(float, 0)
 Real = Number(float)
 Fraction = Number(float, 0, 1)
+Decay = Number(float, 0, 1, open_high=True)  # a moving average's β: 1 would make a bias correction 1 − βᵗ zero
 Bool = Choice((True, False))
 
 # --------------------------------------------------------------------------- the sections
@@ -136,23 +139,49 @@ class Train(_Section):
     loss: str = _field("half_mse", Choice(("half_mse", "mse", "native")))
 
 
+OPTIMIZERS = (
+    "sgd", "momentum", "nesterov", "adam", "rmsprop", "adagrad", "adadelta", "adamax", "nadam", "radam", "lion",
+    "lamb", "adafactor", "signum",
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Optimizer(_Section):
-    """The optimizer and its hyperparameters: ``sgd``; ``momentum`` and ``nesterov`` with
-    ``momentum`` μ; ``adam`` with β₁ = ``beta1``, β₂ = ``beta2`` and ``eps`` ε (harness.oracle
-    states each update)."""
+    """The optimizer and its hyperparameters (``harness.oracle`` states each update): ``momentum``
+    is μ of ``momentum``, ``nesterov``, ``signum`` and ``rmsprop``; ``beta1``, ``beta2`` are the
+    moving averages' β₁, β₂ (Adam's family, Lion, LAMB); ``eps`` is ε; ``rho`` is ρ of ``rmsprop``
+    and ``adadelta``; ``initial_accumulator`` starts the squared-gradient sum of ``adagrad`` and the
+    moving average of ``rmsprop``; ``centered`` makes ``rmsprop`` divide by the gradient's variance;
+    ``momentum_decay`` is ψ of NAdam's momentum schedule μₜ = β₁·(1 − ½·0.96^(ψ·t)). A spec that
+    leaves one out gets its optimizer's own default (``OPTIMIZER_DEFAULTS``), else the one below."""
 
-    name: str = _field("sgd", Choice(("sgd", "momentum", "nesterov", "adam")))
+    name: str = _field("sgd", Choice(OPTIMIZERS))
     lr: float = _field(0.003, Positive)
     momentum: float = _field(0.9, Number(float, 0, 1))
-    beta1: float = _field(0.9, Fraction)
-    beta2: float = _field(0.999, Fraction)
+    beta1: float = _field(0.9, Decay)
+    beta2: float = _field(0.999, Decay)
     eps: float = _field(1e-8, NonNegative)
+    rho: float = _field(0.9, Decay)
+    initial_accumulator: float = _field(0.0, NonNegative)
+    centered: bool = _field(False, Bool)
+    momentum_decay: float = _field(0.004, NonNegative)
+
+
+# Where a spec says nothing of a key, the optimizer's own default when it differs from the field's:
+# RMSprop without momentum, Lion's slower second average, Adadelta's lr of 1 (its step is already
+# a ratio of moving averages), as each framework that ships them defaults.
+OPTIMIZER_DEFAULTS = {"rmsprop": {"momentum": 0.0}, "lion": {"beta2": 0.99}, "adadelta": {"lr": 1.0}}
+# Fields added after cases were first stored: left out of a case's id while they hold their
+# default, so every case stored before keeps its id.
+ADDED_FIELDS = {
+    "optimizer": ("rho", "initial_accumulator", "centered", "momentum_decay"),
+    "penalty": ("omit_strength",),
+}
 
 
 # Penalty kinds by where the nominal λ goes.
 LOSS_KINDS = ("l2_loss", "l1_loss")  # a term written into the loss: (λ/2)·‖w‖², λ·‖w‖₁
-OPTIMIZER_KINDS = ("weight_decay", "adamw")  # an argument of the optimizer
+OPTIMIZER_KINDS = ("weight_decay", "decoupled", "adamw", "lr_decay")  # an argument of the optimizer
 FRAMEWORK_KINDS = (*OPTIMIZER_KINDS, "regularizer")  # the framework's own APIs, whose semantics are probed
 PENALTY_KINDS = ("none", *LOSS_KINDS, *FRAMEWORK_KINDS)
 
@@ -160,14 +189,19 @@ PENALTY_KINDS = ("none", *LOSS_KINDS, *FRAMEWORK_KINDS)
 @dataclass(frozen=True)
 class Penalty(_Section):
     """``l2_loss``: (λ/2)·‖w‖² in the loss; ``l1_loss``: λ·‖w‖₁ in the loss;
-    ``weight_decay``: the optimizer's own argument; ``adamw``: the dedicated decoupled
-    optimizer; ``regularizer``: the layer regularizer API. λ = strength. ``decay_bias``:
-    true, false, or ``"default"`` = whatever the framework's API does when the user says
-    nothing about the bias (for the framework APIs only)."""
+    ``weight_decay``: the optimizer's own weight-decay argument; ``decoupled``: the framework's
+    dedicated decoupled form of the optimizer (AdamW, a decoupled flag, Lion's, LAMB's or
+    Adafactor's decay); ``adamw``: the decoupled form of ``adam``, as its own name;
+    ``regularizer``: the layer regularizer API; ``lr_decay``: the argument users mistake for
+    weight decay (torch Adagrad's ``lr_decay``, the ``decay=`` of tf-keras's legacy optimizers).
+    λ = strength; with ``omit_strength`` the adapter passes no λ and the API's default applies.
+    ``decay_bias``: true, false, or ``"default"`` = whatever the framework's API does when the
+    user says nothing about the bias (for the framework APIs only)."""
 
     kind: str = _field("none", Choice(PENALTY_KINDS))
     strength: float = _field(0.0, NonNegative)
     decay_bias: bool | str = _field(False, Choice((False, True, "default")))
+    omit_strength: bool = _field(False, Bool)
 
     @property
     def in_loss(self):
@@ -242,16 +276,29 @@ class Case:
 
     @property
     def id(self):
-        """First 16 hex digits of the SHA-256 of the canonical JSON of the case."""
-        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """First 16 hex digits of the SHA-256 of the canonical JSON of the case, less the
+        ADDED_FIELDS that hold their default."""
+        sections = self.to_dict()
+        for section, names in ADDED_FIELDS.items():
+            defaults = {f.name: f.default for f in dataclasses.fields(SECTIONS[section])}
+            for name in names:
+                if sections[section][name] == defaults[name]:
+                    del sections[section][name]
+        canonical = json.dumps(sections, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     @property
     def steps(self):
         return self.train.epochs * (self.data.n_train // self.train.batch_size)
 
+    def with_optimizer_defaults(self, given):
+        """A copy whose optimizer hyperparameters not among the dotted keys ``given`` take the
+        optimizer's own defaults (OPTIMIZER_DEFAULTS), as a spec that leaves them out means."""
+        defaults = {f"optimizer.{k}": v for k, v in OPTIMIZER_DEFAULTS.get(self.optimizer.name, {}).items()}
+        return self.replace({key: value for key, value in defaults.items() if key not in given})
+
     def replace(self, values):
-        """A copy with dotted keys replaced: ``{"optimizer.lr": 0.03}``."""
+        """A copy with dotted keys replaced: ``{"optimizer.lr": 0.03}``; every other key keeps its value."""
         sections = self.to_dict()
         for key, value in values.items():
             section, name = key.split(".")
@@ -266,6 +313,12 @@ class Case:
             return (
                 f'penalty.kind = "adamw" needs optimizer.name = "adam" (got "{optimizer.name}"); '
                 f'allowed with "{optimizer.name}": {allowed}'
+            )
+        if penalty.omit_strength and not (penalty.in_optimizer and penalty.strength == 0):
+            return (
+                f'penalty.omit_strength = true passes no λ to the optimizer (got penalty.kind = "{penalty.kind}", '
+                f"strength = {penalty.strength:g}); allowed: with an optimizer's argument "
+                f"({', '.join(OPTIMIZER_KINDS)}) and strength 0"
             )
         if penalty.kind == "none" and penalty.strength != 0:
             return (

@@ -156,7 +156,7 @@ def _write_fingerprint(backend, out, command, golden=None):
     for path in [Path(out) / f"semantics-{backend}.json"] + ([golden] if golden else []):
         found.save(path)
         print(f"wrote {path}")
-    failed = [key for key, probe in {**found.penalties, **found.conventions}.items() if probe.status == "error"]
+    failed = [key for key, probe in found.probes if probe.status == "error"]
     if failed:
         print(
             f"decaylens: {len(failed)} probe(s) raised an error; see {Path(out) / f'semantics-{backend}.json'}",

@@ -1,15 +1,17 @@
 """Which oracle rule reproduces a run: the semantics of a nominal λ, found from trajectories.
 
 The catalog crosses every place the nominal λ can enter the update (``harness.oracle``; only
-the L1 rule for ``l1_loss``) with multipliers k ∈ {½, 1, 2}, bias decayed or not, the two
-loss conventions (when the case's loss is the framework's ``native`` one) and the two Adam ε
-conventions. A run is explained by a rule only if the rule's trajectory stays within the
-run's tolerance at every step; otherwise it is unexplained, with the closest rule and its
+the L1 rule for ``l1_loss``; the inverse-time lr decay too for ``lr_decay``; LAMB's trust ratio
+for ``lamb``) with multipliers k ∈ {½, 1, 2}, bias decayed or not, the two loss conventions
+(when the case's loss is the framework's ``native`` one) and the conventions in which
+frameworks' versions of the case's optimizer differ (``conventions``). A run is explained by a
+rule only if the rule predicts every step of the run from the run's own previous parameters
+within the run's step tolerance; otherwise it is unexplained, with the closest rule and its
 gap. Never forced. When several rules match (at λ = 0 all do; without momentum, coupled and
 decoupled × lr are the same update), the first in catalog order is the explanation and the
-others are listed as equivalent: no decay, then coupled, decoupled × lr, decoupled, each
-with k = ½, 1, 2; bias not decayed before decayed; Adam ε after the bias correction before
-ε before it.
+others are listed as equivalent: no decay, then coupled, decoupled × lr, decoupled (then the
+trust-ratio and lr-decay placements), each with k = ½, 1, 2; bias not decayed before decayed;
+each convention's values in the order ``conventions`` gives.
 """
 
 import dataclasses
@@ -26,7 +28,20 @@ PLACEMENTS = {
     "coupled": "coupled",  # gradient += k·λ·w, before momentum / Adam's moments
     "decoupled_lr": "decoupled × lr",  # w -= lr·k·λ·w beside the optimizer step
     "decoupled": "decoupled",  # w -= k·λ·w beside the optimizer step, lr not applied
+    "decoupled_ratio": "decoupled in the trust ratio",  # LAMB: update += k·λ·w before its trust ratio
+    "lr_decay": "lr decay",  # lr_t = lr / (1 + k·λ·(t − 1)): λ decays the learning rate, not w
     "l1": "l1",  # gradient += k·λ·sign(w)
+}
+# How each convention value reads in an explanation, where it is not the Rule's default.
+CONVENTION_NAMES = {
+    ("eps", "outside_uncorrected"): "ε before bias correction",
+    ("eps", "inside"): "ε inside √ or max",
+    ("eps", "none"): "no ε",
+    ("momentum_decay", None): "no momentum schedule",
+    ("scale_after_decay", True): "reads p after the decay",
+    ("relative_step", False): "step lr, not min(lr, 1/√t)",
+    ("lr_ignored", True): "step ignores lr",
+    ("momentum_scaled", True): "momentum of lr-scaled steps",
 }
 NONE = "none"  # the placement of a rule in which λ has no effect
 
@@ -53,6 +68,8 @@ class Explanation:
     matched: bool  # gap within the run's diff.STEP_TOLERANCE
     equivalents: tuple = ()  # Forms of the other matching rules
     drift: float | None = None  # largest per-step relative gap of the rule run on its own from the run's start
+    bias_ambiguous: bool = False  # the same rule with the bias decayed the other way matches too
+    ambiguous: tuple = ()  # the convention fields another value of which matches too (the run cannot tell)
 
     @property
     def forms(self):
@@ -64,9 +81,8 @@ class Explanation:
         """The rule in words, or ``unexplained (closest: <rule>)``: what a golden fingerprint pins."""
         name = self.form.name + (f" (≡ {', '.join(f.name for f in self.equivalents)})" if self.equivalents else "")
         bias = "bias decayed" if self.rule.decay_bias else "bias not decayed"
-        text = f"{name}, {bias}, loss {self.rule.loss}"
-        if self.rule.adam_eps != oracle.Rule().adam_eps:
-            text += f", Adam ε {self.rule.adam_eps.replace('_', ' ')}"
+        bias = "bias decay not seen" if self.bias_ambiguous else bias
+        text = ", ".join([name, bias, f"loss {self.rule.loss}", *convention_names(self.rule, self.ambiguous)])
         return text if self.matched else f"unexplained (closest: {text})"
 
     def __str__(self):
@@ -80,6 +96,8 @@ class Explanation:
             "matched": self.matched,
             "equivalents": [dataclasses.asdict(form) for form in self.equivalents],
             "drift": self.drift,
+            "bias_ambiguous": self.bias_ambiguous,
+            "ambiguous": list(self.ambiguous),
         }
 
     @classmethod
@@ -91,7 +109,25 @@ class Explanation:
             matched=bool(found["matched"]),
             equivalents=tuple(Form(**form) for form in found["equivalents"]),
             drift=found.get("drift"),
+            bias_ambiguous=bool(found.get("bias_ambiguous", False)),
+            ambiguous=tuple(found.get("ambiguous", ())),
         )
+
+
+def convention_names(rule, ambiguous=()):
+    """The rule's optimizer conventions that differ from the Rule's defaults, in words, but for
+    the ``ambiguous`` ones, which the run does not tell."""
+    default = oracle.Rule()
+    names = []
+    for field in dataclasses.fields(oracle.Rule):
+        value = getattr(rule, field.name)
+        if field.name in ambiguous:
+            continue
+        if (field.name, value) in CONVENTION_NAMES and value != getattr(default, field.name):
+            names.append(CONVENTION_NAMES[field.name, value])
+        elif field.name == "momentum_decay" and value not in (None, default.momentum_decay):
+            names.append(f"momentum schedule ψ = {value:g}")
+    return names
 
 
 def from_legacy(old, strength):
@@ -108,7 +144,8 @@ def from_legacy(old, strength):
     own = form(old["placement"], old["multiplier"])
     coefficient = {own["placement"]: own["multiplier"] * strength} if own["placement"] != NONE else {}
     equivalents = [form(*text.rsplit(" ×", 1)) for text in old["equivalents"]]
-    rule = oracle.Rule(loss=old["loss"], decay_bias=old["decay_bias"], adam_eps=old["adam_eps"], **coefficient)
+    eps = {"after_correction": "outside", "before_correction": "outside_uncorrected"}[old["adam_eps"]]
+    rule = oracle.Rule(loss=old["loss"], decay_bias=old["decay_bias"], eps=eps, **coefficient)
     return {
         "form": own,
         "rule": dataclasses.asdict(rule),
@@ -119,29 +156,63 @@ def from_legacy(old, strength):
     }
 
 
-def candidates(case):
-    """Every (Form, Rule) the catalog tries for this case, in catalog order."""
-    strength = case.penalty.strength
-    placements = ("l1",) if case.penalty.kind == "l1_loss" else ("coupled", "decoupled_lr", "decoupled")
+def conventions(case):
+    """{Rule field: values tried} for the conventions in which frameworks' versions of the case's
+    optimizer differ, each field's first value the one tried first."""
+    opt = case.optimizer
+    # A momentum of raw steps × the current lr and one of lr-scaled steps part only when lr changes.
+    scaled = {"momentum_scaled": (False, True)} if case.penalty.kind == "lr_decay" else {}
+    return {
+        "momentum": scaled,
+        "nesterov": scaled,
+        "adam": {"eps": ("outside", "outside_uncorrected")},
+        "radam": {"eps": ("outside", "outside_uncorrected")},
+        "rmsprop": {"eps": ("outside", "inside")} | (scaled if opt.momentum else {}),
+        "adagrad": {"eps": ("outside", "inside")},
+        "adamax": {"eps": ("inside", "outside", "none")},
+        "nadam": {"momentum_decay": tuple(dict.fromkeys((opt.momentum_decay, 1.0, None)))},
+        "lamb": {"scale_after_decay": (False, True)},
+        "adafactor": {"scale_after_decay": (False, True), "relative_step": (True, False)},
+        "adadelta": {"lr_ignored": (False, True)},
+    }.get(opt.name, {})
+
+
+def placements(case):
+    """Where λ may enter for this case's penalty and optimizer, in catalog order."""
+    if case.penalty.kind == "l1_loss":
+        return ("l1",)
+    found = ["coupled", "decoupled_lr", "decoupled"]
+    found += ["decoupled_ratio"] if case.optimizer.name == "lamb" else []
+    found += ["lr_decay"] if case.penalty.kind == "lr_decay" else []
+    return tuple(found)
+
+
+def candidates(case, strength=None):
+    """Every (Form, Rule) the catalog tries for this case, in catalog order; ``strength``
+    replaces the case's λ (a fitted one, where the API was given none)."""
+    strength = case.penalty.strength if strength is None else strength
     losses = ("half_mse", "mse") if case.train.loss == "native" else (case.train.loss,)
-    eps_conventions = oracle.ADAM_EPS if case.optimizer.name == "adam" else oracle.ADAM_EPS[:1]
+    tried = conventions(case)
     forms = [(Form(NONE, 0.0), {})] + [
-        (Form(placement, k), {placement: k * strength}) for placement in placements for k in MULTIPLIERS
+        (Form(placement, k), {placement: k * strength}) for placement in placements(case) for k in MULTIPLIERS
     ]
-    for (form, decay), bias, loss, eps in itertools.product(forms, (False, True), losses, eps_conventions):
+    base = {"momentum_decay": case.optimizer.momentum_decay}
+    for (form, decay), bias, loss, values in itertools.product(
+        forms, (False, True), losses, itertools.product(*tried.values())
+    ):
         if form.placement == NONE and bias:
             continue
-        yield form, oracle.Rule(loss=loss, decay_bias=bias, adam_eps=eps, **decay)
+        yield form, oracle.Rule(loss=loss, decay_bias=bias, **base | dict(zip(tried, values)), **decay)
 
 
-def explain(case, arrays, trajectory):
+def explain(case, arrays, trajectory, strength=None):
     """The first catalog rule that predicts every step of ``trajectory`` from the run's own
     previous parameters within the run's step tolerance, with the other matching rules as
     equivalents; else the closest rule, marked unmatched. Either way with its drift: the gap of
-    the rule run on its own from the run's initial weights."""
+    the rule run on its own from the run's initial weights. ``strength`` replaces the case's λ."""
     run = (trajectory.w, trajectory.b)
     tolerance = diff.tolerance(case.model.dtype, trajectory.hyperparameter_dtype, diff.STEP_TOLERANCE)
-    catalog = list(candidates(case))
+    catalog = list(candidates(case, strength))
     rules = list(dict.fromkeys(rule for _, rule in catalog))  # at λ = 0 most rules are one
     with np.errstate(all="ignore"):
         gaps = diff.relative_gaps(run, oracle.simulate_rules(rules, case, arrays, along=run))
@@ -153,8 +224,47 @@ def explain(case, arrays, trajectory):
     elif matches[0].form.placement == NONE:
         found = matches[0]
     else:
-        others = dict.fromkeys(e.form for e in matches if e.form != matches[0].form and e.form.placement != NONE)
-        found = dataclasses.replace(matches[0], equivalents=tuple(others))
+        first = matches[0]
+        others = dict.fromkeys(e.form for e in matches if e.form != first.form and e.form.placement != NONE)
+        flipped = dataclasses.replace(first.rule, decay_bias=not first.rule.decay_bias)
+        found = dataclasses.replace(
+            first, equivalents=tuple(others), bias_ambiguous=any(e.rule == flipped for e in matches)
+        )
+    if found.matched:
+        same_form = [e.rule for e in matches if (e.form, e.rule.decay_bias) == (found.form, found.rule.decay_bias)]
+        fields = [f for f, values in conventions(case).items() if len({getattr(r, f) for r in same_form}) > 1]
+        found = dataclasses.replace(found, ambiguous=tuple(fields))
     with np.errstate(all="ignore"):
         alone = diff.relative_gaps(run, oracle.simulate(found.rule, case, arrays, start=(run[0][0], run[1][0])))
     return dataclasses.replace(found, drift=float(alone.max()) if np.isfinite(alone).all() else float("inf"))
+
+
+# Fitted defaults are rounded to this many significant digits before the rule is checked with
+# them: a default is a short decimal (1e-2, 4e-3), and float32 hyperparameters blur the 8th digit.
+DEFAULT_DIGITS = 4
+
+
+def fit_strength(case, arrays, trajectory):
+    """The λ an API applied when given none (``penalty.omit_strength``): for each decoupled
+    placement and each no-decay rule of the catalog, the least-squares c of the run's steps of w
+    against the rule's, both predicted from the run's own previous parameters (each step's
+    residual is lr·c·w or c·w); the first whose c, rounded to DEFAULT_DIGITS, explains the run
+    as that placement ×1. Returns (c, Explanation): (0.0, …) when no decay is seen, (None, the
+    closest rule) when no fitted λ explains the run."""
+    run = (trajectory.w, trajectory.b)
+    closest = explain(case, arrays, trajectory, strength=0.0)
+    if closest.matched:
+        return 0.0, closest
+    undecayed = [rule for form, rule in candidates(case, 0.0) if form.placement == NONE]
+    with np.errstate(all="ignore"):
+        w, _ = oracle.simulate_rules(undecayed, case, arrays, along=run)
+    residuals = w[:, 1:] - run[0][1:]
+    for placement, scale in (("decoupled_lr", case.optimizer.lr), ("decoupled", 1.0)):
+        basis = scale * np.asarray(run[0][:-1], np.float64)
+        for residual in residuals:
+            fitted = float(f"{np.sum(residual * basis) / np.sum(basis * basis):.{DEFAULT_DIGITS}g}")
+            if fitted > 0:
+                found = explain(case, arrays, trajectory, strength=fitted)
+                if found.matched and found.form == Form(placement, 1.0):
+                    return fitted, found
+    return None, closest

@@ -5,13 +5,19 @@ trajectory with ``harness.explain``; nothing here is typed in. The probe problem
 two weights and a bias, chosen so the candidate rules part at once:
 
     x = [[1, 0], [2, 0]], y = [1, −1], w₀ = (1, 1), b₀ = 1, λ = 0.5, lr = 0.1, μ = 0.9,
-    batch 1, no shuffling, 3 epochs (6 steps), float64.
+    batch 1, no shuffling, 3 epochs (6 steps), float64; every other hyperparameter the
+    optimizer's default (``harness.case``).
 
 The second weight has no data gradient, so only the penalty moves it (a coupled decay
 then goes through momentum and Adam's normalisation, a decoupled one does not); the
 first has a changing data gradient, so multipliers and Adam's moments show; the bias
-starts far from 0, so decaying it shows. Two more probes read the framework's Adam ε
-convention (ε = 0.1, comparable to the gradients) and its native loss convention.
+starts far from 0, so decaying it shows. Three kinds of probe, for every optimizer:
+penalty probes (each penalty API, with the bias spared, decayed and left to the API's
+default); convention probes at λ = 0 that part the values of one optimizer convention
+(``CONVENTION_PROBES``: a large ε, an lr large enough for a relative step, the native
+loss); and default probes, each decoupled API given no λ, whose applied λ is fitted from
+the run (``explain.fit_strength``). A probe that no rule explains carries the adapter's
+account of it, where it gives one (its ``OWN_BEHAVIOURS``).
 """
 
 import json
@@ -23,15 +29,14 @@ from typing import NamedTuple
 import numpy as np
 
 from harness import explain, files
-from harness.attempt import attempt, versions
-from harness.case import FRAMEWORK_KINDS, Case
+from harness.attempt import attempt, own_behaviour, versions
+from harness.case import FRAMEWORK_KINDS, OPTIMIZERS, Case
 from harness.data import Arrays
 
 SCHEMA_VERSION = 2  # 1 (no schema_version): probes keyed by a list or a name, explanations flat, with their text
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
 KINDS = ("l2_loss", *FRAMEWORK_KINDS)  # the loss penalty, for comparison, and each framework API
 BIAS_MODES = (False, True, "default")
-CONVENTIONS = {"adam_eps": "Adam's ε convention", "native_loss": "the native loss"}  # name -> label
+DEFAULT_KINDS = ("decoupled", "adamw")  # the APIs whose default λ is probed
 
 PROBE = Case().replace({
     "data.n_train": 2, "data.n_test": 1, "data.dim": 2,
@@ -40,11 +45,40 @@ PROBE = Case().replace({
     "optimizer.lr": 0.1, "optimizer.momentum": 0.9, "penalty.strength": 0.5,
 })  # fmt: skip
 _X = np.array([[1.0, 0.0], [2.0, 0.0]])
-PROBE_ARRAYS = Arrays(
-    x_train=_X, y_train=np.array([1.0, -1.0]), x_valid=np.zeros((0, 2)), y_valid=np.zeros(0),
-    x_test=_X[:1], y_test=np.array([0.0]), w0=np.array([1.0, 1.0]), b0=np.array(1.0),
-    batches=np.tile(np.arange(2).reshape(1, 2, 1), (3, 1, 1)),
-)  # fmt: skip
+
+
+def probe_arrays(case):
+    """The probe problem's arrays for ``case``'s number of epochs (the probe's is 3)."""
+    epochs = case.train.epochs
+    return Arrays(
+        x_train=_X, y_train=np.array([1.0, -1.0]), x_valid=np.zeros((0, 2)), y_valid=np.zeros(0),
+        x_test=_X[:1], y_test=np.array([0.0]), w0=np.array([1.0, 1.0]), b0=np.array(1.0),
+        batches=np.tile(np.arange(2).reshape(1, 2, 1), (epochs, 1, 1)),
+    )  # fmt: skip
+
+
+# optimizer -> its probes' own hyperparameters: Adadelta's ε sets its step (√(x + ε)/√(s + ε)·g), which
+# at 1e-8 is too small for a decay to show within six steps.
+PROBE_VALUES = {"adadelta": {"optimizer.eps": 1.0}}
+# (optimizer, Rule field) -> the probe's change at λ = 0 under which that convention's values part.
+CONVENTION_PROBES = {
+    ("sgd", "loss"): {"train.loss": "native"},
+    **{(name, "eps"): {"optimizer.eps": 0.1} for name in ("adam", "rmsprop", "adagrad")},
+    # ε inside max(β₂u, |g| + ε) or beside it shows where |g| falls under the running max: a weight
+    # pulled by (λ/2)‖w‖² alone, in steps large enough to shrink it; so does RAdam's ε, whose
+    # adaptive steps start at the sixth
+    ("adamax", "eps"): {"optimizer.eps": 0.1, "optimizer.lr": 0.5, "penalty.kind": "l2_loss", "penalty.strength": 0.5},
+    ("radam", "eps"): {
+        "optimizer.eps": 0.1,
+        "optimizer.lr": 0.5,
+        "penalty.kind": "l2_loss",
+        "penalty.strength": 0.5,
+        "train.epochs": 6,
+    },
+    ("nadam", "momentum_decay"): {},
+    ("adafactor", "relative_step"): {"optimizer.lr": 1.0},
+    ("adadelta", "lr_ignored"): {},
+}
 
 
 class ProbeKey(NamedTuple):
@@ -60,47 +94,85 @@ class ProbeKey(NamedTuple):
         return f"{self.optimizer} {self.kind} (decay_bias = {bias})"
 
 
+class ConventionKey(NamedTuple):
+    """A convention probe: which value ``optimizer``'s version follows for the Rule ``field``."""
+
+    optimizer: str
+    field: str
+
+    @property
+    def label(self):
+        return f"{self.optimizer}'s {self.field} convention"
+
+
+class DefaultKey(NamedTuple):
+    """A default probe: the λ penalty ``kind`` of ``optimizer`` applies when given none."""
+
+    optimizer: str
+    kind: str
+
+    @property
+    def label(self):
+        return f"{self.optimizer} {self.kind} given no λ"
+
+
 @dataclass(frozen=True)
 class Probe:
     """One probe's outcome: ``status`` ok (the ``api`` that ran, the rule that ``explained`` it),
-    unsupported (the framework cannot express it) or error (the framework raised), with a ``reason``."""
+    unsupported (the framework cannot express it) or error (the framework raised), with a ``reason``;
+    ``note``: the adapter's account of an unexplained run; ``strength``: a default probe's fitted λ
+    (None where no fitted λ explains the run); ``dtype``: the probe's, float32 where the framework
+    refuses the float64 probe."""
 
     status: str
     reason: str = ""
     api: str | None = None
     explained: explain.Explanation | None = None
+    note: str = ""
+    strength: float | None = None
+    dtype: str = "float64"
 
     @property
     def matched(self):
         return self.status == "ok" and self.explained.matched
 
     def outcome(self):
-        """One line: what the probe found (an unexplained probe's closest rule with its gap)."""
-        return str(self.explained) if self.status == "ok" else f"{self.status}: {self.reason}"
+        """One line: what the probe found (an unexplained probe's closest rule with its gap, and its account)."""
+        if self.status != "ok":
+            return f"{self.status}: {self.reason}"
+        in_float32 = " (in float32)" if self.dtype != "float64" else ""
+        return str(self.explained) + in_float32 + (f"; {self.note}" if self.note and not self.matched else "")
 
     @property
     def pinned(self):
-        """What the golden test compares: the outcome, without an unexplained probe's gap."""
-        return self.explained.summary if self.status == "ok" else self.outcome()
+        """What the golden test compares: the outcome, without an unexplained probe's gap, with a default's λ."""
+        if self.status != "ok":
+            return self.outcome()
+        text = self.explained.summary + (" (in float32)" if self.dtype != "float64" else "")
+        return text + ("" if self.strength is None else f" at λ = {self.strength:g}")
 
     def to_json(self):
         explained = self.explained.to_json() if self.explained else None
-        return {"status": self.status, "reason": self.reason, "api": self.api, "explained": explained}
+        return {"status": self.status, "reason": self.reason, "api": self.api, "explained": explained,
+                "note": self.note, "strength": self.strength, "dtype": self.dtype}  # fmt: skip
 
     @classmethod
     def from_json(cls, found):
         explained = found.get("explained")
         return cls(
-            found["status"],
-            found.get("reason") or "",
-            found.get("api"),
+            found["status"], found.get("reason") or "", found.get("api"),
             explain.Explanation.from_json(explained) if explained else None,
-        )
+            found.get("note") or "", found.get("strength"), found.get("dtype", "float64"),
+        )  # fmt: skip
+
+
+KEYS = {"penalties": ProbeKey, "conventions": ConventionKey, "defaults": DefaultKey}  # document part -> its key
 
 
 @dataclass(frozen=True)
 class Fingerprint:
-    """Every probe of one backend: ``penalties`` by ProbeKey, ``conventions`` by name (CONVENTIONS)."""
+    """Every probe of one backend, by kind: ``penalties`` by ProbeKey, ``conventions`` by
+    ConventionKey, ``defaults`` by DefaultKey."""
 
     backend: str
     versions: dict
@@ -108,17 +180,18 @@ class Fingerprint:
     platform: str
     penalties: dict
     conventions: dict
+    defaults: dict
+
+    @property
+    def probes(self):
+        """Every (key, Probe) of the three kinds."""
+        return [*self.penalties.items(), *self.conventions.items(), *self.defaults.items()]
 
     def to_json(self):
-        document = {
-            "schema_version": SCHEMA_VERSION,
-            "backend": self.backend,
-            "versions": self.versions,
-            "command": self.command,
-            "platform": self.platform,
-            "penalties": [key._asdict() | probe.to_json() for key, probe in self.penalties.items()],
-            "conventions": [{"name": name} | probe.to_json() for name, probe in self.conventions.items()],
-        }
+        document = {"schema_version": SCHEMA_VERSION, "backend": self.backend, "versions": self.versions,
+                    "command": self.command, "platform": self.platform}  # fmt: skip
+        for part in KEYS:
+            document[part] = [key._asdict() | probe.to_json() for key, probe in getattr(self, part).items()]
         return json.dumps(document, indent=1, ensure_ascii=False) + "\n"
 
     @classmethod
@@ -133,18 +206,13 @@ class Fingerprint:
                 f"schema_version = {document['schema_version']!r}; this decaylens reads 1 to {SCHEMA_VERSION}"
             )
         try:
-            penalties = {
-                ProbeKey(p["optimizer"], p["kind"], p["decay_bias"]): Probe.from_json(p) for p in document["penalties"]
+            parts = {
+                part: {
+                    key(*(entry[f] for f in key._fields)): Probe.from_json(entry) for entry in document.get(part, [])
+                }
+                for part, key in KEYS.items()
             }
-            conventions = {c["name"]: Probe.from_json(c) for c in document["conventions"]}
-            return cls(
-                document["backend"],
-                document["versions"],
-                document["command"],
-                document["platform"],
-                penalties,
-                conventions,
-            )
+            return cls(document["backend"], document["versions"], document["command"], document["platform"], **parts)
         except (KeyError, TypeError, AttributeError) as error:
             raise ValueError(f"malformed fingerprint document ({error!r})") from None
 
@@ -161,10 +229,12 @@ class Fingerprint:
 
 
 _V1_STRENGTH = 0.5  # λ of the penalty probes when fingerprints had no schema_version (conventions: λ = 0)
+_V1_CONVENTIONS = {"adam_eps": ("adam", "eps"), "native_loss": ("sgd", "loss")}
 
 
 def _update_to_2(document):
-    """Schema 2 keys penalty probes by name (ProbeKey fields) and stores explanations as structures."""
+    """Schema 2 keys probes by name (the fields of ProbeKey, ConventionKey) and stores explanations
+    as structures."""
     penalties, conventions = [], []
     for entry in document["probes"]:
         probe = {k: v for k, v in entry.items() if k != "probe"}
@@ -175,52 +245,75 @@ def _update_to_2(document):
         if isinstance(key, list):
             penalties.append(ProbeKey(*key)._asdict() | probe)
         else:
-            conventions.append({"name": key} | probe)
+            conventions.append(ConventionKey(*_V1_CONVENTIONS[key])._asdict() | probe)
     rest = {k: v for k, v in document.items() if k != "probes"}
-    return rest | {"schema_version": 2, "penalties": penalties, "conventions": conventions}
+    return rest | {"schema_version": 2, "penalties": penalties, "conventions": conventions, "defaults": []}
+
+
+def probe_case(optimizer, values):
+    """The probe problem with ``optimizer`` (and its PROBE_VALUES) and the dotted ``values``;
+    hyperparameters not set here are the optimizer's defaults."""
+    values = PROBE_VALUES.get(optimizer, {}) | values
+    case = PROBE.replace({"optimizer.name": optimizer, **values})
+    return case.with_optimizer_defaults({"optimizer.lr", *values})
 
 
 def probe_cases():
-    """(ProbeKey, case) of every penalty probe, then (name, case) of every convention probe."""
+    """(key, case) of every probe: ProbeKey, then ConventionKey, then DefaultKey."""
     for optimizer in OPTIMIZERS:
         for kind in KINDS:
             if kind == "adamw" and optimizer != "adam":
                 continue
-            for bias in BIAS_MODES:
-                if not (bias == "default" and kind == "l2_loss"):
-                    values = {"optimizer.name": optimizer, "penalty.kind": kind, "penalty.decay_bias": bias}
-                    yield ProbeKey(optimizer, kind, bias), PROBE.replace(values)
-    yield "adam_eps", PROBE.replace({"optimizer.name": "adam", "optimizer.eps": 0.1, "penalty.strength": 0.0})
-    yield "native_loss", PROBE.replace({"train.loss": "native", "penalty.strength": 0.0})
+            biases = (False,) if kind == "lr_decay" else BIAS_MODES[:2] if kind == "l2_loss" else BIAS_MODES
+            for bias in biases:
+                yield (
+                    ProbeKey(optimizer, kind, bias),
+                    probe_case(optimizer, {"penalty.kind": kind, "penalty.decay_bias": bias}),
+                )
+    for (optimizer, field), values in CONVENTION_PROBES.items():
+        yield ConventionKey(optimizer, field), probe_case(optimizer, {"penalty.strength": 0.0} | values)
+    for optimizer in OPTIMIZERS:
+        for kind in DEFAULT_KINDS:
+            if kind == "decoupled" or optimizer == "adam":
+                values = {"penalty.kind": kind, "penalty.strength": 0.0, "penalty.omit_strength": True}
+                yield DefaultKey(optimizer, kind), probe_case(optimizer, values)
 
 
 def probe(backend, adapter, command):
-    """Run every probe through ``adapter`` (an exception in one is that probe's ``error``): its Fingerprint."""
-    penalties, conventions = {}, {}
+    """Run every probe through ``adapter`` (an exception in one is that probe's ``error``): its
+    Fingerprint. A probe the framework cannot run in float64 is run in float32, where it can."""
+    parts = {part: {} for part in KEYS}
     for key, case in probe_cases():
-        (tried,) = attempt(adapter, [case], PROBE_ARRAYS)
+        part = next(part for part, kind in KEYS.items() if isinstance(key, kind))
+        arrays = probe_arrays(case)
+        (tried,) = attempt(adapter, [case], arrays)
+        if tried.failure == "unsupported":
+            float32 = case.replace({"model.dtype": "float32"})
+            (again,) = attempt(adapter, [float32], arrays)
+            case, tried = (float32, again) if again.trajectory is not None else (case, tried)
         if tried.trajectory is None:
-            found = Probe(tried.failure, tried.reason)
+            parts[part][key] = Probe(tried.failure, tried.reason)
+            continue
+        strength, explained = None, None
+        if isinstance(key, DefaultKey):
+            strength, explained = explain.fit_strength(case, arrays, tried.trajectory)
         else:
-            found = Probe(
-                "ok", api=tried.trajectory.api, explained=explain.explain(case, PROBE_ARRAYS, tried.trajectory)
-            )
-        (penalties if isinstance(key, ProbeKey) else conventions)[key] = found
-    return Fingerprint(backend, versions(adapter), command, platform.platform(), penalties, conventions)
+            explained = explain.explain(case, arrays, tried.trajectory)
+        note = "" if explained.matched else own_behaviour(adapter, case)
+        parts[part][key] = Probe(
+            "ok", api=tried.trajectory.api, explained=explained, note=note, strength=strength, dtype=case.model.dtype
+        )
+    return Fingerprint(backend, versions(adapter), command, platform.platform(), **parts)
 
 
 def changes(golden, fresh):
     """Readable lines for every probe whose pinned outcome differs between two Fingerprints."""
-
-    def probes(document):
-        return {key.label: probe for key, probe in document.penalties.items()} | {
-            CONVENTIONS[name]: probe for name, probe in document.conventions.items()
-        }
+    before = {key.label: probe for key, probe in golden.probes}
+    after = {key.label: probe for key, probe in fresh.probes}
 
     def outcome(probe):
         return probe.outcome() if probe else "not probed"
 
-    before, after = probes(golden), probes(fresh)
     return [
         f"{label}: was {outcome(before.get(label))}, now {outcome(after.get(label))}"
         for label in dict.fromkeys([*before, *after])

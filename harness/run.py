@@ -7,7 +7,7 @@ import time
 
 import backends
 from harness import data, explain, metrics, store
-from harness.attempt import attempt, sweep_groups, versions
+from harness.attempt import attempt, own_behaviour, sweep_groups, versions
 from harness.spec import describe
 
 
@@ -79,11 +79,13 @@ def train_cases(backend, adapter, cases, stamp, results):
             continue
         evaluation = metrics.evaluate(case, arrays, tried.trajectory)
         explained = explain.explain(case, arrays, tried.trajectory) if evaluation.status == "ok" else None
+        note = own_behaviour(adapter, case) if explained and not explained.matched else ""
         found.append(
             store.Result(
                 **fields | vars(evaluation),
                 api=tried.trajectory.api,
                 explained=explained,
+                note=note,
                 hyperparameter_dtype=tried.trajectory.hyperparameter_dtype or case.model.dtype,
             )
         )

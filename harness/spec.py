@@ -89,25 +89,49 @@ def from_document(document, name="spec", source="<spec>"):
     shared = Case().replace(base)
     points = [dict(zip(sweep, values)) for values in itertools.product(*sweep.values())]
     cases = {
-        backend: _cases(source, backend, shared, points, factors, overrides.get(backend, {}), swept=bool(sweep))
+        backend: _cases(source, backend, shared, set(base), points, factors, overrides.get(backend, {}), bool(sweep))
         for backend in backends.NAMES
     }
     return Spec(name=name, source=source, cases_by_backend=cases, factors=tuple(factors or ()))
 
 
 def _sweep(source, table):
-    """``[sweep]`` validated: dotted key -> list of checked values."""
+    """``[sweep]`` validated: dotted key -> list of checked values; a section name -> list of
+    tables of its keys (``optimizer = [{name = "adadelta", lr = 1.0}, ...]``: values swept together)."""
     sweep = {}
     for key, values in _dotted_table(source, "sweep", table).items():
         if not isinstance(values, list) or not values:
             raise SpecError(
                 f"{source}: {show('sweep.' + key)} = {values!r} is not allowed; allowed: a non-empty list of values"
             )
-        sweep[key] = [_check(source, key, value, prefix="sweep.") for value in values]
+        if key in SECTIONS:
+            sweep[key] = [_section_values(source, key, value) for value in values]
+        else:
+            sweep[key] = [_check(source, key, value, prefix="sweep.") for value in values]
     combinations = math.prod(len(values) for values in sweep.values())
     if combinations > MAX_POINTS:
         raise SpecError(f"{source}: [sweep] has {combinations} combinations; allowed: at most {MAX_POINTS}")
     return sweep
+
+
+def _section_values(source, section, table):
+    """One table of a section sweep, its keys checked: ``{"name": "adadelta", "lr": 1.0}``."""
+    if not isinstance(table, dict) or not table:
+        raise SpecError(
+            f"{source}: sweep.{section} = {table!r} is not allowed; allowed: a non-empty table of [{section}] keys"
+        )
+    return {key: _check(source, f"{section}.{key}", value, prefix="sweep.") for key, value in table.items()}
+
+
+def dotted(point):
+    """A sweep point's values as dotted keys, a section sweep's table spelled out."""
+    flat = {}
+    for key, value in point.items():
+        if key in SECTIONS:
+            flat.update({f"{key}.{name}": v for name, v in value.items()})
+        elif key != "overrides":
+            flat[key] = value
+    return flat
 
 
 def _overrides(source, table):
@@ -128,14 +152,16 @@ def _overrides(source, table):
     return overrides
 
 
-def _cases(source, backend, shared, points, factors, overrides, swept):
+def _cases(source, backend, shared, given, points, factors, overrides, swept):
     """The (point, case) pairs of one backend: every variant of its overrides at every sweep
-    point, without the invalid ones (an error unless the sweep made them) and duplicates."""
+    point, without the invalid ones (an error unless the sweep made them) and duplicates. Keys no
+    one gives (the shared values ``given``, the point, the overrides) take the optimizer's defaults."""
     cases, seen, first_problem = [], set(), None
     for variant, values in _variants(factors, overrides):
         for point in points:
-            at_point = shared.replace(point)
-            case = at_point.replace(values)
+            at = dotted(point)
+            at_point = shared.replace(at).with_optimizer_defaults(given | set(at))
+            case = at_point.replace(values).with_optimizer_defaults(given | set(at) | set(values))
             problem = case.problem()
             if problem is None:
                 if case.id not in seen:  # a variant that changes nothing is left out
@@ -231,6 +257,10 @@ def describe(point):
 def _describe(key, value):
     if key == "penalty.strength":
         return f"λ={value:g}"
+    if isinstance(value, float):
+        return f"{key.partition('.')[2]}={value:g}"
     if key == "overrides":
         return "no overrides" if value == "none" else f"{value} overrides"
+    if isinstance(value, dict):  # a section sweep's table: as its dotted keys would read, in order
+        return ", ".join(_describe(f"{key}.{name}", v) for name, v in value.items())
     return str(value)

@@ -54,8 +54,9 @@ class Result:
 
     ``api``: the native calls that ran; ``steps``, ``epochs``, ``final``: for a run that trained
     (``TRAINED``), cut before the first non-finite step of a diverged one; ``explained``: the
-    rule that reproduces an ok run; ``hyperparameter_dtype``: the precision the framework applied
-    its hyperparameters in; ``traceback``: of an ``error``; ``seconds``: the training's wall time.
+    rule that reproduces an ok run; ``note``: the adapter's account of an ok run no rule reproduces
+    (its ``OWN_BEHAVIOURS``); ``hyperparameter_dtype``: the precision the framework applied its
+    hyperparameters in; ``traceback``: of an ``error``; ``seconds``: the training's wall time.
     """
 
     backend: str
@@ -71,6 +72,7 @@ class Result:
     seconds: float | None = None
     hyperparameter_dtype: str | None = None
     explained: explain.Explanation | None = None
+    note: str = ""
     traceback: str | None = None
     created: str | None = None
     platform: str | None = None
@@ -122,7 +124,7 @@ class Result:
             values |= {name: part(**values[name]) for name, part in parts.items() if values[name] is not None}
             if values["explained"] is not None:
                 values["explained"] = explain.Explanation.from_json(values["explained"])
-            values["reason"] = values["reason"] or ""
+            values["reason"], values["note"] = values["reason"] or "", values["note"] or ""
         except (SpecError, TypeError, KeyError, AttributeError) as error:
             raise BadResult(f"malformed result ({error})") from None
         return cls(**values)

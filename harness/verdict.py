@@ -4,8 +4,9 @@ report renders it, the tests check it from small fingerprints."""
 
 from dataclasses import dataclass
 
-from harness.explain import NONE, PLACEMENTS
-from harness.fingerprint import BIAS_MODES, KINDS, OPTIMIZERS, ProbeKey
+from harness.case import OPTIMIZERS
+from harness.explain import CONVENTION_NAMES, NONE, PLACEMENTS
+from harness.fingerprint import BIAS_MODES, KINDS, ProbeKey
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,11 @@ class Semantics:
 
 
 def bias_decayed(probe):
-    """Whether the probe's run decayed the bias; None if it found no rule."""
-    return probe.explained.rule.decay_bias if probe.matched else None
+    """Whether the probe's run decayed the bias; None if there is no such probe, it found no rule
+    or cannot tell."""
+    if probe is None or not probe.matched or probe.explained.bias_ambiguous:
+        return None
+    return probe.explained.rule.decay_bias
 
 
 def semantics(fingerprints):
@@ -61,13 +65,23 @@ def semantics(fingerprints):
 
 
 def conventions(fingerprint):
-    """{"Adam ε": "after_correction" | "before_correction", "native loss": "half_mse" | "mse"}
-    from the convention probes; a probe that found no rule gives its outcome instead."""
-    eps, loss = fingerprint.conventions["adam_eps"], fingerprint.conventions["native_loss"]
+    """{ConventionKey: the Rule field's value the framework's optimizer follows} from the convention
+    probes; a probe the framework cannot run, or that found no rule, gives its outcome instead."""
     return {
-        "Adam ε": eps.explained.rule.adam_eps if eps.matched else eps.outcome(),
-        "native loss": loss.explained.rule.loss if loss.matched else loss.outcome(),
+        key: getattr(probe.explained.rule, key.field) if probe.matched else probe.outcome()
+        for key, probe in fingerprint.conventions.items()
     }
+
+
+def convention_value(field, value):
+    """A convention's value in words (or a probe's outcome, as it is)."""
+    if field == "eps":
+        return {"outside": "ε outside √ or max"}.get(value) or CONVENTION_NAMES.get((field, value), value)
+    if field == "loss":
+        return {"half_mse": "½e²", "mse": "e²"}.get(value, value)
+    if field == "momentum_decay":
+        return "no momentum schedule" if value is None else f"ψ = {value:g}" if isinstance(value, float) else value
+    return {True: "yes", False: "no"}.get(value, value) if isinstance(value, bool) else value
 
 
 def scale(source, target):
@@ -120,6 +134,10 @@ def verdict(probe, l2_probe, optimizer):
     return Verdict("never", reason=f"{why} ({api.form.name})")
 
 
+# Rule fields of an optimizer's own conventions
+CONVENTIONS = ("eps", "momentum_decay", "scale_after_decay", "relative_step", "lr_ignored", "momentum_scaled")
+
+
 @dataclass(frozen=True)
 class Conversion:
     """How a target framework reproduces a source API's run: penalty ``kind`` at λ' = ``factor``·λ,
@@ -135,15 +153,15 @@ def conversions(fingerprints):
     each other backend: ``{(source, optimizer, kind): {target: Conversion}}``.
 
     A target API matches when it puts λ in the same place (the same oracle rule up to the
-    multiplier); its λ is then scaled by k_source / k_target. With Adam the two backends must
-    also place ε alike (their ε probes), or no setting reproduces the run exactly. The
-    target's own API of the same kind is tried first, l2_loss last.
+    multiplier); its λ is then scaled by k_source / k_target. The two backends' versions of the
+    optimizer must also follow the same conventions (their convention probes, and the
+    conventions the two rules were explained with), or no setting reproduces the run exactly.
+    The target's own API of the same kind is tried first, l2_loss last.
     """
-    found, eps = {}, {}
+    found, probed = {}, {}
     for fingerprint in fingerprints:
-        probe = fingerprint.conventions["adam_eps"]
-        if probe.matched:
-            eps[fingerprint.backend] = probe.explained.rule.adam_eps
+        for key, value in conventions(fingerprint).items():
+            probed[fingerprint.backend, key.optimizer, key.field] = value
         for key, probe in fingerprint.penalties.items():
             if key.decay_bias is False and probe.matched:
                 found[fingerprint.backend, key.optimizer, key.kind] = probe.explained
@@ -156,9 +174,16 @@ def conversions(fingerprints):
         for target in backends:
             if target == source:
                 continue
-            if optimizer == "adam" and eps.get(source) != eps.get(target):
-                where = {b: eps.get(b, "?").replace("_", " ") for b in (source, target)}
-                reason = f"Adam's ε sits {where[source]} in {source}, {where[target]} in {target}"
+            fields = [f for (b, o, f) in probed if (b, o) == (source, optimizer)]
+            apart = [f for f in fields if probed.get((target, optimizer, f)) != probed[source, optimizer, f]]
+            if apart:
+                values = {
+                    b: convention_value(apart[0], probed.get((b, optimizer, apart[0]), "not probed"))
+                    for b in (source, target)
+                }
+                reason = (
+                    f"{optimizer}'s {apart[0]} convention is {values[source]} in {source}, {values[target]} in {target}"
+                )
                 targets[target] = Conversion(None, reason=reason)
                 continue
             options = {k: e for (b, o, k), e in found.items() if (b, o) == (target, optimizer)}
@@ -171,7 +196,8 @@ def conversions(fingerprints):
 def _convert(explained, options):
     for kind, candidate in options.items():
         factor = scale(explained, candidate)
-        if factor is not None:
+        told = set(CONVENTIONS) - set(explained.ambiguous) - set(candidate.ambiguous)
+        if factor is not None and all(getattr(explained.rule, f) == getattr(candidate.rule, f) for f in told):
             return Conversion(kind, factor)
     places = [f"{kind} is {PLACEMENTS.get(c.form.placement, 'no decay')}" for kind, c in options.items()]
     return Conversion(None, reason=", ".join(places) or "no API")

@@ -8,6 +8,7 @@ itself is such an adapter, steered by FAKE_BACKEND_WEIGHT_DECAY, FAKE_BACKEND_RA
 FAKE_BACKEND_SLEEP, for the tests that run it in a subprocess.
 """
 
+import dataclasses
 import os
 import time
 from types import SimpleNamespace
@@ -15,10 +16,11 @@ from types import SimpleNamespace
 from backends.contract import Trajectory, Unsupported
 from harness import oracle
 
-__all__ = ("SWEEPABLE", "RATIO_TARGET", "versions", "train", "train_sweep")  # contract.EXPORTS, in its order
+__all__ = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "versions", "train", "train_sweep")  # contract.EXPORTS
 
 SWEEPABLE = ()
 RATIO_TARGET = 10.0
+OWN_BEHAVIOURS = {}
 
 
 def versions():
@@ -42,7 +44,9 @@ def _from_environment():
 
 
 def make(weight_decay="coupled", raises=False, sleep=0.0, sweepable=(), trained=None):
-    """A fake adapter; ``trained``, a list, gets the id of every case it trains."""
+    """A fake adapter; ``trained``, a list, gets the id of every case it trains. Its ``decoupled``
+    and ``adamw`` are ``decoupled_lr`` with λ, or λ = 0.01 when given none; its ``lr_decay`` is
+    the oracle's lr decay."""
 
     def train(case, arrays):
         time.sleep(sleep)
@@ -54,10 +58,12 @@ def make(weight_decay="coupled", raises=False, sleep=0.0, sweepable=(), trained=
         if penalty.kind == "l1_loss" and raises:
             raise RuntimeError("framework exploded")
         if penalty.in_optimizer:
-            field = weight_decay if penalty.kind == "weight_decay" else "decoupled_lr"
-            rule = oracle.Rule(loss=loss, decay_bias=not penalty.spares_bias, **{field: penalty.strength})
+            field = {"weight_decay": weight_decay, "lr_decay": "lr_decay"}.get(penalty.kind, "decoupled_lr")
+            strength = 0.01 if penalty.omit_strength else penalty.strength
+            rule = oracle.Rule(loss=loss, decay_bias=not penalty.spares_bias, **{field: strength})
         else:
             rule = oracle.loss_penalty_rule(case.replace({"train.loss": loss}))
+        rule = dataclasses.replace(rule, momentum_decay=case.optimizer.momentum_decay)
         w, b = oracle.simulate(rule, case, arrays)
         return Trajectory(w=w, b=b, api=f"oracle.simulate({rule})")
 
@@ -65,5 +71,6 @@ def make(weight_decay="coupled", raises=False, sleep=0.0, sweepable=(), trained=
         return [train(case, arrays) for case in cases]
 
     return SimpleNamespace(
-        SWEEPABLE=sweepable, RATIO_TARGET=RATIO_TARGET, versions=versions, train=train, train_sweep=train_sweep
-    )
+        SWEEPABLE=sweepable, RATIO_TARGET=RATIO_TARGET, OWN_BEHAVIOURS=OWN_BEHAVIOURS, versions=versions, train=train,
+        train_sweep=train_sweep,
+    )  # fmt: skip

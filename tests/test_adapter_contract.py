@@ -11,7 +11,7 @@ import pytest
 import backends
 from backends import contract
 from harness import data
-from harness.case import field
+from harness.case import OPTIMIZERS, PENALTY_KINDS, field
 from harness.errors import SpecError
 
 BACKENDS = Path(backends.__file__).parent
@@ -74,6 +74,11 @@ def test_an_adapter_declares_its_capabilities_as_constants(path):
         assert not data.depends_on(key), f"{path.name}: SWEEPABLE {key!r} changes the arrays the cases of a call share"
     target = ast.literal_eval(names["RATIO_TARGET"].value)
     assert isinstance(target, float) and target > 0, f"{path.name}: RATIO_TARGET {target!r}"
+    accounts = ast.literal_eval(names["OWN_BEHAVIOURS"].value)
+    assert isinstance(accounts, dict), f"{path.name}: OWN_BEHAVIOURS is not a dict"
+    for (optimizer, kind), reason in accounts.items():
+        assert optimizer in OPTIMIZERS and kind in (None, *PENALTY_KINDS), f"{path.name}: ({optimizer!r}, {kind!r})"
+        assert isinstance(reason, str) and reason, f"{path.name}: ({optimizer!r}, {kind!r}) gives no reason"
 
 
 @pytest.mark.parametrize("path", ADAPTERS, ids=lambda path: path.stem)

@@ -41,7 +41,7 @@ def test_l2_in_the_loss_follows_the_oracle_at_every_step(backend, optimizer, dty
     )
     arrays, trajectory = train(adapter, case)
     # The penalty is the subject here, not Adam's ε convention: either may hold.
-    conventions = oracle.ADAM_EPS if optimizer == "adam" else oracle.ADAM_EPS[:1]
+    conventions = explain.conventions(case).get("eps", ("outside",))
     gaps = min(
         (
             diff.relative_gaps(
@@ -95,3 +95,16 @@ def test_running_a_spec_twice_stores_bit_identical_trajectories(backend, tmp_pat
     for path in (tmp_path / "first" / name).glob("*.json"):
         first, second = store.read(path), store.read(tmp_path / "second" / name / path.name)
         assert first.steps == second.steps and first.final == second.final, path.name
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_every_l1_run_of_the_builtin_specs_is_explained(backend, dtype):
+    """λ‖w‖₁ flips sign(wᵢ) wherever a weight crosses 0; judged step by step from the run's own
+    weights, every such run still follows the L1 rule (d2l's and sweep's l1_loss cases)."""
+    name, adapter = backend
+    for spec_name in ("d2l", "sweep"):
+        for _, case in spec.load(spec_name).cases(name):
+            if case.penalty.kind == "l1_loss" and case.penalty.strength > 0:
+                case = case.replace({"model.dtype": dtype})
+                found = explain.explain(case, *train(adapter, case))
+                assert found.matched and found.form.placement == "l1", f"{spec_name} {case.optimizer.name}: {found}"

@@ -24,8 +24,8 @@ def test_the_catalog_tries_no_decay_then_each_place_with_each_multiplier():
     l1 = [form.placement for form, _ in explain.candidates(CASE.replace({"penalty.kind": "l1_loss"}))]
     assert set(l1) == {"none", "l1"}
     native = {rule.loss for _, rule in explain.candidates(CASE.replace({"train.loss": "native"}))}
-    adam = {rule.adam_eps for _, rule in explain.candidates(CASE.replace({"optimizer.name": "adam"}))}
-    assert native == {"half_mse", "mse"} and adam == set(oracle.ADAM_EPS)
+    adam = {rule.eps for _, rule in explain.candidates(CASE.replace({"optimizer.name": "adam"}))}
+    assert native == {"half_mse", "mse"} and adam == {"outside", "outside_uncorrected"}
 
 
 def test_a_match_is_the_first_rule_in_catalog_order_with_the_others_as_equivalents():

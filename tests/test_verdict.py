@@ -1,18 +1,20 @@
 """The judgements the report states, from small tables of probes: what an API's λ does, same /
 convert / never against l2_loss, and the setting of another framework that trains alike."""
 
+import dataclasses
+
 import fake_backend
 import pytest
 
 from harness import explain, fingerprint, oracle, verdict
 from harness.explain import Form
-from harness.fingerprint import Probe
+from harness.fingerprint import ConventionKey, Probe
 
 
-def probe(placement, k=1.0, bias=False, matched=True, equivalents=(), eps="after_correction"):
+def probe(placement, k=1.0, bias=False, matched=True, equivalents=(), eps="outside"):
     """An ok Probe explained by ``placement`` ×k (λ = 0.5), bias decayed or not."""
     coefficient = {placement: 0.5 * k} if placement != explain.NONE else {}
-    rule = oracle.Rule(decay_bias=bias, adam_eps=eps, **coefficient)
+    rule = oracle.Rule(decay_bias=bias, eps=eps, **coefficient)
     found = explain.Explanation(Form(placement, k), rule, 0.0 if matched else 0.3, matched, tuple(equivalents))
     return Probe("ok", api="...", explained=found)
 
@@ -88,36 +90,37 @@ def test_the_semantics_are_read_off_the_probes():
     assert found["sgd", "regularizer"].spared.outcome() == "unsupported: no regularizer here"
     assert found["sgd", "l2_loss"].default is None  # the loss has no default to probe
     decoupled = fingerprint.probe("fake", fake_backend.make(weight_decay="decoupled"), "test")
-    assert {(s.optimizer, s.kind): s for s in verdict.semantics([decoupled])}[
-        "momentum", "weight_decay"
-    ].times_lr is False
-    assert verdict.conventions(decoupled) == {"Adam ε": "after_correction", "native loss": "mse"}
+    semantics = {(s.optimizer, s.kind): s for s in verdict.semantics([decoupled])}
+    assert semantics["momentum", "weight_decay"].times_lr is False
+    conventions = verdict.conventions(decoupled)
+    assert conventions[ConventionKey("sgd", "loss")] == "mse" and conventions[ConventionKey("adam", "eps")] == "outside"
+    assert conventions[ConventionKey("nadam", "momentum_decay")] == 0.004  # the fake's is the case's own ψ
 
 
 def test_conversions_scale_lambda_and_say_when_none_exists():
+    """fake: weight_decay coupled, decoupled × lr for decoupled; other: decoupled × lr for both;
+    third: weight_decay decoupled without lr."""
     coupled = fingerprint.probe("fake", fake_backend.make(), "test")
     other = fingerprint.probe("other", fake_backend.make(weight_decay="decoupled_lr"), "test")
-    found = verdict.conversions([coupled, other])
+    third = fingerprint.probe("third", fake_backend.make(weight_decay="decoupled"), "test")
+    found = verdict.conversions([coupled, other, third])
     assert found["fake", "momentum", "weight_decay"]["other"] == verdict.Conversion("l2_loss", 1.0)
-    assert found["other", "momentum", "weight_decay"]["fake"] == verdict.Conversion(
-        None, reason="weight_decay is coupled, l2_loss is coupled"
+    assert found["other", "momentum", "weight_decay"]["fake"] == verdict.Conversion("decoupled", 1.0)
+    assert found["third", "momentum", "weight_decay"]["fake"] == verdict.Conversion(
+        None, reason="weight_decay is coupled, decoupled is decoupled × lr, lr_decay is lr decay, l2_loss is coupled"
     )
-    assert found["other", "adam", "weight_decay"]["fake"] == verdict.Conversion("adamw", 1.0)
     assert found["fake", "sgd", "weight_decay"]["other"] == verdict.Conversion("weight_decay", 1.0)
     assert ("fake", "sgd", "l2_loss") not in found  # the loss is what the others are converted to
 
 
-def test_adam_cannot_be_converted_between_frameworks_that_place_eps_apart():
+def test_no_setting_converts_between_frameworks_whose_optimizer_conventions_differ():
     after = fingerprint.probe("fake", fake_backend.make(), "test")
-    before = fingerprint.Fingerprint(
-        **{
-            **vars(after),
-            "backend": "keras-like",
-            "conventions": {**after.conventions, "adam_eps": probe(explain.NONE, 0.0, eps="before_correction")},
-        }
+    uncorrected = probe(explain.NONE, 0.0, eps="outside_uncorrected")
+    before = dataclasses.replace(
+        after, backend="keras-like", conventions={**after.conventions, ConventionKey("adam", "eps"): uncorrected}
     )
     found = verdict.conversions([after, before])
     assert found["fake", "adam", "weight_decay"]["keras-like"] == verdict.Conversion(
-        None, reason="Adam's ε sits after correction in fake, before correction in keras-like"
+        None, reason="adam's eps convention is ε outside √ or max in fake, ε before bias correction in keras-like"
     )
     assert found["fake", "momentum", "weight_decay"]["keras-like"].kind == "weight_decay"

@@ -44,7 +44,10 @@ class Run:
         """The oracle rule that explains the run, as text, or why there is none."""
         if not self.ok:
             return f"{self.status}: {self.result.reason}" if self.result else self.status
-        return str(self.result.explained) if self.result.explained else "not explained (stored by an earlier decaylens)"
+        explained = self.result.explained
+        if explained is None:
+            return "not explained (stored by an earlier decaylens)"
+        return str(explained) + (f"; {self.result.note}" if self.result.note else "")
 
     def final(self, key):
         """A final value (``w_norm``, ``b``, ``train_loss``, ``test_loss``) as text, or the run's status."""

@@ -21,13 +21,9 @@ ENTERS = {  # placement -> the update it makes, given k
     "coupled": "gradient += {k}·λ·w",
     "decoupled_lr": "w −= lr·{k}·λ·w (decoupled)",
     "decoupled": "w −= {k}·λ·w (decoupled, no lr)",
+    "decoupled_ratio": "update += {k}·λ·w inside the trust ratio",
+    "lr_decay": "lr / (1 + {k}·λ·(t − 1)): a learning-rate decay",
     "l1": "gradient += {k}·λ·sign(w)",
-}
-CONVENTION_NAMES = {
-    "after_correction": "after correction",
-    "before_correction": "before correction",
-    "half_mse": "½e²",
-    "mse": "e²",
 }
 
 
@@ -43,14 +39,8 @@ def build(ctx):
             "honoured. `l2_loss` is the penalty (λ/2)‖w‖² written into the loss, for comparison."
         ),
         table(COLUMNS, [row(found) for found in verdict.semantics(ctx.fingerprints)]),
-        Text("Conventions each framework brings with it (probed too):"),
-        table(
-            ("backend", "Adam ε", "native loss"),
-            [
-                (f.backend, *(CONVENTION_NAMES.get(v, v) for v in verdict.conventions(f).values()))
-                for f in ctx.fingerprints
-            ],
-        ),
+        *_conventions(ctx),
+        *_defaults(ctx),
     ]
     conversions = verdict.conversions(ctx.fingerprints)
     if conversions:
@@ -69,6 +59,51 @@ def build(ctx):
     return out + _agreement(ctx)
 
 
+def _conventions(ctx):
+    """One row per optimizer convention probed, one column per framework."""
+    names = [f.backend for f in ctx.fingerprints]
+    found = {f.backend: verdict.conventions(f) for f in ctx.fingerprints}
+    keys = list(dict.fromkeys(key for values in found.values() for key in values))
+    rows = [
+        (
+            key.optimizer,
+            key.field,
+            *(verdict.convention_value(key.field, found[b].get(key, "not probed")) for b in names),
+        )
+        for key in keys
+    ]
+    return [
+        Text("Conventions in which frameworks' versions of one optimizer differ, each read off a probe at λ = 0 "
+             "that parts its values (a large ε, an lr large enough for a relative step, the native loss):"),
+        table(("optimizer", "convention", *names), rows),
+    ]  # fmt: skip
+
+
+def _defaults(ctx):
+    """The λ each decoupled API applies when given none, fitted from its run."""
+    names = [f.backend for f in ctx.fingerprints]
+    rows = {}
+    for f in ctx.fingerprints:
+        for key, probe in f.defaults.items():
+            rows.setdefault((key.optimizer, key.kind), {})[f.backend] = _default(probe)
+    if not rows:
+        return []
+    cells = [(*key, *(found.get(b, "—") for b in names)) for key, found in rows.items()]
+    return [
+        Text("The λ each decoupled API applies when the user passes none: the optimizer given no weight-decay "
+             "argument, its λ fitted from the run's steps and checked by the rule it then makes:"),
+        table(("optimizer", "API", *names), cells),
+    ]  # fmt: skip
+
+
+def _default(probe):
+    if probe.status != "ok":
+        return probe.outcome()
+    if probe.strength is None:
+        return f"no fitted λ explains it ({probe.outcome()})"
+    return "none" if probe.strength == 0 else f"λ = {probe.strength:g} ({probe.explained.form.name})"
+
+
 def row(found):
     """One fingerprint table row of a Semantics."""
     cells = dict.fromkeys(COLUMNS, "")
@@ -85,14 +120,20 @@ def row(found):
     cells["through momentum / Adam"] = "—" if found.through_state is None else "yes" if found.through_state else "no"
     if found.default is not None:
         cells["bias by default"] = _bias(found.default)
-    honoured = "yes" if found.bias_honoured else f"no (false: {_bias(found.spared)}, true: {_bias(found.decayed)})"
-    cells["decay_bias honoured"] = honoured
+    if found.decayed is None:
+        cells["decay_bias honoured"] = "—"
+    elif found.bias_honoured:
+        cells["decay_bias honoured"] = "yes"
+    else:
+        cells["decay_bias honoured"] = f"no (false: {_bias(found.spared)}, true: {_bias(found.decayed)})"
     return cells
 
 
 def _bias(probe):
     decayed = verdict.bias_decayed(probe)
-    return "unexplained" if decayed is None else "decayed" if decayed else "not decayed"
+    if decayed is None:
+        return "not seen" if probe.matched else "unexplained"
+    return "decayed" if decayed else "not decayed"
 
 
 def conversion(found):

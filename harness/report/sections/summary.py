@@ -5,9 +5,9 @@ import itertools
 
 import backends
 from harness import verdict
-from harness.case import FRAMEWORK_KINDS
+from harness.case import FRAMEWORK_KINDS, OPTIMIZERS
 from harness.document import Heading, Items, Text, table
-from harness.fingerprint import OPTIMIZERS, ProbeKey
+from harness.fingerprint import ProbeKey
 from harness.report.context import parting
 
 TITLE = "Summary: is weight decay an L2 penalty in the loss?"
