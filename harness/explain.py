@@ -240,17 +240,20 @@ def explain(case, arrays, trajectory, strength=None):
 
 
 # Fitted defaults are rounded to this many significant digits before the rule is checked with
-# them: a default is a short decimal (1e-2, 4e-3), and float32 hyperparameters blur the 8th digit.
-DEFAULT_DIGITS = 4
+# them: a default is a short decimal (1e-2, 4e-3), and float32 hyperparameters blur the 4th digit.
+DEFAULT_DIGITS = 3
 
 
-def fit_strength(case, arrays, trajectory):
+def fit_strength(case, arrays, trajectory, placements=("decoupled_lr", "decoupled")):
     """The λ an API applied when given none (``penalty.omit_strength``): for each decoupled
     placement and each no-decay rule of the catalog, the least-squares c of the run's steps of w
     against the rule's, both predicted from the run's own previous parameters (each step's
-    residual is lr·c·w or c·w); the first whose c, rounded to DEFAULT_DIGITS, explains the run
-    as that placement ×1. Returns (c, Explanation): (0.0, …) when no decay is seen, (None, the
-    closest rule) when no fitted λ explains the run."""
+    residual is lr·c·w or c·w); the fits tried best first (smallest residual left, then in the
+    order of ``placements``), each rounded to DEFAULT_DIGITS, until one explains the run as that
+    placement ×1. With a constant lr, c·w and lr·(c/lr)·w are one step: pass the placement the
+    API is known to use (its penalty probe's) to read its λ rather than lr·λ. Returns (c,
+    Explanation): (0.0, …) when no decay is seen, (None, the closest rule) when no fitted λ
+    explains the run."""
     run = (trajectory.w, trajectory.b)
     closest = explain(case, arrays, trajectory, strength=0.0)
     if closest.matched:
@@ -258,13 +261,16 @@ def fit_strength(case, arrays, trajectory):
     undecayed = [rule for form, rule in candidates(case, 0.0) if form.placement == NONE]
     with np.errstate(all="ignore"):
         w, _ = oracle.simulate_rules(undecayed, case, arrays, along=run)
-    residuals = w[:, 1:] - run[0][1:]
-    for placement, scale in (("decoupled_lr", case.optimizer.lr), ("decoupled", 1.0)):
-        basis = scale * np.asarray(run[0][:-1], np.float64)
+    residuals, fits = w[:, 1:] - run[0][1:], []
+    for order, placement in enumerate(placements):
+        basis = {"decoupled_lr": case.optimizer.lr, "decoupled": 1.0}[placement] * np.asarray(run[0][:-1], np.float64)
         for residual in residuals:
-            fitted = float(f"{np.sum(residual * basis) / np.sum(basis * basis):.{DEFAULT_DIGITS}g}")
-            if fitted > 0:
-                found = explain(case, arrays, trajectory, strength=fitted)
-                if found.matched and found.form == Form(placement, 1.0):
-                    return fitted, found
+            c = np.sum(residual * basis) / np.sum(basis * basis)
+            left = float(f"{np.sum((residual - c * basis) ** 2):.3g}")  # equal fits, to rounding, go in order
+            fits.append((left, order, placement, float(f"{c:.{DEFAULT_DIGITS}g}")))
+    for _, _, placement, fitted in sorted(fits):
+        if fitted > 0:
+            found = explain(case, arrays, trajectory, strength=fitted)
+            if found.matched and found.form == Form(placement, 1.0):
+                return fitted, found
     return None, closest

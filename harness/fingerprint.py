@@ -296,7 +296,7 @@ def probe(backend, adapter, command):
             continue
         strength, explained = None, None
         if isinstance(key, DefaultKey):
-            strength, explained = explain.fit_strength(case, arrays, tried.trajectory)
+            strength, explained = explain.fit_strength(case, arrays, tried.trajectory, _placements(parts, key))
         else:
             explained = explain.explain(case, arrays, tried.trajectory)
         note = "" if explained.matched else own_behaviour(adapter, case)
@@ -304,6 +304,14 @@ def probe(backend, adapter, command):
             "ok", api=tried.trajectory.api, explained=explained, note=note, strength=strength, dtype=case.model.dtype
         )
     return Fingerprint(backend, versions(adapter), command, platform.platform(), **parts)
+
+
+def _placements(parts, key):
+    """The decoupled placements to fit a default probe's λ in: its API's, as the API's penalty probe
+    (bias spared) found it, else both."""
+    probe = parts["penalties"].get(ProbeKey(key.optimizer, key.kind, False))
+    placement = probe.explained.form.placement if probe is not None and probe.matched else None
+    return (placement,) if placement in ("decoupled_lr", "decoupled") else ("decoupled_lr", "decoupled")
 
 
 def changes(golden, fresh):

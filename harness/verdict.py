@@ -2,11 +2,12 @@
 the loss, and which setting of another framework gives the same training. Plain data: the
 report renders it, the tests check it from small fingerprints."""
 
+import dataclasses
 from dataclasses import dataclass
 
 from harness.case import OPTIMIZERS
 from harness.explain import CONVENTION_NAMES, NONE, PLACEMENTS
-from harness.fingerprint import BIAS_MODES, KINDS, ProbeKey
+from harness.fingerprint import BIAS_MODES, KINDS, ConventionKey, ProbeKey
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,17 @@ def conventions(fingerprint):
     }
 
 
+def resolved(fingerprint, optimizer, explained):
+    """``explained``'s rule with each convention the run left open set as ``fingerprint``'s
+    convention probe of ``optimizer`` found it (where it found one)."""
+    found = {}
+    for field in explained.ambiguous:
+        probe = fingerprint.conventions.get(ConventionKey(optimizer, field))
+        if probe is not None and probe.matched:
+            found[field] = getattr(probe.explained.rule, field)
+    return dataclasses.replace(explained.rule, **found)
+
+
 def convention_value(field, value):
     """A convention's value in words (or a probe's outcome, as it is)."""
     if field == "eps":
@@ -95,6 +107,12 @@ def scale(source, target):
     return None
 
 
+def multiplier_unseen(explained):
+    """Whether the run leaves λ's multiplier open: its forms put λ in one place with several k."""
+    placements = [form.placement for form in explained.forms]
+    return len(placements) != len(set(placements))
+
+
 def same_rule(a, b):
     """Whether two Explanations name the same semantics: the same bias handling and a place
     with multiplier in common; two unmatched ones, the same closest rule."""
@@ -107,7 +125,8 @@ def same_rule(a, b):
 class Verdict:
     """An API's probe against the same framework's ``l2_loss`` probe: ``outcome`` is ``same`` (the
     same trajectory), ``convert`` (the same with λ' = ``factor``·λ), ``never`` (no λ' does;
-    ``reason`` says why), ``unsupported`` or ``unexplained`` (``reason``: the probe's outcome)."""
+    ``reason`` says why), ``unknown`` (the probe cannot tell), ``unsupported`` or ``unexplained``
+    (``reason``: the probe's outcome)."""
 
     outcome: str
     factor: float | None = None
@@ -121,9 +140,12 @@ def verdict(probe, l2_probe, optimizer):
     if not (probe.matched and l2_probe.matched):
         return Verdict("unexplained", reason=(l2_probe if probe.matched else probe).outcome())
     api, l2 = probe.explained, l2_probe.explained
-    if api.rule.decay_bias != l2.rule.decay_bias:
+    if api.rule.decay_bias != l2.rule.decay_bias and not (api.bias_ambiguous or l2.bias_ambiguous):
         return Verdict("never", reason="cannot spare the bias")
     factor = scale(l2, api)
+    if factor is not None and (multiplier_unseen(api) or multiplier_unseen(l2)):
+        forms = ", ".join(f.name for f in (api if multiplier_unseen(api) else l2).forms)
+        return Verdict("unknown", reason=f"the probe cannot tell λ's multiplier ({forms} all fit)")
     if factor is not None:
         return Verdict("same") if factor == 1 else Verdict("convert", factor)
     why = {
@@ -188,16 +210,19 @@ def conversions(fingerprints):
                 continue
             options = {k: e for (b, o, k), e in found.items() if (b, o) == (target, optimizer)}
             preferred = sorted(options, key=lambda k: (k != kind, k == "l2_loss"))
-            targets[target] = _convert(explained, {k: options[k] for k in preferred})
+            targets[target] = convert(explained, {k: options[k] for k in preferred})
         result[source, optimizer, kind] = targets
     return result
 
 
-def _convert(explained, options):
+def convert(explained, options):
+    """The Conversion to the first of ``options`` ({kind: Explanation}, in preference order) that puts
+    λ where ``explained`` does, with known multipliers and the same conventions; else none, and why."""
     for kind, candidate in options.items():
         factor = scale(explained, candidate)
         told = set(CONVENTIONS) - set(explained.ambiguous) - set(candidate.ambiguous)
-        if factor is not None and all(getattr(explained.rule, f) == getattr(candidate.rule, f) for f in told):
+        known = not (multiplier_unseen(explained) or multiplier_unseen(candidate))
+        if factor is not None and known and all(getattr(explained.rule, f) == getattr(candidate.rule, f) for f in told):
             return Conversion(kind, factor)
     places = [f"{kind} is {PLACEMENTS.get(c.form.placement, 'no decay')}" for kind, c in options.items()]
     return Conversion(None, reason=", ".join(places) or "no API")

@@ -134,32 +134,28 @@ def test_every_golden_probe_is_explained_or_accounted_for_by_its_adapter(path):
 
 
 def equivalences():
-    """(target backend, source, optimizer, API, Conversion, source rule, the target probe's dtype) for
-    every conversion the golden fingerprints state, to be checked in the target backend's env."""
-    documents = [fingerprint.Fingerprint.load(path) for path in sorted(GOLDEN.glob("*.json"))]
-    probes = {(d.backend, key.optimizer, key.kind): p for d in documents for key, p in d.penalties.items()
+    """(target backend, source, optimizer, API, Conversion, the source's rule at λ = 3, the target
+    probe's dtype) for every conversion the golden fingerprints state, checked in the target's env."""
+    documents = {d.backend: d for d in map(fingerprint.Fingerprint.load, sorted(GOLDEN.glob("*.json")))}
+    probes = {(d.backend, key.optimizer, key.kind): p for d in documents.values() for key, p in d.penalties.items()
               if key.decay_bias is False and p.status == "ok"}  # fmt: skip
-    for (source, optimizer, kind), targets in verdict.conversions(documents).items():
+    for (source, optimizer, kind), targets in verdict.conversions(documents.values()).items():
         for target, conversion in targets.items():
             if conversion.kind is not None:
+                explained = probes[source, optimizer, kind].explained
+                rule = verdict.resolved(documents[source], optimizer, explained)
+                rule = dataclasses.replace(rule, **{explained.form.placement: explained.form.multiplier * 3.0})
                 dtype = probes[target, optimizer, conversion.kind].dtype
-                yield pytest.param(
-                    target,
-                    source,
-                    optimizer,
-                    kind,
-                    conversion,
-                    probes[source, optimizer, kind].explained,
-                    dtype,
-                    id=f"{source}-{optimizer}-{kind}-in-{target}",
-                )
+                yield pytest.param(target, source, optimizer, kind, conversion, rule, dtype,
+                                   id=f"{source}-{optimizer}-{kind}-in-{target}")  # fmt: skip
 
 
 @pytest.mark.parametrize("target, source, optimizer, kind, conversion, rule, dtype", list(equivalences()))
 def test_a_conversion_reproduces_the_other_frameworks_run(target, source, optimizer, kind, conversion, rule, dtype):
     """On the d2l case (λ = 3; the optimizer's own defaults; float64, or float32 where the target's
     probe ran in float32), the target's setting follows the oracle rule the source's golden
-    fingerprint says the source's API follows, each step predicted from the target's own previous one."""
+    fingerprint says the source's API follows (its conventions as the source's convention probes
+    found them), each step predicted from the target's own previous one."""
     adapter = load_adapter(target)
     _, case = spec.load("d2l").cases(target)[0]
     values = {"optimizer.name": optimizer, "penalty.kind": conversion.kind, "model.dtype": dtype,
@@ -167,10 +163,9 @@ def test_a_conversion_reproduces_the_other_frameworks_run(target, source, optimi
     case = case.replace(values).with_optimizer_defaults({"optimizer.lr"})
     arrays = data.make(case)
     trajectory = adapter.train(case, arrays)
-    source_rule = dataclasses.replace(rule.rule, **{rule.form.placement: rule.form.multiplier * 3.0})
     run = (trajectory.w, trajectory.b)
     with np.errstate(all="ignore"):
-        w, b = oracle.simulate_rules([source_rule], case, arrays, along=run)
+        w, b = oracle.simulate_rules([rule], case, arrays, along=run)
     gaps = diff.relative_gaps(run, (w[0], b[0]))
     tolerance = diff.tolerance(case.model.dtype, trajectory.hyperparameter_dtype, diff.STEP_TOLERANCE)
     step = diff.first_divergent_step(gaps, tolerance)

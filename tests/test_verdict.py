@@ -124,3 +124,13 @@ def test_no_setting_converts_between_frameworks_whose_optimizer_conventions_diff
         None, reason="adam's eps convention is ε outside √ or max in fake, ε before bias correction in keras-like"
     )
     assert found["fake", "momentum", "weight_decay"]["keras-like"].kind == "weight_decay"
+
+
+def test_a_multiplier_the_probe_cannot_tell_gives_no_verdict_and_no_conversion():
+    """A sign step (Lion) sees a coupled decay only through the sign: ×½, ×1, ×2 all fit."""
+    unseen = probe("coupled", 0.5, equivalents=[Form("coupled", 1.0), Form("coupled", 2.0)])
+    assert verdict.verdict(unseen, L2, "lion") == verdict.Verdict(
+        "unknown", reason="the probe cannot tell λ's multiplier (coupled ×0.5, coupled ×1, coupled ×2 all fit)"
+    )
+    assert verdict.verdict(probe("decoupled_lr"), unseen, "lion").outcome == "never"  # no place in common
+    assert verdict.convert(unseen.explained, {"regularizer": unseen.explained}).kind is None

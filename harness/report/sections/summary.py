@@ -32,6 +32,8 @@ def cell(found):
         return f"**convert**: λ' = {found.factor:g}·λ"
     if found.outcome == "never":
         return f"**never**: {found.reason}"
+    if found.outcome == "unknown":
+        return f"unknown: {found.reason}"
     return found.outcome if found.outcome == "unsupported" else found.reason
 
 
