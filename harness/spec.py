@@ -26,7 +26,8 @@ from pathlib import Path
 
 import backends
 from harness import files
-from harness.case import SECTIONS, Case, checked, field, show
+from harness.case import SECTIONS, Case, field, show
+from harness.checks import checked
 from harness.errors import SpecError
 
 MAX_POINTS = 10**4  # a sweep this large is a typo, not an experiment
