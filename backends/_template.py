@@ -31,9 +31,10 @@ def train(case, arrays):
     loss_fn = _loss(case, calls)
     penalty = _penalty(case, model, calls)
     optimizer = _optimizer(case, model, calls)
+    schedule = _schedule(case, optimizer, calls)
     raise NotImplementedError(
-        f"train {model}, {loss_fn} + {penalty} with {optimizer} over arrays.batch_order(), keeping the weights "
-        f"after every step, and return Trajectory(w, b, api={calls.text!r})"
+        f"train {model}, {loss_fn} + {penalty} with {optimizer} (lr by {schedule}) over arrays.batch_order(), "
+        f"keeping the weights after every step, and return Trajectory(w, b, api={calls.text!r})"
     )
 
 
@@ -64,3 +65,12 @@ def _optimizer(case, model, calls):
     """The optimizer with λ as its own ``weight_decay`` argument (or its decoupled form), sparing the
     bias the framework's way when ``case.penalty.spares_bias``."""
     raise NotImplementedError("optimizer = calls.let('optimizer', '<framework>.<optimizers>.<Name>', ...)")
+
+
+def _schedule(case, optimizer, calls):
+    """The learning-rate schedule (``case.schedule``) through the framework's own schedule API, stepped
+    per optimizer step; None for a constant lr. Where the schedule is an argument of the optimizer,
+    ``_optimizer`` calls this with what it needs instead of ``optimizer``."""
+    if case.schedule.varies:
+        raise Unsupported("<framework> has no <kind> schedule; ...")
+    return None

@@ -28,7 +28,7 @@ from typing import Protocol
 import numpy as np
 
 EXPORTS = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "versions", "train", "train_sweep")
-HELPERS = ("_model", "_loss", "_penalty", "_optimizer")
+HELPERS = ("_model", "_loss", "_penalty", "_optimizer", "_schedule")
 
 
 @dataclass(frozen=True, eq=False)

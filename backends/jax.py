@@ -44,18 +44,29 @@ def train(case, arrays):
 
 
 def train_sweep(cases, arrays):
-    """Train cases that differ only in SWEEPABLE keys with one call of the compiled run, vmapped
-    over (lr, λ); one Trajectory per case, in order."""
-    shape = _shape(cases[0])
-    if any(_shape(case) != shape for case in cases):
+    """Train cases that differ only in SWEEPABLE keys with one call of the compiled run per shape,
+    vmapped over (lr, λ); one Trajectory per case, in order. A varying schedule keeps its lr in its
+    shape (Optax's warmup cosine compares its peak with 0 in Python), so its cases are one call per lr."""
+    if len({_shape(case).replace({"optimizer.lr": 1.0}) for case in cases}) > 1:
         raise ValueError(f"train_sweep: the cases must differ only in {', '.join(SWEEPABLE)}")
+    shapes = {}
+    for index, case in enumerate(cases):
+        shapes.setdefault(_shape(case), []).append(index)
+    found = {}
+    for shape, indices in shapes.items():
+        found |= dict(zip(indices, _train_shape(shape, [cases[i] for i in indices], arrays), strict=True))
+    return [found[index] for index in range(len(cases))]
+
+
+def _train_shape(shape, cases, arrays):
+    """The Trajectories of ``cases``, all of ``shape``, from one call of its compiled run."""
     dtype = shape.model.dtype
     x, y = jnp.asarray(arrays.x_train, dtype), jnp.asarray(arrays.y_train, dtype)
     lr = jnp.asarray([case.optimizer.lr for case in cases], dtype)
     strength = jnp.asarray([case.penalty.strength for case in cases], dtype)
     params = _model(shape, arrays, _calls())
     w, b = map(np.asarray, _compiled(shape)(params, x, y, jnp.asarray(arrays.batch_order()), lr, strength))
-    coarser = _HYPERPARAMETER_DTYPE.get(shape.optimizer.name) if dtype == "float64" else None
+    coarser = _hyperparameter_dtype(shape) if dtype == "float64" else None
     return [
         Trajectory(w=w_i, b=b_i, api=_api(case, arrays), hyperparameter_dtype=coarser)
         for w_i, b_i, case in zip(w, b, cases, strict=True)
@@ -130,6 +141,7 @@ def _optimizer(case, lr, strength, calls):
     opt, penalty = case.optimizer, case.penalty
     if penalty.kind in ("regularizer", "lr_decay"):  # the regularizer is refused by _penalty
         raise Unsupported(f"Optax's {opt.name} has no argument users mistake for weight decay (no lr_decay)")
+    lr = _schedule(case, lr, calls)
     alias, kwargs = _alias(opt, lr)
     # optax decays every leaf unless masked (decay_bias = "default" is true); the aliases' default
     # weight_decay (adamw's 1e-4, lion's 1e-3, ...) is replaced by λ unless none is to be passed.
@@ -155,6 +167,25 @@ def _optimizer(case, lr, strength, calls):
         steps += [calls("optax.trace", decay=opt.momentum)] if opt.name == "rmsprop" and opt.momentum else []
         return calls.let("optimizer", "optax.chain", *steps)
     return calls.let("optimizer", alias, **kwargs)
+
+
+def _schedule(case, lr, calls):
+    """The transformation's ``learning_rate``: an Optax schedule of ``case.schedule``, which Optax
+    calls with its step count (0 at the first step), from the case's own lr (a varying schedule's
+    lr is in its shape, not traced); else ``lr`` itself."""
+    schedule, steps, base = case.schedule, case.steps, case.optimizer.lr
+    if schedule.kind == "step":
+        return calls.let(
+            "schedule", "optax.exponential_decay", base, schedule.interval, schedule.factor, staircase=True
+        )
+    if schedule.kind == "cosine":
+        return calls.let("schedule", "optax.cosine_decay_schedule", base, steps, alpha=schedule.floor)
+    if schedule.kind == "warmup_cosine":
+        return calls.let(
+            "schedule", "optax.warmup_cosine_decay_schedule", 0.0, base, schedule.warmup, steps,
+            end_value=schedule.floor * base,
+        )  # fmt: skip
+    return lr
 
 
 def _alias(opt, lr):
@@ -229,12 +260,22 @@ _PRECONDITIONERS = {
 
 def _shape(case):
     """What one compiled run is specialised to: ``case`` with its SWEEPABLE keys set to a
-    placeholder, since they are traced arguments, and decay_bias = "default" read as what it
-    builds in ``_optimizer`` (no mask: true), so that the two share one compilation."""
-    values = dict.fromkeys(SWEEPABLE, 1.0)
+    placeholder, since they are traced arguments (but a varying schedule's lr), and decay_bias =
+    "default" read as what it builds in ``_optimizer`` (no mask: true), so that the two share one
+    compilation."""
+    values = dict.fromkeys(("penalty.strength",) if case.schedule.varies else SWEEPABLE, 1.0)
     if case.penalty.bias_by_default:
         values["penalty.decay_bias"] = True
     return case.replace(values)
+
+
+def _hyperparameter_dtype(shape):
+    """The dtype a float64 run computes part of its step in, where coarser (else None): the
+    optimizer's (``_HYPERPARAMETER_DTYPE``), or its schedule's, which Optax evaluates at its int32
+    step count (a Python-float schedule at an int32 count gives float32)."""
+    learning_rate = _schedule(shape, 1.0, _calls())
+    scheduled = learning_rate(jnp.zeros((), jnp.int32)).dtype if callable(learning_rate) else jnp.float64
+    return _HYPERPARAMETER_DTYPE.get(shape.optimizer.name) or (None if scheduled == jnp.float64 else str(scheduled))
 
 
 def _calls():

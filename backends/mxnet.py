@@ -202,6 +202,8 @@ def _optimizer(case, net, calls):
     if penalty.kind == "lr_decay":
         raise Unsupported("MXNet's optimizers have no argument users mistake for weight decay (no lr_decay)")
     name, kwargs = _NAMES[opt.name], {"learning_rate": opt.lr, **_hyperparameters(opt)}
+    scheduler = _schedule(case, calls)
+    kwargs |= {"lr_scheduler": scheduler} if scheduler else {}
     decay = "wd"
     if penalty.kind in ("decoupled", "adamw"):
         if opt.name == "adam":
@@ -227,6 +229,28 @@ def _optimizer(case, net, calls):
             f"epsilon={opt.eps!r}, out=weight)"
         )
     return trainer
+
+
+# The lowest lr a FactorScheduler gives (its stop_factor_lr, lr_scheduler.py), left at its default.
+_STOP_FACTOR_LR = 1e-8
+
+
+def _schedule(case, calls):
+    """The ``mx.lr_scheduler`` of ``case.schedule``, for the optimizer's ``lr_scheduler``: MXNet calls
+    it with the optimizer's update count n (1 at the first step): ``FactorScheduler`` gives
+    base·factor^⌊(n − 1)/step⌋, ``CosineScheduler`` its cosine at n (lr_scheduler.py); None for a
+    constant lr."""
+    schedule, lr, steps = case.schedule, case.optimizer.lr, case.steps
+    if schedule.kind == "step":
+        if lr * schedule.factor ** ((steps - 1) // schedule.interval) < _STOP_FACTOR_LR:
+            raise Unsupported(f"MXNet's FactorScheduler stops the lr at stop_factor_lr = {_STOP_FACTOR_LR:g}")
+        return calls.let("scheduler", "mx.lr_scheduler.FactorScheduler", schedule.interval, schedule.factor, base_lr=lr)
+    if schedule.kind in ("cosine", "warmup_cosine"):
+        return calls.let(
+            "scheduler", "mx.lr_scheduler.CosineScheduler", steps, base_lr=lr, final_lr=schedule.floor * lr,
+            warmup_steps=schedule.warmup if schedule.kind == "warmup_cosine" else 0,
+        )  # fmt: skip
+    return None
 
 
 def _hyperparameters(opt):

@@ -172,13 +172,34 @@ def _optimizer(shape, model, calls):
     elif penalty.in_optimizer and not penalty.omit_strength:
         kwargs["weight_decay"] = penalty.strength
     path = f"{KERAS}.optimizers.{'legacy.' if legacy else ''}{name}"
-    optimizer = calls.let("optimizer", path, learning_rate=Shown(opt.lr, _LR), **kwargs)
+    optimizer = calls.let("optimizer", path, learning_rate=_schedule(shape, calls), **kwargs)
     # Keras decays every variable it updates unless excluded: decay_bias = "default" is true.
     if penalty.in_optimizer and penalty.kind != "lr_decay" and penalty.spares_bias:
         calls("optimizer.exclude_from_weight_decay", var_list=[model.bias])
     if not legacy:  # a legacy optimizer makes its slots on its first step
         calls("optimizer.build", model.trainable_variables)
     return optimizer
+
+
+def _schedule(shape, calls):
+    """The optimizer's ``learning_rate``: a ``keras.optimizers.schedules`` object for a varying
+    ``shape.schedule``, which Keras calls with the optimizer's step count (0 at the first step);
+    else the placeholder lr of the shape, set per case (``_Run.reset``)."""
+    schedule, lr, steps = shape.schedule, shape.optimizer.lr, shape.steps
+    schedules = f"{KERAS}.optimizers.schedules"
+    if schedule.kind == "step":
+        return calls.let(
+            "schedule", f"{schedules}.ExponentialDecay", lr, schedule.interval, schedule.factor, staircase=True
+        )
+    if schedule.kind == "cosine":
+        return calls.let("schedule", f"{schedules}.CosineDecay", lr, steps, alpha=schedule.floor)
+    if schedule.kind == "warmup_cosine":
+        warmup = schedule.warmup
+        return calls.let(
+            "schedule", f"{schedules}.CosineDecay", 0.0, steps - warmup, alpha=schedule.floor, warmup_target=lr,
+            warmup_steps=warmup,
+        )  # fmt: skip
+    return Shown(lr, _LR)
 
 
 def _hyperparameters(opt):
@@ -206,9 +227,10 @@ def _hyperparameters(opt):
 
 def _shape(case):
     """What one traced run serves: ``case`` with its lr set to a placeholder, since Keras keeps
-    the learning rate in a variable. Everything else stays in the key, among it what Keras
-    reads as Python numbers while tracing and builds into the graph (momentum, β, ε, λ)."""
-    return case.replace({"optimizer.lr": 1.0})
+    the learning rate in a variable (a schedule's lr stays: the schedule is built into the graph).
+    Everything else stays in the key, among it what Keras reads as Python numbers while tracing
+    and builds into the graph (momentum, β, ε, λ)."""
+    return case if case.schedule.varies else case.replace({"optimizer.lr": 1.0})
 
 
 class _Run:
@@ -264,11 +286,14 @@ class _Run:
         if case.model.init == "shared":
             self.model.kernel.assign(arrays.w0[:, None])
             self.model.bias.assign(arrays.b0[None])
-        self.optimizer.learning_rate = case.optimizer.lr
+        if not case.schedule.varies:
+            self.optimizer.learning_rate = case.optimizer.lr
 
     def api(self, case):
         """The shape's calls as the user writes them for ``case``, and how its lr was set."""
         lr = repr(case.optimizer.lr)
+        if case.schedule.varies:
+            return self._calls
         return (
             self._calls.replace(_LR, lr) + f"; optimizer.learning_rate = {lr} (the optimizer is built once per "
             "case shape with learning_rate=1.0, then given each case's lr in its learning-rate variable)"

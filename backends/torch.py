@@ -8,6 +8,7 @@ are written with torch ops and differentiated by autograd. PyTorch has no layer 
 """
 
 import functools
+import math
 import operator
 
 import torch
@@ -30,11 +31,12 @@ def versions():
 def train(case, arrays):
     """``case`` trained on ``arrays``: the model's parameters before and after every step."""
     dtype = getattr(torch, case.model.dtype)
-    calls = Calls(torch=torch)
+    calls = Calls(torch=torch, functools=functools)
     model = _model(case, arrays, dtype, calls)
     loss_fn = _loss(case, calls)
     penalty = _penalty(case, model, calls)
     optimizer = _optimizer(case, model, calls)
+    scheduler = _schedule(case, optimizer, calls)
     # Every step's batch, gathered once: (steps, batch size, dim) and targets (steps, batch
     # size, 1) shaped like the predictions.
     order = arrays.batch_order()
@@ -52,6 +54,8 @@ def train(case, arrays):
             loss = loss + penalty()
         loss.backward()
         optimizer.step()
+        if scheduler:
+            scheduler.step()
         with torch.no_grad():
             w[step], b[step] = model.weight[0], model.bias[0]
     return Trajectory(w=w.numpy(), b=b.numpy(), api=calls.text, hyperparameter_dtype=_state_dtype(optimizer, dtype))
@@ -149,6 +153,38 @@ def _optimizer(case, model, calls):
     else:
         groups = [model.weight, model.bias]
     return calls.let("optimizer", f"torch.optim.{name}", groups, **kwargs)
+
+
+def _schedule(case, optimizer, calls):
+    """The ``torch.optim.lr_scheduler`` of ``case.schedule``, stepped after every ``optimizer.step()``
+    (its epoch count k = 0 is the first step's, k the (k+1)-th's); None for a constant lr. A linear
+    warmup from 0 has no scheduler class (``LinearLR`` starts above 0), so it is the ``LambdaLR``
+    of the multiplier a PyTorch user writes for it (as Hugging Face's cosine-with-warmup does)."""
+    schedule, steps, lr = case.schedule, case.steps, case.optimizer.lr
+    if schedule.kind == "step":
+        found = calls.let("scheduler", "torch.optim.lr_scheduler.StepLR", optimizer, schedule.interval, schedule.factor)
+    elif schedule.kind == "cosine":
+        found = calls.let(
+            "scheduler", "torch.optim.lr_scheduler.CosineAnnealingLR", optimizer, steps, eta_min=schedule.floor * lr
+        )
+    elif schedule.kind == "warmup_cosine":
+        calls.name(_warmup_cosine, "warmup_cosine")
+        multiplier = calls.let(
+            "multiplier", "functools.partial", _warmup_cosine, warmup=schedule.warmup, steps=steps, floor=schedule.floor
+        )
+        found = calls.let("scheduler", "torch.optim.lr_scheduler.LambdaLR", optimizer, multiplier)
+    else:
+        return None
+    calls.say("scheduler.step() after every optimizer.step(): the schedule counts optimizer steps")
+    return found
+
+
+def _warmup_cosine(k, warmup, steps, floor):
+    """The multiplier a PyTorch user hands ``LambdaLR`` for a linear warmup from 0, then a cosine to
+    ``floor``: k/warmup while k < warmup, then floor + (1 − floor)·½(1 + cos(π·(k − warmup)/(steps − warmup)))."""
+    if k < warmup:
+        return k / warmup
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(k - warmup, steps - warmup) / (steps - warmup)))
 
 
 def _state_dtype(optimizer, dtype):

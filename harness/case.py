@@ -95,6 +95,32 @@ class Optimizer(_Section):
     momentum_decay: float = _field(0.004, NonNegative)
 
 
+SCHEDULES = ("constant", "step", "cosine", "warmup_cosine")
+
+
+@dataclass(frozen=True)
+class Schedule(_Section):
+    """The learning rate's schedule, stepped per optimizer step: lrₖ = lr·ηₖ at the schedule's
+    count k = 0, 1, … (``harness.oracle.multipliers``; which count a framework's step t reads is
+    its convention), over K = the run's steps:
+        constant       ηₖ = 1
+        step           ηₖ = factor^⌊k / interval⌋
+        cosine         ηₖ = floor + (1 − floor)·½(1 + cos(π·k / K))
+        warmup_cosine  ηₖ = k / warmup while k < warmup, then cosine over the K − warmup steps left
+    ``factor`` and ``interval`` are the step schedule's; ``floor`` and ``warmup`` the cosines'."""
+
+    kind: str = _field("constant", Choice(SCHEDULES))
+    factor: float = _field(0.5, Number(float, 0, 1, open_low=True))
+    interval: int = _field(100, Count)
+    floor: float = _field(0.0, Number(float, 0, 1))
+    warmup: int = _field(0, Number(int, 0, 10**6))
+
+    @property
+    def varies(self):
+        """The learning rate changes over the run."""
+        return self.kind != "constant"
+
+
 # Where a spec says nothing of a key, the optimizer's own default when it differs from the field's:
 # RMSprop without momentum, Lion's slower second average, Adadelta's lr of 1 (its step is already
 # a ratio of moving averages), as each framework that ships them defaults.
@@ -104,6 +130,7 @@ OPTIMIZER_DEFAULTS = {"rmsprop": {"momentum": 0.0}, "lion": {"beta2": 0.99}, "ad
 ADDED_FIELDS = {
     "optimizer": ("rho", "initial_accumulator", "centered", "momentum_decay"),
     "penalty": ("omit_strength",),
+    "schedule": ("kind", "factor", "interval", "floor", "warmup"),
 }
 
 
@@ -162,7 +189,9 @@ class Penalty(_Section):
         return self.decay_bias == "default"
 
 
-SECTIONS = {"data": Data, "model": Model, "train": Train, "optimizer": Optimizer, "penalty": Penalty}
+SECTIONS = {
+    "data": Data, "model": Model, "train": Train, "optimizer": Optimizer, "schedule": Schedule, "penalty": Penalty,
+}  # fmt: skip
 
 MAX_ARRAY_VALUES = 10**8  # float64 data, every step's batch (gathered once) and the trajectory stay under ~1 GB each
 
@@ -193,6 +222,7 @@ class Case:
     model: Model = Model()
     train: Train = Train()
     optimizer: Optimizer = Optimizer()
+    schedule: Schedule = Schedule()
     penalty: Penalty = Penalty()
 
     def to_dict(self):
@@ -205,13 +235,15 @@ class Case:
     @property
     def id(self):
         """First 16 hex digits of the SHA-256 of the canonical JSON of the case, less the
-        ADDED_FIELDS that hold their default."""
+        ADDED_FIELDS that hold their default (and a section they leave empty)."""
         sections = self.to_dict()
         for section, names in ADDED_FIELDS.items():
             defaults = {f.name: f.default for f in dataclasses.fields(SECTIONS[section])}
             for name in names:
                 if sections[section][name] == defaults[name]:
                     del sections[section][name]
+            if not sections[section]:
+                del sections[section]
         canonical = json.dumps(sections, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
@@ -257,6 +289,12 @@ class Case:
             return (
                 f'penalty.decay_bias = "default" is the framework\'s own bias handling, which '
                 f'penalty.kind = "{penalty.kind}" (written into the loss) has not; allowed: true, false'
+            )
+        schedule = self.schedule
+        if schedule.kind == "warmup_cosine" and not 0 < schedule.warmup < self.steps:
+            return (
+                f'schedule.warmup = {schedule.warmup} with schedule.kind = "warmup_cosine"; '
+                f'allowed: 1 to {self.steps - 1} (the run\'s steps less one), or kind = "cosine" for no warmup'
             )
         if self.train.batch_size > data.n_train or data.n_train % self.train.batch_size:
             return (

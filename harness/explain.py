@@ -26,7 +26,9 @@ MULTIPLIERS = (0.5, 1.0, 2.0)
 # Where λ enters the update: the oracle.Rule field that takes k·λ, and its display name.
 PLACEMENTS = {
     "coupled": "coupled",  # gradient += k·λ·w, before momentum / Adam's moments
-    "decoupled_lr": "decoupled × lr",  # w -= lr·k·λ·w beside the optimizer step
+    "decoupled_lr": "decoupled × lr",  # w -= lrₜ·k·λ·w beside the optimizer step (the scheduled lr)
+    "decoupled_base": "decoupled × base lr",  # w -= lr·k·λ·w: the base lr, whatever the schedule
+    "decoupled_multiplier": "decoupled × η",  # w -= ηₜ·k·λ·w: the schedule's multiplier (Loshchilov & Hutter)
     "decoupled": "decoupled",  # w -= k·λ·w beside the optimizer step, lr not applied
     "decoupled_ratio": "decoupled in the trust ratio",  # LAMB: update += k·λ·w before its trust ratio
     "lr_decay": "lr decay",  # lr_t = lr / (1 + k·λ·(t − 1)): λ decays the learning rate, not w
@@ -42,6 +44,7 @@ CONVENTION_NAMES = {
     ("relative_step", False): "step lr, not min(lr, 1/√t)",
     ("lr_ignored", True): "step ignores lr",
     ("momentum_scaled", True): "momentum of lr-scaled steps",
+    ("schedule_offset", 1): "first step reads η₁",
 }
 NONE = "none"  # the placement of a rule in which λ has no effect
 
@@ -161,8 +164,10 @@ def conventions(case):
     optimizer differ, each field's first value the one tried first."""
     opt = case.optimizer
     # A momentum of raw steps × the current lr and one of lr-scaled steps part only when lr changes.
-    scaled = {"momentum_scaled": (False, True)} if case.penalty.kind == "lr_decay" else {}
-    return {
+    varies = case.penalty.kind == "lr_decay" or case.schedule.varies
+    scaled = {"momentum_scaled": (False, True)} if varies else {}
+    counted = {"schedule_offset": (0, 1)} if case.schedule.varies else {}
+    return counted | {
         "momentum": scaled,
         "nesterov": scaled,
         "adam": {"eps": ("outside", "outside_uncorrected")},
@@ -181,7 +186,9 @@ def placements(case):
     """Where λ may enter for this case's penalty and optimizer, in catalog order."""
     if case.penalty.kind == "l1_loss":
         return ("l1",)
-    found = ["coupled", "decoupled_lr", "decoupled"]
+    found = ["coupled", "decoupled_lr"]
+    found += ["decoupled_base", "decoupled_multiplier"] if case.schedule.varies else []  # else × lr and × 1
+    found += ["decoupled"]
     found += ["decoupled_ratio"] if case.optimizer.name == "lamb" else []
     found += ["lr_decay"] if case.penalty.kind == "lr_decay" else []
     return tuple(found)

@@ -11,12 +11,15 @@ two weights and a bias, chosen so the candidate rules part at once:
 The second weight has no data gradient, so only the penalty moves it (a coupled decay
 then goes through momentum and Adam's normalisation, a decoupled one does not); the
 first has a changing data gradient, so multipliers and Adam's moments show; the bias
-starts far from 0, so decaying it shows. Three kinds of probe, for every optimizer:
+starts far from 0, so decaying it shows. Four kinds of probe, for every optimizer:
 penalty probes (each penalty API, with the bias spared, decayed and left to the API's
 default); convention probes at λ = 0 that part the values of one optimizer convention
 (``CONVENTION_PROBES``: a large ε, an lr large enough for a relative step, the native
-loss); and default probes, each decoupled API given no λ, whose applied λ is fitted from
-the run (``explain.fit_strength``). A probe that no rule explains carries the adapter's
+loss); default probes, each decoupled API given no λ, whose applied λ is fitted from
+the run (``explain.fit_strength``); and schedule probes, each optimizer API under a
+learning-rate schedule that changes within the six steps (``SCHEDULE_PROBES``), which part
+a decay × the scheduled lr, × the base lr, × the schedule's multiplier and × 1, and the
+count the first step reads. A probe that no rule explains carries the adapter's
 account of it, where it gives one (its ``OWN_BEHAVIOURS``).
 """
 
@@ -37,6 +40,15 @@ SCHEMA_VERSION = 2  # 1 (no schema_version): probes keyed by a list or a name, e
 KINDS = ("l2_loss", *FRAMEWORK_KINDS)  # the loss penalty, for comparison, and each framework API
 BIAS_MODES = (False, True, "default")
 DEFAULT_KINDS = ("decoupled", "adamw")  # the APIs whose default λ is probed
+SCHEDULED_KINDS = ("weight_decay", "decoupled", "adamw")  # the optimizer APIs probed under a schedule
+# schedule kind -> the probe's schedule: lr halved every second step (so the count the first step reads
+# shows at the third step); a warmup from 0 over two steps, then a cosine to 0 over the four left. λ =
+# 0.25, so that a decay ×2 without lr (c = 0.5) halves a weight where λ = 0.5 would zero it, after which
+# Adafactor's steps, × max(10⁻³, RMS(p)), hardly move it and the schedule no longer shows.
+SCHEDULE_PROBES = {
+    "step": {"schedule.kind": "step", "schedule.factor": 0.5, "schedule.interval": 2, "penalty.strength": 0.25},
+    "warmup_cosine": {"schedule.kind": "warmup_cosine", "schedule.warmup": 2, "penalty.strength": 0.25},
+}
 
 PROBE = Case().replace({
     "data.n_train": 2, "data.n_test": 1, "data.dim": 2,
@@ -116,6 +128,19 @@ class DefaultKey(NamedTuple):
         return f"{self.optimizer} {self.kind} given no λ"
 
 
+class ScheduleKey(NamedTuple):
+    """A schedule probe: penalty ``kind`` of ``optimizer`` (bias spared) under the ``schedule`` kind
+    of SCHEDULE_PROBES, which tells where λ's decay follows the schedule (``harness.explain``)."""
+
+    optimizer: str
+    kind: str
+    schedule: str
+
+    @property
+    def label(self):
+        return f"{self.optimizer} {self.kind} under a {self.schedule} schedule"
+
+
 @dataclass(frozen=True)
 class Probe:
     """One probe's outcome: ``status`` ok (the ``api`` that ran, the rule that ``explained`` it),
@@ -166,13 +191,15 @@ class Probe:
         )  # fmt: skip
 
 
-KEYS = {"penalties": ProbeKey, "conventions": ConventionKey, "defaults": DefaultKey}  # document part -> its key
+# document part -> its key
+KEYS = {"penalties": ProbeKey, "conventions": ConventionKey, "defaults": DefaultKey, "schedules": ScheduleKey}
 
 
 @dataclass(frozen=True)
 class Fingerprint:
     """Every probe of one backend, by kind: ``penalties`` by ProbeKey, ``conventions`` by
-    ConventionKey, ``defaults`` by DefaultKey."""
+    ConventionKey, ``defaults`` by DefaultKey, ``schedules`` by ScheduleKey (empty in a document
+    written before schedules were probed)."""
 
     backend: str
     versions: dict
@@ -181,11 +208,12 @@ class Fingerprint:
     penalties: dict
     conventions: dict
     defaults: dict
+    schedules: dict
 
     @property
     def probes(self):
-        """Every (key, Probe) of the three kinds."""
-        return [*self.penalties.items(), *self.conventions.items(), *self.defaults.items()]
+        """Every (key, Probe) of the four kinds."""
+        return [item for part in KEYS for item in getattr(self, part).items()]
 
     def to_json(self):
         document = {"schema_version": SCHEMA_VERSION, "backend": self.backend, "versions": self.versions,
@@ -259,7 +287,7 @@ def probe_case(optimizer, values):
 
 
 def probe_cases():
-    """(key, case) of every probe: ProbeKey, then ConventionKey, then DefaultKey."""
+    """(key, case) of every probe: ProbeKey, then ConventionKey, DefaultKey and ScheduleKey."""
     for optimizer in OPTIMIZERS:
         for kind in KINDS:
             if kind == "adamw" and optimizer != "adam":
@@ -277,6 +305,11 @@ def probe_cases():
             if kind == "decoupled" or optimizer == "adam":
                 values = {"penalty.kind": kind, "penalty.strength": 0.0, "penalty.omit_strength": True}
                 yield DefaultKey(optimizer, kind), probe_case(optimizer, values)
+    for optimizer in OPTIMIZERS:
+        for kind in SCHEDULED_KINDS:
+            for schedule, values in SCHEDULE_PROBES.items():
+                if kind != "adamw" or optimizer == "adam":
+                    yield ScheduleKey(optimizer, kind, schedule), probe_case(optimizer, {"penalty.kind": kind} | values)
 
 
 def probe(backend, adapter, command):

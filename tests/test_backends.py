@@ -108,3 +108,17 @@ def test_every_l1_run_of_the_builtin_specs_is_explained(backend, dtype):
                 case = case.replace({"model.dtype": dtype})
                 found = explain.explain(case, *train(adapter, case))
                 assert found.matched and found.form.placement == "l1", f"{spec_name} {case.optimizer.name}: {found}"
+
+
+BEFORE_SCHEDULES = Path(__file__).parent / "legacy" / "before-schedules"
+
+
+def test_a_constant_schedule_trains_bit_identically_to_the_run_before_schedules(backend):
+    """d2l's momentum weight_decay λ = 3, with ``schedule.kind = "constant"`` said outright, against
+    the result the code before the schedule section stored (tests/legacy/before-schedules/)."""
+    name, adapter = backend
+    before = store.read(BEFORE_SCHEDULES / f"{name}.json")
+    case = before.case.replace({"schedule.kind": "constant"})
+    assert case.id == before.case_id
+    now = metrics.evaluate(case, *train(adapter, case))
+    assert now.final.w == before.final.w and now.steps.w_norm == before.steps.w_norm

@@ -81,6 +81,27 @@ def test_each_convention_probe_parts_the_values_of_its_convention():
                 assert one_step_gap(a, b, case) > limit, f"{optimizer} {field}: {a} vs {b}"
 
 
+SCHEDULED = ("decoupled_lr", "decoupled_base", "decoupled_multiplier", "decoupled")  # the decays a schedule parts
+
+
+def test_each_schedule_probe_parts_where_the_decay_follows_the_schedule():
+    """On each schedule probe, two catalog rules that differ only in where their decoupled decay
+    follows the schedule (× scheduled lr, × base lr, × η, × 1, each k), or only in the count the
+    first step reads, predict each other's steps 100× further apart than the loosest step tolerance;
+    but for a step that ignores lr (Adadelta's), whose count shows only through a decay × lr or × η."""
+    limit = 100 * max(diff.STEP_TOLERANCE.values())
+    for optimizer in OPTIMIZERS:
+        for schedule, values in fingerprint.SCHEDULE_PROBES.items():
+            case = fingerprint.probe_case(optimizer, {"penalty.kind": "decoupled"} | values)
+            for (form_a, a), (form_b, b) in itertools.combinations(explain.candidates(case), 2):
+                differ = {f for f in vars(a) if getattr(a, f) != getattr(b, f)}
+                placed = {form_a.placement, form_b.placement} <= set(SCHEDULED) and differ <= {*SCHEDULED}
+                scheduled = form_a.placement in ("decoupled_lr", "decoupled_multiplier") or not a.lr_ignored
+                if placed or (differ == {"schedule_offset"} and form_a.placement != explain.NONE and scheduled):
+                    gap = one_step_gap(a, b, case)
+                    assert gap > limit, f"{optimizer} {schedule}: {form_a.name} {a} vs {form_b.name} {b}: {gap:.2g}"
+
+
 def fake_fingerprint(weight_decay="coupled", name="fake"):
     return fingerprint.probe(name, fake_backend.make(weight_decay=weight_decay), "test")
 

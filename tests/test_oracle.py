@@ -263,3 +263,51 @@ def test_a_momentum_of_lr_scaled_steps_parts_from_one_of_raw_steps_when_lr_chang
     expect(steps(oracle.Rule(lr_decay=1.0), "momentum", momentum=0.5), [0.5, 0.3, 0.2], [0, -0.1, -0.15])
     scaled = oracle.Rule(lr_decay=1.0, momentum_scaled=True)
     expect(steps(scaled, "momentum", momentum=0.5), [0.5, 0.3, 0.15], [0, -0.1, -0.175])
+
+
+@pytest.mark.parametrize(
+    "schedule, expected",
+    [
+        ({"kind": "constant"}, [1, 1, 1, 1, 1, 1, 1]),
+        ({"kind": "step", "factor": 0.5, "interval": 2}, [1, 1, 0.5, 0.5, 0.25, 0.25, 0.125]),
+        # floor + (1 − floor)·½(1 + cos(πk/6)), floor 0.2: cos(π/6) = √3/2, cos(π/3) = ½, cos(π/2) = 0
+        (
+            {"kind": "cosine", "floor": 0.2},
+            [1, 0.2 + 0.4 * (1 + 3**0.5 / 2), 0.8, 0.6, 0.4, 0.2 + 0.4 * (1 - 3**0.5 / 2), 0.2],
+        ),
+        # k/2 for k < 2, then ½(1 + cos(π(k − 2)/4)): cos(π/4) = √½
+        ({"kind": "warmup_cosine", "warmup": 2}, [0, 0.5, 1, 0.5 * (1 + 0.5**0.5), 0.5, 0.5 * (1 - 0.5**0.5), 0]),
+    ],
+)
+def test_each_schedule_multiplies_lr_by_its_formula(schedule, expected):
+    case = Case().replace({f"schedule.{key}": value for key, value in schedule.items()})
+    assert oracle.multipliers(case.schedule, 6).tolist() == pytest.approx(expected, abs=HAND)
+
+
+def scheduled(rule):
+    """``steps`` of sgd with lr halved at every step (η = 1, ½, ¼, …): step 1's lr 0.1 at offset 0."""
+    case, arrays = tiny()
+    case = case.replace({"schedule.kind": "step", "schedule.factor": 0.5, "schedule.interval": 1})
+    w, b = oracle.simulate(rule, case, arrays)
+    return w[:, 0].tolist(), b.tolist()
+
+
+def test_a_decay_times_the_schedules_multiplier_follows_eta_not_lr():
+    # step 1, η₀ = 1, lr 0.1: w = 0.5 − 1·0.5·0.5 = 0.25, then − 0.1·2 = 0.05; b = −0.1
+    # step 2, η₁ = ½, lr 0.05: e = 0, g = 0; w = 0.05 − ½·0.5·0.05 = 0.0375
+    expect(scheduled(oracle.Rule(decoupled_multiplier=0.5)), [0.5, 0.05, 0.0375], [0, -0.1, -0.1])
+
+
+def test_a_schedule_counted_from_one_is_a_step_ahead():
+    # step 1, η₁ = ½, lr 0.05: w = 0.5 − ½·0.5·0.5 = 0.375, then − 0.05·2 = 0.275; b = −0.05
+    # step 2, η₂ = ¼, lr 0.025: e = 0.5, g = (1, 0.5); w = 0.275·(1 − ¼·0.5) = 0.240625, − 0.025 = 0.215625;
+    # b = −0.05 − 0.025·0.5 = −0.0625
+    rule = oracle.Rule(decoupled_multiplier=0.5, schedule_offset=1)
+    expect(scheduled(rule), [0.5, 0.275, 0.215625], [0, -0.05, -0.0625])
+
+
+def test_a_decay_times_the_base_lr_ignores_the_schedule():
+    # step 1, lr 0.1: w = 0.5·(1 − 0.1·0.5) = 0.475, − 0.1·2 = 0.275; b = −0.1
+    # step 2, lr 0.05: e = 0.45, g = (0.9, 0.45); w = 0.275·0.95 = 0.26125, − 0.05·0.9 = 0.21625;
+    # b = −0.1 − 0.05·0.45 = −0.1225
+    expect(scheduled(oracle.Rule(decoupled_base=0.5)), [0.5, 0.275, 0.21625], [0, -0.1, -0.1225])

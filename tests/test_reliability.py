@@ -22,7 +22,10 @@ TESTS = Path(__file__).parent
 SPEC = (
     '[data]\nn_test = 10\n[train]\nepochs = 5\n[sweep]\n"optimizer.lr" = [0.001, 0.002, 0.003, 0.004, 0.005, 0.006]\n'
 )
+# Ctrl-C raises KeyboardInterrupt in the run even where this test's own process was started with
+# SIGINT ignored (as a shell's background job is), which its children would inherit.
 RUN = (
+    "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
     "import sys, backends; backends._MODULES['torch'] = ('fake_backend', {}); "
     "from harness.cli import main; sys.exit(main(sys.argv[1:]))"
 )
