@@ -40,7 +40,7 @@ SCHEMA_VERSION = 2  # 1 (no schema_version): probes keyed by a list or a name, e
 KINDS = ("l2_loss", *FRAMEWORK_KINDS)  # the loss penalty, for comparison, and each framework API
 BIAS_MODES = (False, True, "default")
 DEFAULT_KINDS = ("decoupled", "adamw")  # the APIs whose default λ is probed
-SCHEDULED_KINDS = ("weight_decay", "decoupled", "adamw")  # the optimizer APIs probed under a schedule
+SCHEDULED_KINDS = ("l2_loss", "weight_decay", "decoupled", "adamw")  # the loss penalty, and the APIs, under a schedule
 # schedule kind -> the probe's schedule: lr halved every second step (so the count the first step reads
 # shows at the third step); a warmup from 0 over two steps, then a cosine to 0 over the four left. λ =
 # 0.25, so that a decay ×2 without lr (c = 0.5) halves a weight where λ = 0.5 would zero it, after which

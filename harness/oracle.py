@@ -24,6 +24,7 @@ reads p (LAMB's trust ratio, Adafactor's scale) reads the decayed p when ``scale
 Each optimizer's step is stated in ``harness.steps``.
 """
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -135,3 +136,19 @@ def loss_penalty_rule(case, eps="outside"):
         eps=eps,
         momentum_decay=case.optimizer.momentum_decay,
     )
+
+
+DECAYS = ("coupled", "l1", "decoupled_lr", "decoupled_base", "decoupled_multiplier", "decoupled", "decoupled_ratio")
+
+
+def decay_per_step(rule, case, arrays):
+    """The share of w the rule's decay takes at each step t = 1 … T, along the rule's own run:
+    ⟨w̃ₜ − wₜ, wₜ₋₁⟩ / ‖wₜ₋₁‖², where wₜ is the rule's step from wₜ₋₁ and w̃ₜ the step of the same
+    rule without its decay from wₜ₋₁ (its optimizer state built along the run from its own
+    gradients). For a decay beside the step this is its coefficient, e.g. lrₜ·kλ for × lr; a
+    coupled decay's share also carries what it did to the optimizer's state."""
+    w, b = simulate(rule, case, arrays)
+    undecayed = dataclasses.replace(rule, **dict.fromkeys(DECAYS, 0.0), lr_decay=0.0)
+    predicted, _ = simulate_rules([rule, undecayed], case, arrays, along=(w, b))
+    before = w[:-1]
+    return np.sum((predicted[1, 1:] - predicted[0, 1:]) * before, axis=1) / np.sum(before * before, axis=1)

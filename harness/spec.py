@@ -258,7 +258,7 @@ def describe(point):
 def _describe(key, value):
     if key == "penalty.strength":
         return f"λ={value:g}"
-    if isinstance(value, float):
+    if isinstance(value, float) or (isinstance(value, int) and not isinstance(value, bool)):
         return f"{key.partition('.')[2]}={value:g}"
     if key == "overrides":
         return "no overrides" if value == "none" else f"{value} overrides"

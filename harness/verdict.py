@@ -6,8 +6,9 @@ import dataclasses
 from dataclasses import dataclass
 
 from harness.case import OPTIMIZERS
-from harness.explain import CONVENTION_NAMES, NONE, PLACEMENTS
-from harness.fingerprint import BIAS_MODES, KINDS, ConventionKey, ProbeKey
+from harness.explain import CONVENTION_NAMES, NONE, PLACEMENTS, Explanation, Form
+from harness.fingerprint import BIAS_MODES, KINDS, ConventionKey, ProbeKey, ScheduleKey
+from harness.oracle import Rule
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,45 @@ def scale(source, target):
     return None
 
 
+# placement -> what the decay is multiplied by under a learning-rate schedule
+FOLLOWS = {
+    NONE: "no decay",
+    "coupled": "scheduled lr, coupled",
+    "l1": "scheduled lr, l1",
+    "decoupled_lr": "scheduled lr",
+    "decoupled_base": "base lr",
+    "decoupled_multiplier": "multiplier η",
+    "decoupled": "nothing",
+    "decoupled_ratio": "scheduled lr, in the trust ratio",
+}
+
+
+def follows(probe):
+    """What a schedule probe's decay follows (FOLLOWS), or the probe's outcome where it found no rule."""
+    return FOLLOWS[probe.explained.form.placement] if probe.matched else probe.outcome()
+
+
+# A decay beside the step: the powers of the base lr α and of the schedule's multiplier η in its
+# coefficient (the decay × the scheduled lr is α·η·kλ).
+SCALINGS = {"decoupled_lr": (1, 1), "decoupled_base": (1, 0), "decoupled_multiplier": (0, 1), "decoupled": (0, 0)}
+
+
+def scaling(source, target, scheduled=False):
+    """(factor, p) such that the target at λ' = factor·lr^p·λ puts λ where the source does at λ:
+    the first place both Explanations share (p = 0), else two decays beside the step whose
+    coefficients differ by the base lr's power p, and, when ``scheduled``, follow η alike (a
+    decay × η is × lr/α once the lr varies only with η); None if there is neither."""
+    factor = scale(source, target)
+    if factor is not None:
+        return factor, 0
+    for form in source.forms:
+        for other in target.forms:
+            a, b = SCALINGS.get(form.placement), SCALINGS.get(other.placement)
+            if a and b and (not scheduled or a[1] == b[1]):
+                return form.multiplier / other.multiplier, a[0] - b[0]
+    return None
+
+
 def multiplier_unseen(explained):
     """Whether the run leaves λ's multiplier open: its forms put λ in one place with several k."""
     placements = [form.placement for form in explained.forms]
@@ -157,25 +197,31 @@ def verdict(probe, l2_probe, optimizer):
 
 
 # Rule fields of an optimizer's own conventions
-CONVENTIONS = ("eps", "momentum_decay", "scale_after_decay", "relative_step", "lr_ignored", "momentum_scaled")
+CONVENTIONS = (
+    "eps", "momentum_decay", "scale_after_decay", "relative_step", "lr_ignored", "momentum_scaled", "schedule_offset",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Conversion:
-    """How a target framework reproduces a source API's run: penalty ``kind`` at λ' = ``factor``·λ,
-    or, with ``kind`` None, no setting does and ``reason`` says why."""
+    """How a target framework reproduces a source API's run: penalty ``kind`` at λ' =
+    ``factor``·lr^``lr_power``·λ (lr the base learning rate), or, with ``kind`` None, no setting
+    does and ``reason`` says why."""
 
     kind: str | None
     factor: float | None = None
     reason: str = ""
+    lr_power: int = 0
 
 
-def conversions(fingerprints):
+def conversions(fingerprints, schedule=None):
     """For every backend × optimizer × API (bias spared) whose λ has an effect, the Conversion of
-    each other backend: ``{(source, optimizer, kind): {target: Conversion}}``.
+    each other backend: ``{(source, optimizer, kind): {target: Conversion}}``; from the penalty
+    probes (a constant lr), or, given a ``schedule`` kind of SCHEDULE_PROBES, from those probes.
 
     A target API matches when it puts λ in the same place (the same oracle rule up to the
-    multiplier); its λ is then scaled by k_source / k_target. The two backends' versions of the
+    multiplier), or beside the step with another power of lr (``scaling``); its λ is then scaled
+    by k_source / k_target and that power of lr. The two backends' versions of the
     optimizer must also follow the same conventions (their convention probes, and the
     conventions the two rules were explained with), or no setting reproduces the run exactly.
     The target's own API of the same kind is tried first, l2_loss last.
@@ -184,9 +230,8 @@ def conversions(fingerprints):
     for fingerprint in fingerprints:
         for key, value in conventions(fingerprint).items():
             probed[fingerprint.backend, key.optimizer, key.field] = value
-        for key, probe in fingerprint.penalties.items():
-            if key.decay_bias is False and probe.matched:
-                found[fingerprint.backend, key.optimizer, key.kind] = probe.explained
+        for key, probe in _probes(fingerprint, schedule):
+            found[fingerprint.backend, key.optimizer, key.kind] = probe.explained
     backends = list(dict.fromkeys(backend for backend, _, _ in found))
     result = {}
     for (source, optimizer, kind), explained in found.items():
@@ -210,19 +255,53 @@ def conversions(fingerprints):
                 continue
             options = {k: e for (b, o, k), e in found.items() if (b, o) == (target, optimizer)}
             preferred = sorted(options, key=lambda k: (k != kind, k == "l2_loss"))
-            targets[target] = convert(explained, {k: options[k] for k in preferred})
+            targets[target] = convert(explained, {k: options[k] for k in preferred}, scheduled=schedule is not None)
         result[source, optimizer, kind] = targets
     return result
 
 
-def convert(explained, options):
+def _probes(fingerprint, schedule):
+    """(key, probe) of the matched probes, bias spared, that conversions read: the penalty probes,
+    or the schedule probes of the ``schedule`` kind."""
+    if schedule is None:
+        return [(k, p) for k, p in fingerprint.penalties.items() if k.decay_bias is False and p.matched]
+    return [(k, p) for k, p in fingerprint.schedules.items() if k.schedule == schedule and p.matched]
+
+
+# Loshchilov & Hutter's AdamW (Algorithm 2): the decay is λ·ηₜ·w, × the schedule's multiplier, not × α.
+PAPER = Explanation(Form("decoupled_multiplier", 1.0), Rule(decoupled_multiplier=1.0), gap=0.0, matched=True)
+
+
+def from_paper(fingerprints, schedule="step"):
+    """For each backend, the Conversion of Adam's decoupled decay as the paper states it (λ × ηₜ) into
+    the backend's ``decoupled`` Adam, from its schedule probe: ``{backend: Conversion}``."""
+    found = {}
+    for fingerprint in fingerprints:
+        probe = fingerprint.schedules.get(ScheduleKey("adam", "decoupled", schedule))
+        if probe is not None:
+            found[fingerprint.backend] = (
+                convert(PAPER, {"decoupled": probe.explained}, scheduled=True)
+                if probe.matched
+                else Conversion(None, reason=probe.outcome())
+            )
+    return found
+
+
+def convert(explained, options, scheduled=False):
     """The Conversion to the first of ``options`` ({kind: Explanation}, in preference order) that puts
-    λ where ``explained`` does, with known multipliers and the same conventions; else none, and why."""
+    λ where ``explained`` does (``scaling``), with known multipliers and the same conventions; else
+    none, and why: where each option puts λ, or the first convention in which a matching one differs."""
+    reasons = []
     for kind, candidate in options.items():
-        factor = scale(explained, candidate)
-        told = set(CONVENTIONS) - set(explained.ambiguous) - set(candidate.ambiguous)
+        scaled = scaling(explained, candidate, scheduled)
+        told = [f for f in CONVENTIONS if f not in explained.ambiguous and f not in candidate.ambiguous]
+        apart = [f for f in told if getattr(explained.rule, f) != getattr(candidate.rule, f)]
         known = not (multiplier_unseen(explained) or multiplier_unseen(candidate))
-        if factor is not None and known and all(getattr(explained.rule, f) == getattr(candidate.rule, f) for f in told):
-            return Conversion(kind, factor)
-    places = [f"{kind} is {PLACEMENTS.get(c.form.placement, 'no decay')}" for kind, c in options.items()]
-    return Conversion(None, reason=", ".join(places) or "no API")
+        if scaled is not None and known and not apart:
+            return Conversion(kind, scaled[0], lr_power=scaled[1])
+        where = PLACEMENTS.get(candidate.form.placement, "no decay")
+        if scaled is not None and apart:
+            values = (convention_value(apart[0], getattr(r.rule, apart[0])) for r in (explained, candidate))
+            where += " but {} where the source has {}".format(*reversed(list(values)))
+        reasons.append(f"{kind} is {where}")
+    return Conversion(None, reason=", ".join(reasons) or "no API")

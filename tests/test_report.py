@@ -36,7 +36,7 @@ RULES = {
     "jax": "coupled",
     "mxnet": "coupled",
 }
-SPECS = ("d2l", "d2l-book", "sweep", "bias", "lr")
+SPECS = ("d2l", "d2l-book", "sweep", "bias", "lr", "schedules")
 
 
 def fake(name):
@@ -55,6 +55,8 @@ def shrunk_specs(directory):
         )
         if name == "lr":  # 1e150 overflows float64 within three steps
             text = re.sub(r'"optimizer.lr" = \[.*\]', '"optimizer.lr" = [0.05, 0.1, 0.2, 1e150]', text)
+        if name == "schedules":  # the schedules within the 20 steps left
+            text = text.replace("interval = 100", "interval = 5").replace("warmup = 40", "warmup = 4")
         (directory / f"{name}.toml").write_text(text)
     return [str(directory / f"{name}.toml") for name in SPECS]
 
@@ -132,6 +134,7 @@ def test_each_spec_gets_the_sections_its_cases_meet(rendered):
         "Frameworks in this report",
         "Summary: is weight decay an L2 penalty in the loss?",
         "What the nominal λ does",
+        "Under a learning-rate schedule",
         *(f"Spec `{name}`" for name in SPECS),
         "Environment",
     ]
@@ -142,6 +145,7 @@ def test_each_spec_gets_the_sections_its_cases_meet(rendered):
         "sweep": curves + parts + ["λ sweep", "λ chosen on the validation set", "L1 versus L2"] + cases,
         "bias": curves + parts + ["Bias decay on versus off"] + cases,
         "lr": curves + parts + ["Learning rate and the ½ in the loss"] + cases,
+        "schedules": curves + parts + ["Weight decay under a learning-rate schedule"] + cases,
     }
     assert "Not shown for this spec: Book mode: the book's listings (needs `[factors]` grouping the " in text
     assert "λ sweep (needs a sweep over `penalty.strength` of at least 3 values)" in text
@@ -164,6 +168,8 @@ def test_every_figure_is_drawn_linked_and_inlined(rendered):
         "lr": ("none",),
     }
     expected = {name: [f"figures/{name}-curves-sgd-{kind}.svg" for kind in found] for name, found in kinds.items()}
+    expected["schedules"] = [f"figures/schedules-curves-adam-{kind}.svg" for kind in ("decoupled", "weight_decay")]
+    expected["schedules"] += [f"figures/schedules-schedule-{i}.svg" for i in range(1, 7)]  # 3 schedules × 2 APIs
     expected["d2l-book"].append("figures/d2l-book-book.svg")
     expected["sweep"] += [f"figures/sweep-sweep-sgd-{k}.svg" for k in kinds["sweep"]] + ["figures/sweep-l1-l2.svg"]
     expected["lr"].append("figures/lr-lr.svg")
@@ -174,7 +180,7 @@ def test_every_figure_is_drawn_linked_and_inlined(rendered):
     assert page.count('<img src="data:image/svg+xml;base64,') == len(links)
     assert "not drawn" not in text and "http" not in page
     ids = re.findall(r' id="([^"]+)"', page)
-    assert len(ids) == len(set(ids)) and "every-case-5" in ids  # one per spec, numbered from the second
+    assert len(ids) == len(set(ids)) and "every-case-6" in ids  # one per spec, numbered from the second
 
 
 def test_the_same_results_give_the_same_report(rendered, tmp_path):
@@ -427,7 +433,7 @@ def test_the_page_opens_in_chromium_without_errors_and_shows_every_figure(render
     _, out, _ = rendered
     sizes, errors, requested, png = in_chromium(out / "index.html", tmp_path)
     (tmp_path / "figure.png").write_bytes(png)
-    assert len(sizes) == (out / "REPORT.md").read_text().count("](figures/") == 18
+    assert len(sizes) == (out / "REPORT.md").read_text().count("](figures/") == 26
     assert all(loaded and min(natural_w, natural_h, w, h) > 100 for loaded, natural_w, natural_h, w, h in sizes), sizes
     assert errors == []
     assert requested[0] == (out / "index.html").as_uri() and all(url.startswith("data:") for url in requested[1:])

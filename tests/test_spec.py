@@ -30,6 +30,13 @@ def test_case_ids_are_stable_and_differ_by_value():
     assert case.replace({"penalty.strength": 3}).id == case.replace({"penalty.strength": 3.0}).id
 
 
+def test_a_case_without_a_schedule_keeps_its_id_and_a_schedule_sweeps_like_any_section():
+    before = "3ea91e947c30bce4"  # Case().id before the [schedule] section existed (the d2l default case)
+    assert Case().id == Case().replace({"schedule.kind": "constant"}).id == before
+    swept = spec.parse('[sweep]\nschedule = [{kind = "constant"}, {kind = "step", interval = 50}]\n')
+    assert [(c.schedule.kind, c.schedule.interval) for _, c in swept.cases("torch")] == [("constant", 100), ("step", 50)]
+
+
 def test_overrides_apply_to_one_backend():
     loaded = spec.parse(
         '[penalty]\nkind = "l2_loss"\n[overrides.jax]\n"train.loss" = "native"\npenalty.decay_bias = true\n'
@@ -81,6 +88,11 @@ def test_sweeps_accept_nested_and_dotted_keys():
             '[overrides.jax]\n"penalty.decay_bias" = "default"\n',
             ['[overrides.jax] with factor "bias" alone', "penalty.decay_bias", "allowed"],
         ),
+        ('[schedule]\nkind = "warmup_cosine"\n', ["schedule.warmup = 0", "1 to 399", 'kind = "cosine"']),
+        ('[schedule]\nkind = "warmup_cosine"\nwarmup = 400\n', ["schedule.warmup = 400", "1 to 399"]),
+        ('[schedule]\nkind = "linear"\n', ["schedule.kind", "constant", "warmup_cosine"]),
+        ("[schedule]\nfactor = 0\n", ["schedule.factor = 0", "> 0 and <= 1"]),
+        ("[schedule]\nfloor = 1.5\n", ["schedule.floor = 1.5", ">= 0 and <= 1"]),
         ("[data\n", ["not valid TOML"]),
         ("[optimizer]\nlr = nan\n", ["optimizer.lr", "finite"]),
         ("[data]\nn_train = 100000000000000000\n", ["data.n_train", "<= 1000000"]),

@@ -99,16 +99,20 @@ def test_the_semantics_are_read_off_the_probes():
 
 def test_conversions_scale_lambda_and_say_when_none_exists():
     """fake: weight_decay coupled, decoupled × lr for decoupled; other: decoupled × lr for both;
-    third: weight_decay decoupled without lr."""
+    third: weight_decay decoupled without lr, which is λ/lr × lr at a constant lr, and no setting
+    of fake's once the lr follows a schedule."""
     coupled = fingerprint.probe("fake", fake_backend.make(), "test")
     other = fingerprint.probe("other", fake_backend.make(weight_decay="decoupled_lr"), "test")
     third = fingerprint.probe("third", fake_backend.make(weight_decay="decoupled"), "test")
     found = verdict.conversions([coupled, other, third])
     assert found["fake", "momentum", "weight_decay"]["other"] == verdict.Conversion("l2_loss", 1.0)
     assert found["other", "momentum", "weight_decay"]["fake"] == verdict.Conversion("decoupled", 1.0)
-    assert found["third", "momentum", "weight_decay"]["fake"] == verdict.Conversion(
-        None, reason="weight_decay is coupled, decoupled is decoupled × lr, lr_decay is lr decay, l2_loss is coupled"
+    assert found["third", "momentum", "weight_decay"]["fake"] == verdict.Conversion("decoupled", 1.0, lr_power=-1)
+    scheduled = verdict.conversions([coupled, other, third], schedule="step")
+    assert scheduled["third", "momentum", "weight_decay"]["fake"] == verdict.Conversion(
+        None, reason="weight_decay is coupled, decoupled is decoupled × lr, l2_loss is coupled"
     )
+    assert scheduled["other", "momentum", "weight_decay"]["fake"] == verdict.Conversion("decoupled", 1.0)
     assert found["fake", "sgd", "weight_decay"]["other"] == verdict.Conversion("weight_decay", 1.0)
     assert ("fake", "sgd", "l2_loss") not in found  # the loss is what the others are converted to
 
@@ -134,3 +138,20 @@ def test_a_multiplier_the_probe_cannot_tell_gives_no_verdict_and_no_conversion()
     )
     assert verdict.verdict(probe("decoupled_lr"), unseen, "lion").outcome == "never"  # no place in common
     assert verdict.convert(unseen.explained, {"regularizer": unseen.explained}).kind is None
+
+
+def test_the_papers_decay_converts_to_lambda_over_lr_where_the_decay_follows_the_scheduled_lr():
+    """Loshchilov & Hutter decay λ·ηₜ·w; fake's decoupled Adam decays lr·ηₜ·λ'·w: λ' = λ/lr. A decay
+    × η is the paper's; one without lr follows no schedule, so no λ' gives the paper's."""
+    fake = fingerprint.probe("fake", fake_backend.make(), "test")
+    assert verdict.from_paper([fake]) == {"fake": verdict.Conversion("decoupled", 1.0, lr_power=-1)}
+    paper_like = dataclasses.replace(fake, schedules={
+        key: dataclasses.replace(p, explained=verdict.PAPER) for key, p in fake.schedules.items()
+    })  # fmt: skip
+    assert verdict.from_paper([paper_like])["fake"] == verdict.Conversion("decoupled", 1.0)
+    unscheduled = fingerprint.probe("plain", fake_backend.make(weight_decay="decoupled"), "test")
+    none = probe("decoupled", 1.0)
+    unscheduled = dataclasses.replace(unscheduled, schedules={
+        key: none for key in unscheduled.schedules
+    })  # fmt: skip
+    assert verdict.from_paper([unscheduled])["plain"] == verdict.Conversion(None, reason="decoupled is decoupled")

@@ -25,13 +25,15 @@ from harness.report.sections import (
     frameworks,
     lr,
     partings,
+    schedule,
+    scheduled,
     semantics,
     summary,
     sweep,
 )  # fmt: skip
 
-OVERVIEW = (frameworks, summary, semantics)
-PER_SPEC = (curves, partings, book, sweep, bias, lr, cases)
+OVERVIEW = (frameworks, summary, semantics, scheduled)
+PER_SPEC = (curves, partings, book, sweep, bias, lr, schedule, cases)
 CLOSING = (environment,)
 
 

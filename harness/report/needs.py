@@ -59,3 +59,14 @@ class Trained:
 
     def __str__(self):
         return "a trained run"
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    """At least one of the spec's runs trained with a learning rate that varies (``[schedule]``)."""
+
+    def met(self, spec_runs):
+        return any(run.trained and run.case.schedule.varies for run in spec_runs.runs)
+
+    def __str__(self):
+        return "a trained run with a varying `[schedule]`"

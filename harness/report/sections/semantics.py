@@ -4,8 +4,10 @@ between frameworks, and whether the full runs follow the probes' rules."""
 from harness import verdict
 from harness.document import Heading, Text, table
 from harness.explain import NONE
+from harness.fingerprint import SCHEDULE_PROBES
 
 TITLE = "What the nominal λ does"
+STEP = next(iter(SCHEDULE_PROBES))  # the schedule probe that full runs under a schedule are checked against
 COLUMNS = (
     "backend",
     "optimizer",
@@ -140,17 +142,27 @@ def conversion(found):
     """A Conversion as a table cell."""
     if found.kind is None:
         return f"none exists: {found.reason}"
-    return f"{found.kind} with λ' = {'' if found.factor == 1 else f'{found.factor:g}·'}λ"
+    factor = "" if found.factor == 1 else f"{found.factor:g}·"
+    lr = {0: "", 1: "·lr", -1: "/lr"}.get(found.lr_power, f"·lr^{found.lr_power}")
+    return f"{found.kind} with λ' = {factor}λ{lr}"
 
 
 def _agreement(ctx):
-    """Every full run of a framework API (λ > 0, bias spared) against its probe's rule."""
+    """Every full run of a framework API (λ > 0, bias spared) against its probe's rule: the penalty
+    probe (bias spared), or under a varying schedule the schedule probe of the step kind."""
     probes = {(f.backend, *key): probe for f in ctx.fingerprints for key, probe in f.penalties.items()}
+    probes |= {
+        (f.backend, key.optimizer, key.kind, "scheduled"): probe
+        for f in ctx.fingerprints
+        for key, probe in f.schedules.items()
+        if key.schedule == STEP
+    }
     rows = {}
     for spec_runs in ctx.specs:
         for run in spec_runs.runs:
             penalty = run.case.penalty
-            key = (run.backend, run.case.optimizer.name, penalty.kind, False)
+            probed = "scheduled" if run.case.schedule.varies else False  # the probe's bias is spared
+            key = (run.backend, run.case.optimizer.name, penalty.kind, probed)
             if not (run.ok and key in probes and penalty.spares_bias and penalty.strength > 0 and penalty.in_framework):
                 continue
             probe, explained = probes[key], run.result.explained
@@ -159,7 +171,7 @@ def _agreement(ctx):
                 {
                     "backend": run.backend,
                     "optimizer": key[1],
-                    "API": key[2],
+                    "API": key[2] + (" (scheduled)" if key[3] else ""),
                     "probe": probe.outcome(),
                     "runs": 0,
                     "agree": 0,
@@ -181,7 +193,7 @@ def _agreement(ctx):
         Heading(3, "Probe versus the full runs"),
         Text(
             "The rule each full run of a framework API follows (λ > 0, bias spared, every spec), found independently "
-            "of the probe; a disagreement is shown, not hidden."
+            "of the probe (a run under a varying schedule: of the schedule probe); a disagreement is shown, not hidden."
         ),
         table(("backend", "optimizer", "API", "probe", "runs", "agree", "disagreeing"), rows.values()),
     ]
