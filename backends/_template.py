@@ -12,11 +12,13 @@ adapter: the same exports in the same order, the same helpers, the recorder last
 from backends._calls import Calls
 from backends.contract import Trajectory, Unsupported  # noqa: F401 (Trajectory: what train returns)
 
-__all__ = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "versions", "train", "train_sweep")  # contract.EXPORTS
+# contract.EXPORTS
+__all__ = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "VARIANTS", "versions", "train", "train_sweep")
 
 SWEEPABLE = ()  # one case per call; list keys such as "optimizer.lr" only if one call can vary them
 RATIO_TARGET = 10.0
 OWN_BEHAVIOURS = {}
+VARIANTS = {}
 
 
 def versions():

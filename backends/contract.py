@@ -11,6 +11,8 @@ is the checked starting point for a new framework):
     OWN_BEHAVIOURS {(optimizer, penalty kind or None for any): why no oracle rule can explain
                    that update, with the framework source line that makes it}: the fingerprint
                    shows it beside a run no rule explains (a run that is explained shows none)
+    VARIANTS       {(optimizer, penalty kind): {variant: the call it makes}}: other ways the
+                   framework's users call that API (``penalty.variant``), each probed on its own
     versions()                  -> dict[str, str]    the framework's package versions
     train(case, arrays)         -> Trajectory        parameters before and after every step
     train_sweep(cases, arrays)  -> list[Trajectory]  one per case, in order
@@ -27,7 +29,7 @@ from typing import Protocol
 
 import numpy as np
 
-EXPORTS = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "versions", "train", "train_sweep")
+EXPORTS = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "VARIANTS", "versions", "train", "train_sweep")
 HELPERS = ("_model", "_loss", "_penalty", "_optimizer", "_schedule")
 
 
@@ -57,6 +59,7 @@ class Adapter(Protocol):
     SWEEPABLE: tuple[str, ...]
     RATIO_TARGET: float
     OWN_BEHAVIOURS: dict[tuple[str, str | None], str]
+    VARIANTS: dict[tuple[str, str], dict[str, str]]
 
     def versions(self) -> dict[str, str]: ...
 

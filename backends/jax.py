@@ -22,11 +22,13 @@ import optax
 from backends._calls import Calls
 from backends.contract import Trajectory, Unsupported
 
-__all__ = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "versions", "train", "train_sweep")  # contract.EXPORTS
+# contract.EXPORTS
+__all__ = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "VARIANTS", "versions", "train", "train_sweep")
 
 SWEEPABLE = ("optimizer.lr", "penalty.strength")  # traced arguments of one compiled, vmapped run
 RATIO_TARGET = 3.0
 OWN_BEHAVIOURS = {}
+VARIANTS = {}
 
 # float64 cases need JAX's x64 mode, switched on in the backend's process only; float32
 # cases then build float32 arrays explicitly.

@@ -27,7 +27,8 @@ from mxnet import autograd, gluon
 from backends._calls import Calls
 from backends.contract import Trajectory, Unsupported
 
-__all__ = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "versions", "train", "train_sweep")  # contract.EXPORTS
+# contract.EXPORTS
+__all__ = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "VARIANTS", "versions", "train", "train_sweep")
 
 SWEEPABLE = ()  # one case per call
 RATIO_TARGET = 10.0
@@ -41,6 +42,16 @@ OWN_BEHAVIOURS = {
         "mx.optimizer.Nadam keeps one momentum schedule for all parameters (optimizer.py:1989, 2012: "
         "self.m_schedule), advanced once per parameter per step: with a weight and a bias, twice a step"
     ),
+}
+# The two ways MXNet code calls mx.nd.contrib.adamw_update (ContribAdamW below): by default eta carries
+# the scheduled lr and lr Adam's bias correction, as GluonNLP's BERTAdam does; or as its variant:
+VARIANTS = {
+    ("adam", "adamw"): {
+        "eta_multiplier": (
+            "eta = the schedule's multiplier (scheduled lr / base lr) and lr = the base lr × Adam's bias "
+            "correction, as the operator documents eta ('learning rate schedule multiplier')"
+        )
+    }
 }
 
 
@@ -208,6 +219,7 @@ def _optimizer(case, net, calls):
     if penalty.kind in ("decoupled", "adamw"):
         if opt.name == "adam":
             name = "contribadamw"
+            kwargs |= {"eta_multiplier": True} if penalty.variant == "eta_multiplier" else {}
         elif opt.name == "signum":
             decay = "wd_lh"
         elif opt.name != "lamb":  # LAMB's wd is its only decay argument
@@ -221,12 +233,17 @@ def _optimizer(case, net, calls):
         calls("biases.setattr", "wd_mult", 0.0)
     trainer = calls.let("trainer", "gluon.Trainer", calls("net.collect_params"), name, kwargs)
     if name == "contribadamw":
+        correction = f"math.sqrt(1 - {opt.beta2!r}**t) / (1 - {opt.beta1!r}**t)"
+        lr, eta = (
+            (f"{opt.lr!r} * {correction}", f"lr_t / {opt.lr!r}")
+            if kwargs.get("eta_multiplier")
+            else (correction, "lr_t")
+        )
         calls.say(
             "ContribAdamW's update at step t is mx.nd.contrib.adamw_update(weight, grad, mean, var, "
-            f"rescale_grad=mx.nd.full((1,), 1/{case.train.batch_size}), "
-            f"lr=math.sqrt(1 - {opt.beta2!r}**t) / (1 - {opt.beta1!r}**t), "
-            f"eta={opt.lr!r}, wd={kwargs.get('wd', 0.0)!r} * wd_mult, beta1={opt.beta1!r}, beta2={opt.beta2!r}, "
-            f"epsilon={opt.eps!r}, out=weight)"
+            f"rescale_grad=mx.nd.full((1,), 1/{case.train.batch_size}), lr={lr}, eta={eta}, "
+            f"wd={kwargs.get('wd', 0.0)!r} * wd_mult, beta1={opt.beta1!r}, beta2={opt.beta2!r}, "
+            f"epsilon={opt.eps!r}, out=weight), lr_t the optimizer's learning rate at step t"
         )
     return trainer
 
@@ -286,14 +303,17 @@ class ContribAdamW(mx.optimizer.Optimizer):
         mx.nd.contrib.adamw_update:  m = β₁m + (1−β₁)g;  v = β₂v + (1−β₂)g²;
                                      w -= eta·(lr·m/(√v + ε) + wd·w),  g = rescale_grad·grad
 
-    with ``eta`` = the learning rate (the operator's "learning rate schedule multiplier"; it
-    multiplies the decay too), ``lr`` = √(1−β₂ᵗ)/(1−β₁ᵗ) (Adam's bias correction, as
-    ``mx.optimizer.Adam`` folds it into ``adam_update``'s lr) and ``wd`` = λ·wd_mult.
+    with ``wd`` = λ·wd_mult and, c = √(1−β₂ᵗ)/(1−β₁ᵗ) being Adam's bias correction (which
+    ``mx.optimizer.Adam`` folds into ``adam_update``'s lr as well): ``eta`` = the learning rate
+    lrₜ (the schedule's, if any) and ``lr`` = c, as GluonNLP's BERTAdam calls it, so that the decay is
+    × lrₜ; or, with ``eta_multiplier``, ``eta`` = lrₜ / lr₀ (the operator's "learning rate schedule
+    multiplier") and ``lr`` = lr₀·c, so that the decay is × the multiplier only.
     """
 
-    def __init__(self, learning_rate, beta1, beta2, epsilon, **kwargs):
+    def __init__(self, learning_rate, beta1, beta2, epsilon, eta_multiplier=False, **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
+        self.eta_multiplier = eta_multiplier
         self._rescale = (None, None)
 
     def create_state(self, index, weight):
@@ -303,6 +323,7 @@ class ContribAdamW(mx.optimizer.Optimizer):
         self._update_count(index)
         t = self._index_update_count[index]
         mean, var = state
+        correction, lr = math.sqrt(1 - self.beta2**t) / (1 - self.beta1**t), self._get_lr(index)
         # The operator reads rescale_grad from an NDArray; given a float, adamw_update makes
         # mx.nd.full((1,), rescale_grad) (float32) on every call. Made here once per value instead.
         if self._rescale[0] != self.rescale_grad:
@@ -313,8 +334,8 @@ class ContribAdamW(mx.optimizer.Optimizer):
             mean,
             var,
             self._rescale[1],
-            lr=math.sqrt(1 - self.beta2**t) / (1 - self.beta1**t),
-            eta=self._get_lr(index),
+            lr=correction * self.lr if self.eta_multiplier else correction,
+            eta=lr / self.lr if self.eta_multiplier else lr,
             wd=self._get_wd(index),
             beta1=self.beta1,
             beta2=self.beta2,

@@ -32,7 +32,8 @@ if os.environ.get("TF_USE_LEGACY_KERAS") in ("true", "True", "1"):  # as TensorF
 else:
     import keras
 
-__all__ = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "versions", "train", "train_sweep")  # contract.EXPORTS
+# contract.EXPORTS
+__all__ = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "VARIANTS", "versions", "train", "train_sweep")
 
 SWEEPABLE = ()  # one case per call (a trace per case shape, reused across calls)
 RATIO_TARGET = 3.0
@@ -42,6 +43,7 @@ OWN_BEHAVIOURS = {
         "trace time (tf_keras/src/optimizers/nadam.py:137-150): traced, it does not follow its own formula"
     ),
 }
+VARIANTS = {}
 
 KERAS = keras.__name__  # "keras" or "tf_keras": the prefix of every call written into ``api``
 

@@ -16,11 +16,13 @@ import torch
 from backends._calls import Calls
 from backends.contract import Trajectory, Unsupported
 
-__all__ = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "versions", "train", "train_sweep")  # contract.EXPORTS
+# contract.EXPORTS
+__all__ = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "VARIANTS", "versions", "train", "train_sweep")
 
 SWEEPABLE = ()  # one case per call
 RATIO_TARGET = 10.0
 OWN_BEHAVIOURS = {}
+VARIANTS = {}
 
 
 def versions():

@@ -27,9 +27,17 @@ class Attempt:
 def attempt(adapter, cases, arrays):
     """Train ``cases``, which share ``arrays``, with one call: ``train`` for one case,
     ``train_sweep`` for several (they may differ only in the adapter's SWEEPABLE keys). An
-    exception ends the cases of the call, and only those: one Attempt per case, in order."""
+    exception ends the cases of the call, and only those: one Attempt per case, in order. A
+    ``penalty.variant`` the adapter does not declare (its ``VARIANTS``) is unsupported."""
     start = time.perf_counter()
     try:
+        penalty, optimizer = cases[0].penalty, cases[0].optimizer.name
+        variants = adapter.VARIANTS.get((optimizer, penalty.kind), {})
+        if penalty.variant and penalty.variant not in variants:
+            known = ", ".join(variants) or "none"
+            raise Unsupported(
+                f'no variant "{penalty.variant}" of {optimizer} {penalty.kind} here; its variants: {known}'
+            )
         trajectories = adapter.train_sweep(cases, arrays) if len(cases) > 1 else [adapter.train(cases[0], arrays)]
     except Unsupported as why:
         failed = {"failure": "unsupported", "reason": str(why)}

@@ -11,7 +11,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from harness.checks import Bool, Choice, Count, Decay, NonNegative, Number, Positive, Real, checked
+from harness.checks import Bool, Choice, Count, Decay, Name, NonNegative, Number, Positive, Real, checked
 from harness.errors import SpecError
 
 
@@ -129,7 +129,7 @@ OPTIMIZER_DEFAULTS = {"rmsprop": {"momentum": 0.0}, "lion": {"beta2": 0.99}, "ad
 # default, so every case stored before keeps its id.
 ADDED_FIELDS = {
     "optimizer": ("rho", "initial_accumulator", "centered", "momentum_decay"),
-    "penalty": ("omit_strength",),
+    "penalty": ("omit_strength", "variant"),
     "schedule": ("kind", "factor", "interval", "floor", "warmup"),
 }
 
@@ -149,7 +149,8 @@ class Penalty(_Section):
     Adafactor's decay); ``adamw``: the decoupled form of ``adam``, as its own name;
     ``regularizer``: the layer regularizer API; ``lr_decay``: the argument users mistake for
     weight decay (torch Adagrad's ``lr_decay``, the ``decay=`` of tf-keras's legacy optimizers).
-    λ = strength; with ``omit_strength`` the adapter passes no λ and the API's default applies.
+    λ = strength; with ``omit_strength`` the adapter passes no λ and the API's default applies;
+    ``variant`` names another way the framework's users call the API (its adapter's ``VARIANTS``).
     ``decay_bias``: true, false, or ``"default"`` = whatever the framework's API does when the
     user says nothing about the bias (for the framework APIs only)."""
 
@@ -157,6 +158,7 @@ class Penalty(_Section):
     strength: float = _field(0.0, NonNegative)
     decay_bias: bool | str = _field(False, Choice((False, True, "default")))
     omit_strength: bool = _field(False, Bool)
+    variant: str = _field("", Name())
 
     @property
     def in_loss(self):
@@ -279,6 +281,11 @@ class Case:
                 f'penalty.omit_strength = true passes no λ to the optimizer (got penalty.kind = "{penalty.kind}", '
                 f"strength = {penalty.strength:g}); allowed: with an optimizer's argument "
                 f"({', '.join(OPTIMIZER_KINDS)}) and strength 0"
+            )
+        if penalty.variant and not penalty.in_framework:
+            return (
+                f'penalty.variant = "{penalty.variant}" names a way to call a framework\'s own API (got '
+                f'penalty.kind = "{penalty.kind}"); allowed: with {", ".join(FRAMEWORK_KINDS)}'
             )
         if penalty.kind == "none" and penalty.strength != 0:
             return (

@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 from dataclasses import dataclass
 
 from harness.errors import SpecError
@@ -61,6 +62,19 @@ NonNegative = Number(float, 0)
 Real = Number(float)
 Decay = Number(float, 0, 1, open_high=True)  # a moving average's β: 1 would make a bias correction 1 − βᵗ zero
 Bool = Choice((True, False))
+
+
+@dataclass(frozen=True)
+class Name:
+    """ "" or a lowercase identifier (letters, digits, ``_``), at most 40 characters."""
+
+    def allowed(self):
+        return '"" or a lowercase identifier, e.g. "eta_multiplier"'
+
+    def check(self, value):
+        if not (isinstance(value, str) and re.fullmatch(r"([a-z][a-z0-9_]{0,39})?", value)):
+            raise ValueError
+        return value
 
 
 def checked(dotted, field, value, prefix=""):

@@ -94,16 +94,18 @@ CONVENTION_PROBES = {
 
 
 class ProbeKey(NamedTuple):
-    """A penalty probe: penalty ``kind`` with ``optimizer`` and the bias ``decay_bias`` (a Penalty value)."""
+    """A penalty probe: penalty ``kind`` with ``optimizer`` and the bias ``decay_bias`` (a Penalty value),
+    called the framework's default way or as its ``variant`` (the adapter's ``VARIANTS``)."""
 
     optimizer: str
     kind: str
     decay_bias: bool | str
+    variant: str = ""
 
     @property
     def label(self):
         bias = str(self.decay_bias).lower() if isinstance(self.decay_bias, bool) else repr(self.decay_bias)
-        return f"{self.optimizer} {self.kind} (decay_bias = {bias})"
+        return f"{self.optimizer} {api(self)} (decay_bias = {bias})"
 
 
 class ConventionKey(NamedTuple):
@@ -135,10 +137,16 @@ class ScheduleKey(NamedTuple):
     optimizer: str
     kind: str
     schedule: str
+    variant: str = ""
 
     @property
     def label(self):
-        return f"{self.optimizer} {self.kind} under a {self.schedule} schedule"
+        return f"{self.optimizer} {api(self)} under a {self.schedule} schedule"
+
+
+def api(key):
+    """A probe key's penalty kind, and its variant where it has one: ``adamw [eta_multiplier]``."""
+    return f"{key.kind} [{key.variant}]" if key.variant else key.kind
 
 
 @dataclass(frozen=True)
@@ -236,7 +244,10 @@ class Fingerprint:
         try:
             parts = {
                 part: {
-                    key(*(entry[f] for f in key._fields)): Probe.from_json(entry) for entry in document.get(part, [])
+                    key(*(entry[f] if f in entry else key._field_defaults[f] for f in key._fields)): Probe.from_json(
+                        entry
+                    )
+                    for entry in document.get(part, [])
                 }
                 for part, key in KEYS.items()
             }
@@ -286,8 +297,10 @@ def probe_case(optimizer, values):
     return case.with_optimizer_defaults({"optimizer.lr", *values})
 
 
-def probe_cases():
-    """(key, case) of every probe: ProbeKey, then ConventionKey, DefaultKey and ScheduleKey."""
+def probe_cases(variants=None):
+    """(key, case) of every probe: ProbeKey, then ConventionKey, DefaultKey and ScheduleKey; then,
+    for each of an adapter's ``variants`` ({(optimizer, kind): {variant: ...}}), its penalty probe
+    (bias spared) and schedule probes."""
     for optimizer in OPTIMIZERS:
         for kind in KINDS:
             if kind == "adamw" and optimizer != "adam":
@@ -310,13 +323,22 @@ def probe_cases():
             for schedule, values in SCHEDULE_PROBES.items():
                 if kind != "adamw" or optimizer == "adam":
                     yield ScheduleKey(optimizer, kind, schedule), probe_case(optimizer, {"penalty.kind": kind} | values)
+    for (optimizer, kind), named in (variants or {}).items():
+        for variant in named:
+            given = {"penalty.kind": kind, "penalty.variant": variant}
+            yield (
+                ProbeKey(optimizer, kind, False, variant),
+                probe_case(optimizer, given | {"penalty.decay_bias": False}),
+            )
+            for schedule, values in SCHEDULE_PROBES.items():
+                yield ScheduleKey(optimizer, kind, schedule, variant), probe_case(optimizer, given | values)
 
 
 def probe(backend, adapter, command):
     """Run every probe through ``adapter`` (an exception in one is that probe's ``error``): its
     Fingerprint. A probe the framework cannot run in float64 is run in float32, where it can."""
     parts = {part: {} for part in KEYS}
-    for key, case in probe_cases():
+    for key, case in probe_cases(adapter.VARIANTS):
         part = next(part for part, kind in KEYS.items() if isinstance(key, kind))
         arrays = probe_arrays(case)
         (tried,) = attempt(adapter, [case], arrays)

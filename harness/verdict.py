@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from harness.case import OPTIMIZERS
 from harness.explain import CONVENTION_NAMES, NONE, PLACEMENTS, Explanation, Form
-from harness.fingerprint import BIAS_MODES, KINDS, ConventionKey, ProbeKey, ScheduleKey
+from harness.fingerprint import BIAS_MODES, KINDS, ConventionKey, ProbeKey, api
 from harness.oracle import Rule
 
 
@@ -55,14 +55,21 @@ def bias_decayed(probe):
 
 
 def semantics(fingerprints):
-    """A Semantics per backend × optimizer × API probed, in OPTIMIZERS and KINDS order."""
+    """A Semantics per backend × optimizer × API probed, in OPTIMIZERS and KINDS order, each API's
+    variants after it (``kind`` as ``fingerprint.api`` names it, probed with the bias spared only)."""
     found = []
     for fingerprint in fingerprints:
+        variants = [key for key in fingerprint.penalties if key.variant]
         for optimizer in OPTIMIZERS:
             for kind in KINDS:
                 probes = [fingerprint.penalties.get(ProbeKey(optimizer, kind, bias)) for bias in BIAS_MODES]
                 if probes[0] is not None:
                     found.append(Semantics(fingerprint.backend, optimizer, kind, *probes))
+                for key in variants:
+                    if (key.optimizer, key.kind) == (optimizer, kind):
+                        found.append(
+                            Semantics(fingerprint.backend, optimizer, api(key), fingerprint.penalties[key], None, None)
+                        )
     return found
 
 
@@ -231,7 +238,7 @@ def conversions(fingerprints, schedule=None):
         for key, value in conventions(fingerprint).items():
             probed[fingerprint.backend, key.optimizer, key.field] = value
         for key, probe in _probes(fingerprint, schedule):
-            found[fingerprint.backend, key.optimizer, key.kind] = probe.explained
+            found[fingerprint.backend, key.optimizer, api(key)] = probe.explained
     backends = list(dict.fromkeys(backend for backend, _, _ in found))
     result = {}
     for (source, optimizer, kind), explained in found.items():
@@ -254,7 +261,8 @@ def conversions(fingerprints, schedule=None):
                 targets[target] = Conversion(None, reason=reason)
                 continue
             options = {k: e for (b, o, k), e in found.items() if (b, o) == (target, optimizer)}
-            preferred = sorted(options, key=lambda k: (k != kind, k == "l2_loss"))
+            same = kind.partition(" [")[0]  # the API itself, a variant of it (fingerprint.api) after it
+            preferred = sorted(options, key=lambda k: (k != kind, k.partition(" [")[0] != same, k == "l2_loss"))
             targets[target] = convert(explained, {k: options[k] for k in preferred}, scheduled=schedule is not None)
         result[source, optimizer, kind] = targets
     return result
@@ -274,15 +282,21 @@ PAPER = Explanation(Form("decoupled_multiplier", 1.0), Rule(decoupled_multiplier
 
 def from_paper(fingerprints, schedule="step"):
     """For each backend, the Conversion of Adam's decoupled decay as the paper states it (λ × ηₜ) into
-    the backend's ``decoupled`` Adam, from its schedule probe: ``{backend: Conversion}``."""
+    the backend's ``decoupled`` or ``adamw`` Adam, or a variant of them, from their schedule probes:
+    ``{backend: Conversion}``."""
     found = {}
     for fingerprint in fingerprints:
-        probe = fingerprint.schedules.get(ScheduleKey("adam", "decoupled", schedule))
-        if probe is not None:
+        probes = {
+            api(key): probe
+            for key, probe in fingerprint.schedules.items()
+            if key.optimizer == "adam" and key.kind in ("decoupled", "adamw") and key.schedule == schedule
+        }
+        if probes:
+            matched = {kind: probe.explained for kind, probe in probes.items() if probe.matched}
             found[fingerprint.backend] = (
-                convert(PAPER, {"decoupled": probe.explained}, scheduled=True)
-                if probe.matched
-                else Conversion(None, reason=probe.outcome())
+                convert(PAPER, matched, scheduled=True)
+                if matched
+                else Conversion(None, reason=next(iter(probes.values())).outcome())
             )
     return found
 

@@ -16,11 +16,13 @@ from types import SimpleNamespace
 from backends.contract import Trajectory, Unsupported
 from harness import oracle
 
-__all__ = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "versions", "train", "train_sweep")  # contract.EXPORTS
+# contract.EXPORTS
+__all__ = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "VARIANTS", "versions", "train", "train_sweep")
 
 SWEEPABLE = ()
 RATIO_TARGET = 10.0
 OWN_BEHAVIOURS = {}
+VARIANTS = {}
 
 
 def versions():
@@ -43,10 +45,15 @@ def _from_environment():
     )
 
 
-def make(weight_decay="coupled", raises=False, sleep=0.0, sweepable=(), trained=None):
+# The fake's one variant (``make(variants=True)``): its adamw with the decay × the schedule's multiplier.
+MULTIPLIER = {("adam", "adamw"): {"eta_multiplier": "oracle.Rule(decoupled_multiplier=λ)"}}
+
+
+def make(weight_decay="coupled", raises=False, sleep=0.0, sweepable=(), trained=None, variants=False):
     """A fake adapter; ``trained``, a list, gets the id of every case it trains. Its ``decoupled``
-    and ``adamw`` are ``decoupled_lr`` with λ, or λ = 0.01 when given none; its ``lr_decay`` is
-    the oracle's lr decay."""
+    and ``adamw`` are ``decoupled_lr`` with λ, or λ = 0.01 when given none (with ``variants``, its
+    adamw variant ``eta_multiplier`` is ``decoupled_multiplier``); its ``lr_decay`` is the
+    oracle's lr decay."""
 
     def train(case, arrays):
         time.sleep(sleep)
@@ -59,6 +66,7 @@ def make(weight_decay="coupled", raises=False, sleep=0.0, sweepable=(), trained=
             raise RuntimeError("framework exploded")
         if penalty.in_optimizer:
             field = {"weight_decay": weight_decay, "lr_decay": "lr_decay"}.get(penalty.kind, "decoupled_lr")
+            field = "decoupled_multiplier" if penalty.variant else field
             strength = 0.01 if penalty.omit_strength else penalty.strength
             rule = oracle.Rule(loss=loss, decay_bias=not penalty.spares_bias, **{field: strength})
         else:
@@ -71,6 +79,6 @@ def make(weight_decay="coupled", raises=False, sleep=0.0, sweepable=(), trained=
         return [train(case, arrays) for case in cases]
 
     return SimpleNamespace(
-        SWEEPABLE=sweepable, RATIO_TARGET=RATIO_TARGET, OWN_BEHAVIOURS=OWN_BEHAVIOURS, versions=versions, train=train,
-        train_sweep=train_sweep,
+        SWEEPABLE=sweepable, RATIO_TARGET=RATIO_TARGET, OWN_BEHAVIOURS=OWN_BEHAVIOURS,
+        VARIANTS=MULTIPLIER if variants else VARIANTS, versions=versions, train=train, train_sweep=train_sweep,
     )  # fmt: skip

@@ -4,6 +4,7 @@ the capabilities declared as constants, the same helpers in the same order with 
 last, and no import of the harness."""
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 import backends
 from backends import contract
 from harness import data
-from harness.case import OPTIMIZERS, PENALTY_KINDS, field
+from harness.case import FRAMEWORK_KINDS, OPTIMIZERS, PENALTY_KINDS, field
 from harness.errors import SpecError
 
 BACKENDS = Path(backends.__file__).parent
@@ -74,6 +75,11 @@ def test_an_adapter_declares_its_capabilities_as_constants(path):
         assert not data.depends_on(key), f"{path.name}: SWEEPABLE {key!r} changes the arrays the cases of a call share"
     target = ast.literal_eval(names["RATIO_TARGET"].value)
     assert isinstance(target, float) and target > 0, f"{path.name}: RATIO_TARGET {target!r}"
+    variants = ast.literal_eval(names["VARIANTS"].value)
+    assert isinstance(variants, dict), f"{path.name}: VARIANTS is not a dict"
+    for (optimizer, kind), named in variants.items():
+        assert optimizer in OPTIMIZERS and kind in FRAMEWORK_KINDS and named, f"{path.name}: VARIANTS {kind!r}"
+        assert all(re.fullmatch(r"[a-z][a-z0-9_]*", name) and call for name, call in named.items()), path.name
     accounts = ast.literal_eval(names["OWN_BEHAVIOURS"].value)
     assert isinstance(accounts, dict), f"{path.name}: OWN_BEHAVIOURS is not a dict"
     for (optimizer, kind), reason in accounts.items():

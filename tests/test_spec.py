@@ -34,7 +34,10 @@ def test_a_case_without_a_schedule_keeps_its_id_and_a_schedule_sweeps_like_any_s
     before = "3ea91e947c30bce4"  # Case().id before the [schedule] section existed (the d2l default case)
     assert Case().id == Case().replace({"schedule.kind": "constant"}).id == before
     swept = spec.parse('[sweep]\nschedule = [{kind = "constant"}, {kind = "step", interval = 50}]\n')
-    assert [(c.schedule.kind, c.schedule.interval) for _, c in swept.cases("torch")] == [("constant", 100), ("step", 50)]
+    assert [(c.schedule.kind, c.schedule.interval) for _, c in swept.cases("torch")] == [
+        ("constant", 100),
+        ("step", 50),
+    ]
 
 
 def test_overrides_apply_to_one_backend():

@@ -154,4 +154,19 @@ def test_the_papers_decay_converts_to_lambda_over_lr_where_the_decay_follows_the
     unscheduled = dataclasses.replace(unscheduled, schedules={
         key: none for key in unscheduled.schedules
     })  # fmt: skip
-    assert verdict.from_paper([unscheduled])["plain"] == verdict.Conversion(None, reason="decoupled is decoupled")
+    assert verdict.from_paper([unscheduled])["plain"] == verdict.Conversion(
+        None, reason="decoupled is decoupled, adamw is decoupled"
+    )
+
+
+def test_a_variant_is_probed_on_its_own_and_can_be_the_papers_setting():
+    """The fake's adamw variant eta_multiplier decays × η: the paper's λ is its λ, and its row in the
+    fingerprint and conversions is named with the variant."""
+    fake = fingerprint.probe("fake", fake_backend.make(variants=True), "test")
+    assert fake.penalties[fingerprint.ProbeKey("adam", "adamw", False, "eta_multiplier")].matched
+    step = fake.schedules[fingerprint.ScheduleKey("adam", "adamw", "step", "eta_multiplier")]
+    assert verdict.follows(step) == "multiplier η"
+    assert "adamw [eta_multiplier]" in {found.kind for found in verdict.semantics([fake])}
+    other = fingerprint.probe("other", fake_backend.make(), "test")
+    found = verdict.conversions([fake, other], schedule="step")["fake", "adam", "adamw [eta_multiplier]"]["other"]
+    assert found == verdict.Conversion("adamw", 1.0, lr_power=-1)  # λ·η = lr·η·λ' for λ' = λ/lr

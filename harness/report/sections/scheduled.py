@@ -4,7 +4,7 @@ schedule; and the paper's λ in each framework's decoupled Adam."""
 
 from harness import verdict
 from harness.document import Heading, Text, table
-from harness.fingerprint import SCHEDULE_PROBES, ScheduleKey
+from harness.fingerprint import SCHEDULE_PROBES, ScheduleKey, api
 from harness.report.sections.semantics import STEP, conversion
 
 TITLE = "Under a learning-rate schedule"
@@ -16,14 +16,14 @@ def build(ctx):
     if not probed:
         return []
     names = [f.backend for f in probed]
-    keys = list(dict.fromkeys((key.optimizer, key.kind) for f in probed for key in f.schedules))
+    keys = list(dict.fromkeys((key.optimizer, key.kind, key.variant) for f in probed for key in f.schedules))
     rows = []
-    for optimizer, kind in keys:
+    for optimizer, kind, variant in keys:
         cells = []
         for f in probed:
-            step, warmup = (f.schedules.get(ScheduleKey(optimizer, kind, s)) for s in (STEP, WARMUP))
+            step, warmup = (f.schedules.get(ScheduleKey(optimizer, kind, s, variant)) for s in (STEP, WARMUP))
             cells.append(_cell(step, warmup))
-        rows.append((optimizer, kind, *cells))
+        rows.append((optimizer, api(ScheduleKey(optimizer, kind, STEP, variant)), *cells))
     out = [
         Heading(2, TITLE),
         Text(

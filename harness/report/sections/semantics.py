@@ -150,9 +150,13 @@ def conversion(found):
 def _agreement(ctx):
     """Every full run of a framework API (λ > 0, bias spared) against its probe's rule: the penalty
     probe (bias spared), or under a varying schedule the schedule probe of the step kind."""
-    probes = {(f.backend, *key): probe for f in ctx.fingerprints for key, probe in f.penalties.items()}
+    probes = {
+        (f.backend, key.optimizer, key.kind, key.decay_bias, key.variant): probe
+        for f in ctx.fingerprints
+        for key, probe in f.penalties.items()
+    }
     probes |= {
-        (f.backend, key.optimizer, key.kind, "scheduled"): probe
+        (f.backend, key.optimizer, key.kind, "scheduled", key.variant): probe
         for f in ctx.fingerprints
         for key, probe in f.schedules.items()
         if key.schedule == STEP
@@ -162,7 +166,7 @@ def _agreement(ctx):
         for run in spec_runs.runs:
             penalty = run.case.penalty
             probed = "scheduled" if run.case.schedule.varies else False  # the probe's bias is spared
-            key = (run.backend, run.case.optimizer.name, penalty.kind, probed)
+            key = (run.backend, run.case.optimizer.name, penalty.kind, probed, penalty.variant)
             if not (run.ok and key in probes and penalty.spares_bias and penalty.strength > 0 and penalty.in_framework):
                 continue
             probe, explained = probes[key], run.result.explained
@@ -171,7 +175,7 @@ def _agreement(ctx):
                 {
                     "backend": run.backend,
                     "optimizer": key[1],
-                    "API": key[2] + (" (scheduled)" if key[3] else ""),
+                    "API": (f"{key[2]} [{key[4]}]" if key[4] else key[2]) + (" (scheduled)" if key[3] else ""),
                     "probe": probe.outcome(),
                     "runs": 0,
                     "agree": 0,
