@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import backends
-from harness import bench, files, fingerprint, report, spec
+from harness import bench, files, probes, report, spec
 from harness.errors import UsageError
 from harness.run import print_progress, run
 
@@ -152,7 +152,7 @@ def _probe(args):
 def _write_fingerprint(backend, out, command, golden=None):
     """Probe ``backend`` and write ``<out>/semantics-<backend>.json`` (and ``golden``, if given);
     return the number of probes whose framework raised (each is stored as an ``error`` probe)."""
-    found = fingerprint.probe(backend, backends.load(backend), command)
+    found = probes.probe(backend, backends.load(backend), command)
     for path in [Path(out) / f"semantics-{backend}.json"] + ([golden] if golden else []):
         found.save(path)
         print(f"wrote {path}")

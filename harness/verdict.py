@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 from harness.case import OPTIMIZERS
 from harness.explain import CONVENTION_NAMES, NONE, PLACEMENTS, Explanation, Form
-from harness.fingerprint import BIAS_MODES, KINDS, ConventionKey, ProbeKey, api
+from harness.fingerprint import ConventionKey, ProbeKey, api
 from harness.oracle import Rule
+from harness.probes import BIAS_MODES, KINDS
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import fake_backend
 import pytest
 
 import backends
-from harness import cli, files, fingerprint, spec, store
+from harness import cli, files, fingerprint, probes, spec, store
 
 FRAMEWORKS = ("torch", "tensorflow", "keras", "tf_keras", "jax", "optax", "mxnet")
 TINY = '[data]\nn_test = 10\n[train]\nepochs = 2\n[sweep]\n"penalty.kind" = ["none", "l2_loss", "regularizer"]\n'
@@ -82,8 +82,8 @@ def test_a_framework_exception_in_a_probe_is_that_probes_error_and_the_others_ru
     assert "6 probe(s) raised an error" in capsys.readouterr().err
     found = fingerprint.Fingerprint.load(tmp_path / "semantics-torch.json")
     errors = {key for key, probe in found.probes if probe.status == "error"}
-    penalties = {fingerprint.ProbeKey("adam", "adamw", bias) for bias in fingerprint.BIAS_MODES}
-    schedules = {fingerprint.ScheduleKey("adam", "adamw", schedule) for schedule in fingerprint.SCHEDULE_PROBES}
+    penalties = {fingerprint.ProbeKey("adam", "adamw", bias) for bias in probes.BIAS_MODES}
+    schedules = {fingerprint.ScheduleKey("adam", "adamw", schedule) for schedule in probes.SCHEDULE_PROBES}
     assert errors == penalties | {fingerprint.DefaultKey("adam", "adamw")} | schedules
     assert (
         found.penalties[fingerprint.ProbeKey("adam", "adamw", False)].outcome()

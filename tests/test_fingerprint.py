@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import load_adapter
 
-from harness import data, diff, explain, fingerprint, oracle, spec, verdict
+from harness import data, diff, explain, fingerprint, oracle, probes, spec, verdict
 from harness.case import OPTIMIZERS
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -24,7 +24,7 @@ def one_step_gap(a, b, case):
     """The larger of: rule b's steps predicted along rule a's run, and a's along b's (max relative gap)."""
     gaps = []
     for one, other in ((a, b), (b, a)):
-        arrays = fingerprint.probe_arrays(case)
+        arrays = probes.probe_arrays(case)
         run = oracle.simulate(one, case, arrays)
         with np.errstate(all="ignore"):
             w, bias = oracle.simulate_rules([other], case, arrays, along=run)
@@ -58,7 +58,7 @@ def test_the_probe_tells_every_pair_of_rules_apart():
     tolerance, except where the optimizer's algebra makes them one update (``the_same_update``)."""
     limit = 100 * max(diff.STEP_TOLERANCE.values())
     for optimizer in OPTIMIZERS:
-        case = fingerprint.probe_case(optimizer, {"penalty.kind": "weight_decay"})
+        case = probes.probe_case(optimizer, {"penalty.kind": "weight_decay"})
         for (form_a, a), (form_b, b) in itertools.combinations(explain.candidates(case), 2):
             if (a.eps, a.relative_step) != (b.eps, b.relative_step) or the_same_update(optimizer, form_a, a, form_b, b):
                 continue
@@ -70,8 +70,8 @@ def test_each_convention_probe_parts_the_values_of_its_convention():
     """On its convention probe, the rules that differ only in that convention (their penalty the
     probe's own: none, or (λ/2)‖w‖² in the loss) predict each other's steps 100× apart."""
     limit = 100 * max(diff.STEP_TOLERANCE.values())
-    for (optimizer, field), values in fingerprint.CONVENTION_PROBES.items():
-        case = fingerprint.probe_case(optimizer, {"penalty.strength": 0.0} | values)
+    for (optimizer, field), values in probes.CONVENTION_PROBES.items():
+        case = probes.probe_case(optimizer, {"penalty.strength": 0.0} | values)
         base = oracle.loss_penalty_rule(case.replace({"train.loss": "half_mse"}))
         rules = [r for _, r in explain.candidates(case) if (r.coupled, r.decay_bias) == (base.coupled, False)
                  and not (r.l1 or r.decoupled_lr or r.decoupled or r.decoupled_ratio or r.lr_decay)]  # fmt: skip
@@ -91,8 +91,8 @@ def test_each_schedule_probe_parts_where_the_decay_follows_the_schedule():
     but for a step that ignores lr (Adadelta's), whose count shows only through a decay × lr or × η."""
     limit = 100 * max(diff.STEP_TOLERANCE.values())
     for optimizer in OPTIMIZERS:
-        for schedule, values in fingerprint.SCHEDULE_PROBES.items():
-            case = fingerprint.probe_case(optimizer, {"penalty.kind": "decoupled"} | values)
+        for schedule, values in probes.SCHEDULE_PROBES.items():
+            case = probes.probe_case(optimizer, {"penalty.kind": "decoupled"} | values)
             for (form_a, a), (form_b, b) in itertools.combinations(explain.candidates(case), 2):
                 differ = {f for f in vars(a) if getattr(a, f) != getattr(b, f)}
                 placed = {form_a.placement, form_b.placement} <= set(SCHEDULED) and differ <= {*SCHEDULED}
@@ -103,7 +103,7 @@ def test_each_schedule_probe_parts_where_the_decay_follows_the_schedule():
 
 
 def fake_fingerprint(weight_decay="coupled", name="fake"):
-    return fingerprint.probe(name, fake_backend.make(weight_decay=weight_decay), "test")
+    return probes.probe(name, fake_backend.make(weight_decay=weight_decay), "test")
 
 
 def test_a_fingerprint_round_trips_through_its_json_document(tmp_path):
@@ -139,7 +139,7 @@ def golden(name):
 def test_the_fingerprint_is_the_golden_one(backend):
     name, adapter = backend
     expected = golden(name)
-    found = fingerprint.probe(name, adapter, "test")
+    found = probes.probe(name, adapter, "test")
     changed = fingerprint.changes(expected, found)
     assert not changed, f"{name} {found.versions} no longer does what {expected.versions} did:\n  " + "\n  ".join(
         changed

@@ -21,7 +21,7 @@ from chromium import in_chromium
 from conftest import ENV_BACKEND
 
 import backends
-from harness import cli, figures, fingerprint, report, spec, store
+from harness import cli, figures, probes, report, spec, store
 from harness.spec import describe
 
 if ENV_BACKEND:
@@ -68,7 +68,7 @@ def run_all(paths, results, names=backends.NAMES):
         for backend in names:
             for path in paths:
                 cli.main(["run", "--backend", backend, "--spec", path, "--out", str(results)])
-            fingerprint.probe(backend, fake(backend), "test").save(results / f"semantics-{backend}.json")
+            probes.probe(backend, fake(backend), "test").save(results / f"semantics-{backend}.json")
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import dataclasses
 import fake_backend
 import pytest
 
-from harness import explain, fingerprint, oracle, verdict
+from harness import explain, fingerprint, oracle, probes, verdict
 from harness.explain import Form
 from harness.fingerprint import ConventionKey, Probe
 
@@ -79,9 +79,7 @@ def test_two_explanations_name_the_same_rule_when_they_share_a_form_and_the_bias
 
 
 def test_the_semantics_are_read_off_the_probes():
-    found = {
-        (s.optimizer, s.kind): s for s in verdict.semantics([fingerprint.probe("fake", fake_backend.make(), "test")])
-    }
+    found = {(s.optimizer, s.kind): s for s in verdict.semantics([probes.probe("fake", fake_backend.make(), "test")])}
     momentum, adamw = found["momentum", "weight_decay"], found["adam", "adamw"]
     assert (momentum.placement, momentum.times_lr, momentum.through_state) == ("coupled", True, True)
     assert found["sgd", "weight_decay"].through_state is None  # no state to go through
@@ -89,7 +87,7 @@ def test_the_semantics_are_read_off_the_probes():
     assert verdict.bias_decayed(adamw.default) is True and adamw.bias_honoured
     assert found["sgd", "regularizer"].spared.outcome() == "unsupported: no regularizer here"
     assert found["sgd", "l2_loss"].default is None  # the loss has no default to probe
-    decoupled = fingerprint.probe("fake", fake_backend.make(weight_decay="decoupled"), "test")
+    decoupled = probes.probe("fake", fake_backend.make(weight_decay="decoupled"), "test")
     semantics = {(s.optimizer, s.kind): s for s in verdict.semantics([decoupled])}
     assert semantics["momentum", "weight_decay"].times_lr is False
     conventions = verdict.conventions(decoupled)
@@ -101,9 +99,9 @@ def test_conversions_scale_lambda_and_say_when_none_exists():
     """fake: weight_decay coupled, decoupled × lr for decoupled; other: decoupled × lr for both;
     third: weight_decay decoupled without lr, which is λ/lr × lr at a constant lr, and no setting
     of fake's once the lr follows a schedule."""
-    coupled = fingerprint.probe("fake", fake_backend.make(), "test")
-    other = fingerprint.probe("other", fake_backend.make(weight_decay="decoupled_lr"), "test")
-    third = fingerprint.probe("third", fake_backend.make(weight_decay="decoupled"), "test")
+    coupled = probes.probe("fake", fake_backend.make(), "test")
+    other = probes.probe("other", fake_backend.make(weight_decay="decoupled_lr"), "test")
+    third = probes.probe("third", fake_backend.make(weight_decay="decoupled"), "test")
     found = verdict.conversions([coupled, other, third])
     assert found["fake", "momentum", "weight_decay"]["other"] == verdict.Conversion("l2_loss", 1.0)
     assert found["other", "momentum", "weight_decay"]["fake"] == verdict.Conversion("decoupled", 1.0)
@@ -118,7 +116,7 @@ def test_conversions_scale_lambda_and_say_when_none_exists():
 
 
 def test_no_setting_converts_between_frameworks_whose_optimizer_conventions_differ():
-    after = fingerprint.probe("fake", fake_backend.make(), "test")
+    after = probes.probe("fake", fake_backend.make(), "test")
     uncorrected = probe(explain.NONE, 0.0, eps="outside_uncorrected")
     before = dataclasses.replace(
         after, backend="keras-like", conventions={**after.conventions, ConventionKey("adam", "eps"): uncorrected}
@@ -143,13 +141,13 @@ def test_a_multiplier_the_probe_cannot_tell_gives_no_verdict_and_no_conversion()
 def test_the_papers_decay_converts_to_lambda_over_lr_where_the_decay_follows_the_scheduled_lr():
     """Loshchilov & Hutter decay λ·ηₜ·w; fake's decoupled Adam decays lr·ηₜ·λ'·w: λ' = λ/lr. A decay
     × η is the paper's; one without lr follows no schedule, so no λ' gives the paper's."""
-    fake = fingerprint.probe("fake", fake_backend.make(), "test")
+    fake = probes.probe("fake", fake_backend.make(), "test")
     assert verdict.from_paper([fake]) == {"fake": verdict.Conversion("decoupled", 1.0, lr_power=-1)}
     paper_like = dataclasses.replace(fake, schedules={
         key: dataclasses.replace(p, explained=verdict.PAPER) for key, p in fake.schedules.items()
     })  # fmt: skip
     assert verdict.from_paper([paper_like])["fake"] == verdict.Conversion("decoupled", 1.0)
-    unscheduled = fingerprint.probe("plain", fake_backend.make(weight_decay="decoupled"), "test")
+    unscheduled = probes.probe("plain", fake_backend.make(weight_decay="decoupled"), "test")
     none = probe("decoupled", 1.0)
     unscheduled = dataclasses.replace(unscheduled, schedules={
         key: none for key in unscheduled.schedules
@@ -162,11 +160,11 @@ def test_the_papers_decay_converts_to_lambda_over_lr_where_the_decay_follows_the
 def test_a_variant_is_probed_on_its_own_and_can_be_the_papers_setting():
     """The fake's adamw variant eta_multiplier decays × η: the paper's λ is its λ, and its row in the
     fingerprint and conversions is named with the variant."""
-    fake = fingerprint.probe("fake", fake_backend.make(variants=True), "test")
+    fake = probes.probe("fake", fake_backend.make(variants=True), "test")
     assert fake.penalties[fingerprint.ProbeKey("adam", "adamw", False, "eta_multiplier")].matched
     step = fake.schedules[fingerprint.ScheduleKey("adam", "adamw", "step", "eta_multiplier")]
     assert verdict.follows(step) == "multiplier η"
     assert "adamw [eta_multiplier]" in {found.kind for found in verdict.semantics([fake])}
-    other = fingerprint.probe("other", fake_backend.make(), "test")
+    other = probes.probe("other", fake_backend.make(), "test")
     found = verdict.conversions([fake, other], schedule="step")["fake", "adam", "adamw [eta_multiplier]"]["other"]
     assert found == verdict.Conversion("adamw", 1.0, lr_power=-1)  # λ·η = lr·η·λ' for λ' = λ/lr

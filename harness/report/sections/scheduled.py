@@ -4,7 +4,8 @@ schedule; and the paper's λ in each framework's decoupled Adam."""
 
 from harness import verdict
 from harness.document import Heading, Text, table
-from harness.fingerprint import SCHEDULE_PROBES, ScheduleKey, api
+from harness.fingerprint import ScheduleKey, api
+from harness.probes import SCHEDULE_PROBES
 from harness.report.sections.semantics import STEP, conversion
 
 TITLE = "Under a learning-rate schedule"

@@ -4,7 +4,7 @@ between frameworks, and whether the full runs follow the probes' rules."""
 from harness import verdict
 from harness.document import Heading, Text, table
 from harness.explain import NONE
-from harness.fingerprint import SCHEDULE_PROBES
+from harness.probes import SCHEDULE_PROBES
 
 TITLE = "What the nominal λ does"
 STEP = next(iter(SCHEDULE_PROBES))  # the schedule probe that full runs under a schedule are checked against

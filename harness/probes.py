@@ -1,0 +1,169 @@
+"""The probes of the semantic fingerprint: what each backend's penalty APIs do with the nominal λ.
+
+Derived by running tiny probe problems through the real adapter and explaining each
+trajectory with ``harness.explain``; nothing here is typed in. The probe problem has
+two weights and a bias, chosen so the candidate rules part at once:
+
+    x = [[1, 0], [2, 0]], y = [1, −1], w₀ = (1, 1), b₀ = 1, λ = 0.5, lr = 0.1, μ = 0.9,
+    batch 1, no shuffling, 3 epochs (6 steps), float64; every other hyperparameter the
+    optimizer's default (``harness.case``).
+
+The second weight has no data gradient, so only the penalty moves it (a coupled decay
+then goes through momentum and Adam's normalisation, a decoupled one does not); the
+first has a changing data gradient, so multipliers and Adam's moments show; the bias
+starts far from 0, so decaying it shows. Four kinds of probe, for every optimizer:
+penalty probes (each penalty API, with the bias spared, decayed and left to the API's
+default); convention probes at λ = 0 that part the values of one optimizer convention
+(``CONVENTION_PROBES``: a large ε, an lr large enough for a relative step, the native
+loss); default probes, each decoupled API given no λ, whose applied λ is fitted from
+the run (``explain.fit_strength``); and schedule probes, each optimizer API under a
+learning-rate schedule that changes within the six steps (``SCHEDULE_PROBES``), which part
+a decay × the scheduled lr, × the base lr, × the schedule's multiplier and × 1, and the
+count the first step reads. A probe that no rule explains carries the adapter's
+account of it, where it gives one (its ``OWN_BEHAVIOURS``).
+"""
+
+import platform
+
+import numpy as np
+
+from harness import explain
+from harness.attempt import attempt, own_behaviour, versions
+from harness.case import FRAMEWORK_KINDS, OPTIMIZERS, Case
+from harness.data import Arrays
+from harness.fingerprint import KEYS, ConventionKey, DefaultKey, Fingerprint, Probe, ProbeKey, ScheduleKey
+
+KINDS = ("l2_loss", *FRAMEWORK_KINDS)  # the loss penalty, for comparison, and each framework API
+BIAS_MODES = (False, True, "default")
+DEFAULT_KINDS = ("decoupled", "adamw")  # the APIs whose default λ is probed
+SCHEDULED_KINDS = ("l2_loss", "weight_decay", "decoupled", "adamw")  # the loss penalty, and the APIs, under a schedule
+# schedule kind -> the probe's schedule: lr halved every second step (so the count the first step reads
+# shows at the third step); a warmup from 0 over two steps, then a cosine to 0 over the four left. λ =
+# 0.25, so that a decay ×2 without lr (c = 0.5) halves a weight where λ = 0.5 would zero it, after which
+# Adafactor's steps, × max(10⁻³, RMS(p)), hardly move it and the schedule no longer shows.
+SCHEDULE_PROBES = {
+    "step": {"schedule.kind": "step", "schedule.factor": 0.5, "schedule.interval": 2, "penalty.strength": 0.25},
+    "warmup_cosine": {"schedule.kind": "warmup_cosine", "schedule.warmup": 2, "penalty.strength": 0.25},
+}
+
+PROBE = Case().replace({
+    "data.n_train": 2, "data.n_test": 1, "data.dim": 2,
+    "train.epochs": 3, "train.batch_size": 1, "train.shuffle": False, "train.loss": "half_mse",
+    "model.init": "shared", "model.dtype": "float64",
+    "optimizer.lr": 0.1, "optimizer.momentum": 0.9, "penalty.strength": 0.5,
+})  # fmt: skip
+_X = np.array([[1.0, 0.0], [2.0, 0.0]])
+
+
+def probe_arrays(case):
+    """The probe problem's arrays for ``case``'s number of epochs (the probe's is 3)."""
+    epochs = case.train.epochs
+    return Arrays(
+        x_train=_X, y_train=np.array([1.0, -1.0]), x_valid=np.zeros((0, 2)), y_valid=np.zeros(0),
+        x_test=_X[:1], y_test=np.array([0.0]), w0=np.array([1.0, 1.0]), b0=np.array(1.0),
+        batches=np.tile(np.arange(2).reshape(1, 2, 1), (epochs, 1, 1)),
+    )  # fmt: skip
+
+
+# optimizer -> its probes' own hyperparameters: Adadelta's ε sets its step (√(x + ε)/√(s + ε)·g), which
+# at 1e-8 is too small for a decay to show within six steps.
+PROBE_VALUES = {"adadelta": {"optimizer.eps": 1.0}}
+# (optimizer, Rule field) -> the probe's change at λ = 0 under which that convention's values part.
+CONVENTION_PROBES = {
+    ("sgd", "loss"): {"train.loss": "native"},
+    **{(name, "eps"): {"optimizer.eps": 0.1} for name in ("adam", "rmsprop", "adagrad")},
+    # ε inside max(β₂u, |g| + ε) or beside it shows where |g| falls under the running max: a weight
+    # pulled by (λ/2)‖w‖² alone, in steps large enough to shrink it; so does RAdam's ε, whose
+    # adaptive steps start at the sixth
+    ("adamax", "eps"): {"optimizer.eps": 0.1, "optimizer.lr": 0.5, "penalty.kind": "l2_loss", "penalty.strength": 0.5},
+    ("radam", "eps"): {
+        "optimizer.eps": 0.1,
+        "optimizer.lr": 0.5,
+        "penalty.kind": "l2_loss",
+        "penalty.strength": 0.5,
+        "train.epochs": 6,
+    },
+    ("nadam", "momentum_decay"): {},
+    ("adafactor", "relative_step"): {"optimizer.lr": 1.0},
+    ("adadelta", "lr_ignored"): {},
+}
+
+
+def probe_case(optimizer, values):
+    """The probe problem with ``optimizer`` (and its PROBE_VALUES) and the dotted ``values``;
+    hyperparameters not set here are the optimizer's defaults."""
+    values = PROBE_VALUES.get(optimizer, {}) | values
+    case = PROBE.replace({"optimizer.name": optimizer, **values})
+    return case.with_optimizer_defaults({"optimizer.lr", *values})
+
+
+def probe_cases(variants=None):
+    """(key, case) of every probe: ProbeKey, then ConventionKey, DefaultKey and ScheduleKey; then,
+    for each of an adapter's ``variants`` ({(optimizer, kind): {variant: ...}}), its penalty probe
+    (bias spared) and schedule probes."""
+    for optimizer in OPTIMIZERS:
+        for kind in KINDS:
+            if kind == "adamw" and optimizer != "adam":
+                continue
+            biases = (False,) if kind == "lr_decay" else BIAS_MODES[:2] if kind == "l2_loss" else BIAS_MODES
+            for bias in biases:
+                yield (
+                    ProbeKey(optimizer, kind, bias),
+                    probe_case(optimizer, {"penalty.kind": kind, "penalty.decay_bias": bias}),
+                )
+    for (optimizer, field), values in CONVENTION_PROBES.items():
+        yield ConventionKey(optimizer, field), probe_case(optimizer, {"penalty.strength": 0.0} | values)
+    for optimizer in OPTIMIZERS:
+        for kind in DEFAULT_KINDS:
+            if kind == "decoupled" or optimizer == "adam":
+                values = {"penalty.kind": kind, "penalty.strength": 0.0, "penalty.omit_strength": True}
+                yield DefaultKey(optimizer, kind), probe_case(optimizer, values)
+    for optimizer in OPTIMIZERS:
+        for kind in SCHEDULED_KINDS:
+            for schedule, values in SCHEDULE_PROBES.items():
+                if kind != "adamw" or optimizer == "adam":
+                    yield ScheduleKey(optimizer, kind, schedule), probe_case(optimizer, {"penalty.kind": kind} | values)
+    for (optimizer, kind), named in (variants or {}).items():
+        for variant in named:
+            given = {"penalty.kind": kind, "penalty.variant": variant}
+            yield (
+                ProbeKey(optimizer, kind, False, variant),
+                probe_case(optimizer, given | {"penalty.decay_bias": False}),
+            )
+            for schedule, values in SCHEDULE_PROBES.items():
+                yield ScheduleKey(optimizer, kind, schedule, variant), probe_case(optimizer, given | values)
+
+
+def probe(backend, adapter, command):
+    """Run every probe through ``adapter`` (an exception in one is that probe's ``error``): its
+    Fingerprint. A probe the framework cannot run in float64 is run in float32, where it can."""
+    parts = {part: {} for part in KEYS}
+    for key, case in probe_cases(adapter.VARIANTS):
+        part = next(part for part, kind in KEYS.items() if isinstance(key, kind))
+        arrays = probe_arrays(case)
+        (tried,) = attempt(adapter, [case], arrays)
+        if tried.failure == "unsupported":
+            float32 = case.replace({"model.dtype": "float32"})
+            (again,) = attempt(adapter, [float32], arrays)
+            case, tried = (float32, again) if again.trajectory is not None else (case, tried)
+        if tried.trajectory is None:
+            parts[part][key] = Probe(tried.failure, tried.reason)
+            continue
+        strength, explained = None, None
+        if isinstance(key, DefaultKey):
+            strength, explained = explain.fit_strength(case, arrays, tried.trajectory, _placements(parts, key))
+        else:
+            explained = explain.explain(case, arrays, tried.trajectory)
+        note = "" if explained.matched else own_behaviour(adapter, case)
+        parts[part][key] = Probe(
+            "ok", api=tried.trajectory.api, explained=explained, note=note, strength=strength, dtype=case.model.dtype
+        )
+    return Fingerprint(backend, versions(adapter), command, platform.platform(), **parts)
+
+
+def _placements(parts, key):
+    """The decoupled placements to fit a default probe's λ in: its API's, as the API's penalty probe
+    (bias spared) found it, else both."""
+    probe = parts["penalties"].get(ProbeKey(key.optimizer, key.kind, False))
+    placement = probe.explained.form.placement if probe is not None and probe.matched else None
+    return (placement,) if placement in ("decoupled_lr", "decoupled") else ("decoupled_lr", "decoupled")
