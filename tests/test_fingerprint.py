@@ -155,33 +155,42 @@ def test_every_golden_probe_is_explained_or_accounted_for_by_its_adapter(path):
 
 
 def equivalences():
-    """(target backend, source, optimizer, API, Conversion, the source's rule at λ = 3, the target
-    probe's dtype) for every conversion the golden fingerprints state, checked in the target's env."""
+    """(target backend, source, optimizer, API, Conversion, the source's Explanation with its rule's
+    conventions resolved, the target probe's dtype) for every conversion the golden fingerprints
+    state, checked in the target's env."""
     documents = {d.backend: d for d in map(fingerprint.Fingerprint.load, sorted(GOLDEN.glob("*.json")))}
-    probes = {(d.backend, key.optimizer, key.kind): p for d in documents.values() for key, p in d.penalties.items()
-              if key.decay_bias is False and p.status == "ok"}  # fmt: skip
+    probes = {(d.backend, key.optimizer, fingerprint.api(key)): p for d in documents.values()
+              for key, p in d.penalties.items() if key.decay_bias is False and p.status == "ok"}  # fmt: skip
     for (source, optimizer, kind), targets in verdict.conversions(documents.values()).items():
         for target, conversion in targets.items():
             if conversion.kind is not None:
                 explained = probes[source, optimizer, kind].explained
-                rule = verdict.resolved(documents[source], optimizer, explained)
-                rule = dataclasses.replace(rule, **{explained.form.placement: explained.form.multiplier * 3.0})
+                explained = dataclasses.replace(
+                    explained, rule=verdict.resolved(documents[source], optimizer, explained)
+                )
                 dtype = probes[target, optimizer, conversion.kind].dtype
-                yield pytest.param(target, source, optimizer, kind, conversion, rule, dtype,
+                yield pytest.param(target, source, optimizer, kind, conversion, explained, dtype,
                                    id=f"{source}-{optimizer}-{kind}-in-{target}")  # fmt: skip
 
 
-@pytest.mark.parametrize("target, source, optimizer, kind, conversion, rule, dtype", list(equivalences()))
-def test_a_conversion_reproduces_the_other_frameworks_run(target, source, optimizer, kind, conversion, rule, dtype):
-    """On the d2l case (λ = 3; the optimizer's own defaults; float64, or float32 where the target's
-    probe ran in float32), the target's setting follows the oracle rule the source's golden
-    fingerprint says the source's API follows (its conventions as the source's convention probes
-    found them), each step predicted from the target's own previous one."""
+@pytest.mark.parametrize("target, source, optimizer, kind, conversion, explained, dtype", list(equivalences()))
+def test_a_conversion_reproduces_the_other_frameworks_run(
+    target, source, optimizer, kind, conversion, explained, dtype
+):
+    """On the d2l case (the optimizer's own defaults; float64, or float32 where the target's probe
+    ran in float32) at λ = 3, or 3·lr for a source decay without lr (the same decay per step), the
+    target's setting follows the oracle rule the source's golden fingerprint says the source's API
+    follows (its conventions as the source's convention probes found them), each step predicted
+    from the target's own previous one."""
     adapter = load_adapter(target)
     _, case = spec.load("d2l").cases(target)[0]
-    values = {"optimizer.name": optimizer, "penalty.kind": conversion.kind, "model.dtype": dtype,
-              "penalty.strength": 3.0 * conversion.factor}  # fmt: skip
-    case = case.replace(values).with_optimizer_defaults({"optimizer.lr"})
+    case = case.replace({"optimizer.name": optimizer, "model.dtype": dtype}).with_optimizer_defaults({"optimizer.lr"})
+    lr = case.optimizer.lr
+    strength = 3.0 * (lr if explained.form.placement == "decoupled" else 1.0)
+    rule = dataclasses.replace(explained.rule, **{explained.form.placement: explained.form.multiplier * strength})
+    target_kind, _, variant = conversion.kind.removesuffix("]").partition(" [")  # as fingerprint.api names it
+    converted = strength * conversion.factor * lr**conversion.lr_power
+    case = case.replace({"penalty.kind": target_kind, "penalty.variant": variant, "penalty.strength": converted})
     arrays = data.make(case)
     trajectory = adapter.train(case, arrays)
     run = (trajectory.w, trajectory.b)
@@ -191,5 +200,5 @@ def test_a_conversion_reproduces_the_other_frameworks_run(target, source, optimi
     tolerance = diff.tolerance(case.model.dtype, trajectory.hyperparameter_dtype, diff.STEP_TOLERANCE)
     step = diff.first_divergent_step(gaps, tolerance)
     assert step is None, (
-        f"{target} {conversion.kind} ×{conversion.factor:g} parts from {source} {optimizer} {kind} at step {step}"
+        f"{target} {conversion.kind} λ' = {converted:g} parts from {source} {optimizer} {kind} at step {step}"
     )
