@@ -284,7 +284,7 @@ PAPER = Explanation(Form("decoupled_multiplier", 1.0), Rule(decoupled_multiplier
 def from_paper(fingerprints, schedule="step"):
     """For each backend, the Conversion of Adam's decoupled decay as the paper states it (λ × ηₜ) into
     the backend's ``decoupled`` or ``adamw`` Adam, or a variant of them, from their schedule probes:
-    ``{backend: Conversion}``."""
+    ``{backend: Conversion}``; an API that takes the paper's λ itself (no power of lr) first."""
     found = {}
     for fingerprint in fingerprints:
         probes = {
@@ -294,12 +294,17 @@ def from_paper(fingerprints, schedule="step"):
         }
         if probes:
             matched = {kind: probe.explained for kind, probe in probes.items() if probe.matched}
+            direct = {k: e for k, e in matched.items() if _takes_as_is(convert(PAPER, {k: e}, scheduled=True))}
             found[fingerprint.backend] = (
-                convert(PAPER, matched, scheduled=True)
+                convert(PAPER, direct | matched, scheduled=True)
                 if matched
                 else Conversion(None, reason=next(iter(probes.values())).outcome())
             )
     return found
+
+
+def _takes_as_is(conversion):
+    return conversion.kind is not None and conversion.lr_power == 0
 
 
 def convert(explained, options, scheduled=False):

@@ -165,6 +165,7 @@ def test_a_variant_is_probed_on_its_own_and_can_be_the_papers_setting():
     step = fake.schedules[fingerprint.ScheduleKey("adam", "adamw", "step", "eta_multiplier")]
     assert verdict.follows(step) == "multiplier η"
     assert "adamw [eta_multiplier]" in {found.kind for found in verdict.semantics([fake])}
+    assert verdict.from_paper([fake]) == {"fake": verdict.Conversion("adamw [eta_multiplier]", 1.0)}  # λ as is
     other = probes.probe("other", fake_backend.make(), "test")
     found = verdict.conversions([fake, other], schedule="step")["fake", "adam", "adamw [eta_multiplier]"]["other"]
     assert found == verdict.Conversion("adamw", 1.0, lr_power=-1)  # λ·η = lr·η·λ' for λ' = λ/lr
