@@ -321,7 +321,7 @@ def convert(explained, options, scheduled=False):
             return Conversion(kind, scaled[0], lr_power=scaled[1])
         where = PLACEMENTS.get(candidate.form.placement, "no decay")
         if scaled is not None and apart:
-            values = (convention_value(apart[0], getattr(r.rule, apart[0])) for r in (explained, candidate))
-            where += " but {} where the source has {}".format(*reversed(list(values)))
+            source, target = (convention_value(apart[0], getattr(r.rule, apart[0])) for r in (explained, candidate))
+            where += f" but its {apart[0]} convention is {target}, the source's {source}"
         reasons.append(f"{kind} is {where}")
     return Conversion(None, reason=", ".join(reasons) or "no API")

@@ -50,12 +50,13 @@ def build(ctx):
     changed = {
         key: found
         for key, found in verdict.conversions(probed, schedule=STEP).items()
-        if any(_setting(found[t]) != _setting(constant.get(key, {}).get(t)) for t in found)
+        if any(_changed(constant.get(key, {}).get(t), found[t]) for t in found)
     }
     if changed:
         out += [
-            Text("Where a schedule changes the setting of another framework that reproduces an API step by step "
-                 "(the table of conversions above holds for a constant lr), under the same schedule:"),
+            Text("The conversions a schedule breaks or changes: for these APIs, a setting of another framework "
+                 "that reproduces the run step by step at a constant lr (the table of conversions above) no longer "
+                 "does under a schedule, or does with another λ'. Each cell is the setting under the same schedule:"),
             table(
                 ("backend", "optimizer", "API", *names),
                 [
@@ -85,6 +86,9 @@ def _counts_from_one(probe):
     return bool(explained) and "schedule_offset" not in explained.ambiguous and explained.rule.schedule_offset == 1
 
 
-def _setting(found):
-    """A Conversion's setting, without its reason: (kind, factor, lr_power), or None."""
-    return None if found is None or found.kind is None else (found.kind, found.factor, found.lr_power)
+def _changed(constant, scheduled):
+    """Whether a constant-lr Conversion no longer holds under the schedule: none is found there, or the
+    same API takes another λ'. (An API the schedule probes do not cover, as ``regularizer``, says nothing.)"""
+    if constant is None or constant.kind is None:
+        return False
+    return scheduled.kind is None or (scheduled.kind == constant.kind and scheduled != constant)
