@@ -11,7 +11,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from harness.checks import Bool, Choice, Count, Decay, Name, NonNegative, Number, Positive, Real, checked
+from harness.checks import Bool, Choice, Count, Decay, Items, Name, NonNegative, Number, Positive, Real, checked
 from harness.errors import SpecError
 
 
@@ -31,7 +31,8 @@ class _Section:
 
 @dataclass(frozen=True)
 class Data(_Section):
-    """y = true_b + Σᵢ true_w·xᵢ + ε, x ~ N(0, x_std²), ε ~ N(0, noise_std²)."""
+    """y = true_b + Σᵢ true_w·xᵢ + ε (``target = "linear"``) or y = true_b + Σᵢ true_w·xᵢ² + ε
+    (``"square"``, a target only a nonlinear model fits), x ~ N(0, x_std²), ε ~ N(0, noise_std²)."""
 
     n_train: int = _field(20, Count)
     n_valid: int = _field(0, Number(int, 0, 10**6))
@@ -42,18 +43,43 @@ class Data(_Section):
     true_b: float = _field(0.05, Real)
     noise_std: float = _field(0.01, NonNegative)
     seed: int = _field(0, Number(int, 0, 2**63 - 1))
+    target: str = _field("linear", Choice(("linear", "square")))
 
 
 @dataclass(frozen=True)
 class Model(_Section):
-    """A linear model ŷ = x·w + b. ``shared``: w ~ N(0, init_std²), b ~ N(0, bias_init_std²)
-    drawn by the harness; ``native``: the framework's default initializers."""
+    """``linear``: ŷ = x·w + b. ``mlp``: layers ℓ = 1 … L of widths ``hidden`` and then 1,
+    hₗ = σ(hₗ₋₁·Wₗ + bₗ) with h₀ = x and σ = ``activation`` (relu or tanh), ŷ = h_{L−1}·W_L + b_L.
+    ``init = "shared"``: drawn by the harness, w ~ N(0, init_std²) and b ~ N(0, bias_init_std²) for
+    the linear model, each Wₗ ~ N(0, init_std²/fan_in) and bₗ ~ N(0, bias_init_std²) for the MLP;
+    ``native``: the framework's default initializers."""
 
-    kind: str = _field("linear", Choice(("linear",)))
+    kind: str = _field("linear", Choice(("linear", "mlp")))
     init: str = _field("shared", Choice(("shared", "native")))
     init_std: float = _field(1.0, NonNegative)
     bias_init_std: float = _field(0.0, NonNegative)
     dtype: str = _field("float64", Choice(("float64", "float32")))
+    hidden: tuple = _field((16,), Items(Number(int, 1, 4096), 8))
+    activation: str = _field("relu", Choice(("relu", "tanh")))
+
+
+ROLES = ("hidden_weight", "hidden_bias", "output_weight", "output_bias")  # a parameter's role in the model
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One dense layer: its weight W (fan_in, fan_out) and bias b (fan_out,), and whether it is a
+    hidden layer or the output layer (which the linear model's one layer is)."""
+
+    fan_in: int
+    fan_out: int
+    hidden: bool
+
+    @property
+    def roles(self):
+        """The (weight, bias) roles of its parameters, of ROLES."""
+        where = "hidden" if self.hidden else "output"
+        return f"{where}_weight", f"{where}_bias"
 
 
 @dataclass(frozen=True)
@@ -128,8 +154,10 @@ OPTIMIZER_DEFAULTS = {"rmsprop": {"momentum": 0.0}, "lion": {"beta2": 0.99}, "ad
 # Fields added after cases were first stored: left out of a case's id while they hold their
 # default, so every case stored before keeps its id.
 ADDED_FIELDS = {
+    "data": ("target",),
+    "model": ("hidden", "activation"),
     "optimizer": ("rho", "initial_accumulator", "centered", "momentum_decay"),
-    "penalty": ("omit_strength", "variant"),
+    "penalty": ("omit_strength", "variant", "spare"),
     "schedule": ("kind", "factor", "interval", "floor", "warmup"),
 }
 
@@ -152,13 +180,15 @@ class Penalty(_Section):
     λ = strength; with ``omit_strength`` the adapter passes no λ and the API's default applies;
     ``variant`` names another way the framework's users call the API (its adapter's ``VARIANTS``).
     ``decay_bias``: true, false, or ``"default"`` = whatever the framework's API does when the
-    user says nothing about the bias (for the framework APIs only)."""
+    user says nothing about the bias (for the framework APIs only); ``spare``: roles (ROLES) left
+    out of the penalty besides, e.g. ``["output_weight", "output_bias"]`` spares the output layer."""
 
     kind: str = _field("none", Choice(PENALTY_KINDS))
     strength: float = _field(0.0, NonNegative)
     decay_bias: bool | str = _field(False, Choice((False, True, "default")))
     omit_strength: bool = _field(False, Bool)
     variant: str = _field("", Name())
+    spare: tuple = _field((), Items(Choice(ROLES), len(ROLES), unique=True))
 
     @property
     def in_loss(self):
@@ -189,6 +219,16 @@ class Penalty(_Section):
     def bias_by_default(self):
         """The case leaves the bias to the framework API's own default."""
         return self.decay_bias == "default"
+
+    def decays(self, role):
+        """Whether the case asks for the parameters of ``role`` (ROLES) to be penalised: False when
+        spared (``spare``, or a bias with decay_bias false), None for a bias left to the framework's
+        own default, else True."""
+        if role in self.spare:
+            return False
+        if role.endswith("_bias"):
+            return None if self.bias_by_default else self.decays_bias
+        return True
 
 
 SECTIONS = {
@@ -253,6 +293,17 @@ class Case:
     def steps(self):
         return self.train.epochs * (self.data.n_train // self.train.batch_size)
 
+    @property
+    def layers(self):
+        """The model's dense layers, input to output: one for the linear model."""
+        widths = (self.data.dim, *self.model.hidden, 1) if self.model.kind == "mlp" else (self.data.dim, 1)
+        return tuple(Layer(a, b, hidden=i < len(widths) - 2) for i, (a, b) in enumerate(zip(widths, widths[1:])))
+
+    @property
+    def parameters(self):
+        """The number of the model's parameters, every weight and bias."""
+        return sum(layer.fan_in * layer.fan_out + layer.fan_out for layer in self.layers)
+
     def with_optimizer_defaults(self, given):
         """A copy whose optimizer hyperparameters not among the dotted keys ``given`` take the
         optimizer's own defaults (OPTIMIZER_DEFAULTS), as a spec that leaves them out means."""
@@ -292,6 +343,26 @@ class Case:
                 f'penalty.strength = {penalty.strength} has no effect with penalty.kind = "none"; '
                 "allowed: 0, or another penalty kind"
             )
+        model, defaults = self.model, Model()
+        if model.kind == "linear" and (model.hidden, model.activation) != (defaults.hidden, defaults.activation):
+            return (
+                "model.hidden and model.activation shape an MLP, not the linear model; "
+                'allowed: model.kind = "mlp", or leave them out'
+            )
+        if model.kind == "mlp" and not model.hidden:
+            return 'model.hidden = [] leaves no hidden layer; allowed: at least one width, or model.kind = "linear"'
+        roles = {role for layer in self.layers for role in layer.roles}
+        if penalty.spare and (missing := [role for role in penalty.spare if role not in roles]):
+            return (
+                f"penalty.spare names {', '.join(missing)}, which the {model.kind} model has not; "
+                f"allowed: {', '.join(sorted(roles, key=ROLES.index))}"
+            )
+        spared_biases = penalty.spares_bias and any(role.endswith("_bias") for role in penalty.spare)
+        if penalty.spare and (penalty.kind == "none" or spared_biases):
+            return (
+                f'penalty.spare = {list(penalty.spare)} spares nothing more (penalty.kind = "{penalty.kind}", '
+                f"decay_bias = {json.dumps(penalty.decay_bias)}); allowed: roles the penalty would decay"
+            )
         if penalty.bias_by_default and penalty.in_loss:
             return (
                 f'penalty.decay_bias = "default" is the framework\'s own bias handling, which '
@@ -316,5 +387,11 @@ class Case:
             return (
                 f"train.epochs × data.n_train × data.dim = {batches} (the batches of every step); "
                 f"allowed: at most {MAX_ARRAY_VALUES}"
+            )
+        trajectory = (self.steps + 1) * self.parameters
+        if trajectory > MAX_ARRAY_VALUES:
+            return (
+                f"the trajectory holds (steps + 1) × parameters = {trajectory} values; "
+                f"allowed: at most {MAX_ARRAY_VALUES} (fewer epochs, a smaller data.dim or model.hidden)"
             )
         return None

@@ -77,6 +77,28 @@ class Name:
         return value
 
 
+@dataclass(frozen=True)
+class Items:
+    """A list of values each allowed by ``item``, at most ``most`` of them (``unique``: no repeats),
+    coerced to a tuple."""
+
+    item: object
+    most: int
+    unique: bool = False
+
+    def allowed(self):
+        repeats = ", none repeated" if self.unique else ""
+        return f"a list of at most {self.most} values, each {self.item.allowed()}{repeats}"
+
+    def check(self, value):
+        if not isinstance(value, list | tuple) or len(value) > self.most:
+            raise ValueError
+        items = tuple(self.item.check(item) for item in value)
+        if self.unique and len(set(items)) < len(items):
+            raise ValueError
+        return items
+
+
 def checked(dotted, field, value, prefix=""):
     """``value`` checked and coerced by ``field``'s check, or SpecError naming ``prefix + dotted``."""
     check = field.metadata["check"]

@@ -19,12 +19,19 @@ from harness import files
 # Order of the random streams spawned from the seed; append, never reorder.
 _STREAMS = ("train", "valid", "test", "init", "batches")
 # The case keys ``make`` reads besides [data]: any other key may change and the arrays stay the same.
-_ARRAY_KEYS = ("model.init_std", "model.bias_init_std", "train.epochs", "train.batch_size", "train.shuffle")
+_ARRAY_KEYS = (
+    "model.kind", "model.hidden", "model.init_std", "model.bias_init_std", "train.epochs", "train.batch_size",
+    "train.shuffle",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, eq=False)
 class Arrays:
-    """Float64 data and initial weights, and ``batches[epoch, step]`` = example indices."""
+    """Float64 data and initial parameters, and ``batches[epoch, step]`` = example indices.
+
+    ``w0``: every weight, each layer's W (fan_in, fan_out) flattened row-major, input layer first
+    (the linear model's w); ``b0``: every bias, input layer first, or the linear model's b, shape ().
+    """
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -33,7 +40,7 @@ class Arrays:
     x_test: np.ndarray
     y_test: np.ndarray
     w0: np.ndarray
-    b0: np.ndarray  # shape ()
+    b0: np.ndarray
     batches: np.ndarray  # int64, (epochs, steps per epoch, batch size)
 
     @property
@@ -54,21 +61,21 @@ class Arrays:
 
 def make(case):
     """Generate the arrays of ``case`` (its data, initial weights and batch order)."""
-    data, model, train = case.data, case.model, case.train
+    data, train = case.data, case.train
     rngs = dict(
         zip(_STREAMS, (np.random.default_rng(s) for s in np.random.SeedSequence(data.seed).spawn(len(_STREAMS))))
     )
 
     def split(rng, n):
         x = rng.standard_normal((n, data.dim)) * data.x_std
-        y = data.true_b + x.sum(axis=1) * data.true_w + rng.standard_normal(n) * data.noise_std
+        features = x * x if data.target == "square" else x
+        y = data.true_b + features.sum(axis=1) * data.true_w + rng.standard_normal(n) * data.noise_std
         return x, y
 
     x_train, y_train = split(rngs["train"], data.n_train)
     x_valid, y_valid = split(rngs["valid"], data.n_valid)
     x_test, y_test = split(rngs["test"], data.n_test)
-    w0 = rngs["init"].standard_normal(data.dim) * model.init_std
-    b0 = np.asarray(rngs["init"].standard_normal() * model.bias_init_std)
+    w0, b0 = _initial(case, rngs["init"])
     steps = data.n_train // train.batch_size
     orders = [
         rngs["batches"].permutation(data.n_train) if train.shuffle else np.arange(data.n_train)
@@ -76,6 +83,21 @@ def make(case):
     ]
     batches = np.asarray(orders, dtype=np.int64).reshape(train.epochs, steps, train.batch_size)
     return Arrays(x_train, y_train, x_valid, y_valid, x_test, y_test, w0, b0, batches)
+
+
+def _initial(case, rng):
+    """The shared initial (w0, b0) (``Arrays``): the linear model's w ~ N(0, init_std²) and
+    b ~ N(0, bias_init_std²); an MLP's Wₗ ~ N(0, init_std²/fan_in) and bₗ ~ N(0, bias_init_std²),
+    layer by layer (each layer's weight, then its bias)."""
+    model = case.model
+    if model.kind == "linear":
+        w0 = rng.standard_normal(case.data.dim) * model.init_std
+        return w0, np.asarray(rng.standard_normal() * model.bias_init_std)
+    weights, biases = [], []
+    for layer in case.layers:
+        weights.append(rng.standard_normal(layer.fan_in * layer.fan_out) * model.init_std / np.sqrt(layer.fan_in))
+        biases.append(rng.standard_normal(layer.fan_out) * model.bias_init_std)
+    return np.concatenate(weights), np.concatenate(biases)
 
 
 def depends_on(key):

@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from harness import network
+
 # Largest per-step relative gap between a backend's trajectory and the float64 oracle
 # that still counts as the same semantics, by the backend's dtype:
 TOLERANCE = {
@@ -28,23 +30,17 @@ def tolerance(dtype, hyperparameter_dtype=None, table=TOLERANCE):
 
 
 def relative_gaps(a, b):
-    """Per-step ‖pₐ − p_b‖ / ‖p_b‖ for trajectories given as (w, b) pairs, p = (w, b).
+    """Per-step ‖pₐ − p_b‖ / ‖p_b‖ for trajectories given as (w, b) pairs, p = (w, b) (``harness.network``).
 
     Either side may hold several trajectories along leading axes (e.g. one per oracle rule),
     which broadcast; trajectories of different shapes are apart (inf) at every step.
     """
-    pa, pb = _joined(a), _joined(b)
+    pa, pb = network.joined(*a), network.joined(*b)
     if pa.shape[-2:] != pb.shape[-2:]:
         leading = np.broadcast_shapes(pa.shape[:-2], pb.shape[:-2])
         return np.full((*leading, max(pa.shape[-2], pb.shape[-2])), np.inf)
     scale = np.maximum(np.linalg.norm(pb, axis=-1), np.finfo(np.float64).tiny)
     return np.linalg.norm(pa - pb, axis=-1) / scale
-
-
-def _joined(trajectory):
-    """(w, b) as one float64 array p = (w, b): shape (..., steps, dim + 1)."""
-    w, b = trajectory
-    return np.concatenate([np.asarray(w, np.float64), np.asarray(b, np.float64)[..., None]], axis=-1)
 
 
 def first_divergent_step(gaps, tolerance):

@@ -47,6 +47,10 @@ CONVENTION_NAMES = {
     ("schedule_offset", 1): "first step reads η₁",
 }
 NONE = "none"  # the placement of a rule in which λ has no effect
+ROLE_NAMES = {
+    "hidden_weight": "hidden weights", "hidden_bias": "hidden biases", "output_weight": "output weight",
+    "output_bias": "output bias",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,9 @@ class Explanation:
         name = self.form.name + (f" (≡ {', '.join(f.name for f in self.equivalents)})" if self.equivalents else "")
         bias = "bias decayed" if self.rule.decay_bias else "bias not decayed"
         bias = "bias decay not seen" if self.bias_ambiguous else bias
-        text = ", ".join([name, bias, f"loss {self.rule.loss}", *convention_names(self.rule, self.ambiguous)])
+        spared = [f"{' and '.join(ROLE_NAMES[r] for r in self.rule.spared)} not decayed"] if self.rule.spared else []
+        conventions = convention_names(self.rule, self.ambiguous)
+        text = ", ".join([name, bias, *spared, f"loss {self.rule.loss}", *conventions])
         return text if self.matched else f"unexplained (closest: {text})"
 
     def __str__(self):
@@ -194,6 +200,23 @@ def placements(case):
     return tuple(found)
 
 
+def role_sets(case):
+    """(decay_bias, spared) of each set of the model's roles a decay may apply to, in catalog order:
+    bias not decayed, then decayed; each with no role spared, then one, then two (of an MLP's
+    roles), so long as some weight decays and, with decay_bias, some bias."""
+    roles = [role for layer in case.layers for role in layer.roles]
+    weights, biases = [r for r in roles if r.endswith("_weight")], [r for r in roles if r.endswith("_bias")]
+    found = []
+    for bias in (False, True):
+        decayed = weights + (biases if bias else [])
+        for size in range(len(decayed) + 1):
+            for spared in itertools.combinations(sorted(decayed, key=roles.index), size):
+                if set(weights) <= set(spared) or bias and set(biases) <= set(spared):
+                    continue
+                found.append((bias, spared))
+    return found
+
+
 def candidates(case, strength=None):
     """Every (Form, Rule) the catalog tries for this case, in catalog order; ``strength``
     replaces the case's λ (a fitted one, where the API was given none)."""
@@ -204,12 +227,13 @@ def candidates(case, strength=None):
         (Form(placement, k), {placement: k * strength}) for placement in placements(case) for k in MULTIPLIERS
     ]
     base = {"momentum_decay": case.optimizer.momentum_decay}
-    for (form, decay), bias, loss, values in itertools.product(
-        forms, (False, True), losses, itertools.product(*tried.values())
+    for (form, decay), (bias, spared), loss, values in itertools.product(
+        forms, role_sets(case), losses, itertools.product(*tried.values())
     ):
-        if form.placement == NONE and bias:
+        if form.placement == NONE and (bias or spared):
             continue
-        yield form, oracle.Rule(loss=loss, decay_bias=bias, **base | dict(zip(tried, values)), **decay)
+        values = base | dict(zip(tried, values))
+        yield form, oracle.Rule(loss=loss, decay_bias=bias, spared=spared, **values, **decay)
 
 
 def explain(case, arrays, trajectory, strength=None):

@@ -1,12 +1,14 @@
 """NumPy float64 reference of every semantic rule a framework's weight decay may follow.
 
-Parameters p = (w, b), minibatch B of n examples, error e = x·w + b − y; the tensors w and b
-each have their own norm where an optimizer reads one (LAMB's trust ratio, Adafactor's scale).
+Parameters p = (w, b) of the model (``harness.network``), minibatch B of n examples, error
+e = ŷ − y; each tensor (the linear model's w and b, an MLP's every Wₗ and bₗ) has its own norm
+where an optimizer reads one (LAMB's trust ratio, Adafactor's scale).
 
-Data gradient, by loss convention:
-    half_mse  L = (1/n) Σ ½e²   ->  g = (1/n) Σ e·(x, 1)
-    mse       L = (1/n) Σ e²    ->  g = (2/n) Σ e·(x, 1)
-Penalty / decay (on w; on b too when ``decay_bias``), given a coefficient c:
+Data gradient, by loss convention (∇ of ``harness.network.gradient``):
+    half_mse  L = (1/n) Σ ½e²   ->  g = ∇L, for the linear model (1/n) Σ e·(x, 1)
+    mse       L = (1/n) Σ e²    ->  g = 2∇(half_mse)
+Penalty / decay, on the tensors whose role the rule decays (``Rule.decays``: every weight, the
+biases with ``decay_bias``, less the ``spared`` roles), given a coefficient c:
     coupled          g += c·p            (= (c/2)‖w‖² in the loss: decay added to the gradient
                                           before momentum, Adam's moments or any other state)
     l1               g += c·sign(p)      (= c·‖w‖₁ in the loss)
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from harness import network
 from harness.steps import Step
 
 
@@ -47,6 +50,7 @@ class Rule:
     decoupled_ratio: float = 0.0
     lr_decay: float = 0.0
     decay_bias: bool = False
+    spared: tuple = ()  # roles (harness.case.ROLES) not decayed besides the biases decay_bias spares
     eps: str = "outside"
     momentum_decay: float | None = 0.004  # NAdam's ψ, or None for NAdam without a momentum schedule
     scale_after_decay: bool = False
@@ -55,6 +59,14 @@ class Rule:
     momentum_scaled: bool = False
     schedule_offset: int = 0
 
+    def __post_init__(self):
+        object.__setattr__(self, "spared", tuple(self.spared))  # a stored rule's list, hashable
+
+    def decays(self, role):
+        """Whether the decay applies to the parameters of ``role``: weights unless spared, biases
+        with ``decay_bias`` unless spared."""
+        return (role.endswith("_weight") or self.decay_bias) and role not in self.spared
+
 
 def simulate(rule, case, arrays, start=None):
     """Train ``case``'s optimizer on ``arrays`` under ``rule``, in float64.
@@ -62,7 +74,8 @@ def simulate(rule, case, arrays, start=None):
     The data and initial weights are first rounded to the case's dtype, so a float32
     backend differs from the oracle only by its arithmetic. ``start`` = (w0, b0)
     replaces the arrays' initial weights (for framework-native initialization).
-    Returns ``(w, b)`` of shapes (steps + 1, dim) and (steps + 1,): before and after every step.
+    Returns ``(w, b)`` of shapes (steps + 1, weights) and (steps + 1,) for the linear model,
+    (steps + 1, biases) for an MLP: before and after every step (``harness.network``).
     """
     w, b = simulate_rules([rule], case, arrays, start)
     return w[0], b[0]
@@ -70,11 +83,10 @@ def simulate(rule, case, arrays, start=None):
 
 def simulate_rules(rules, case, arrays, start=None, along=None):
     """``simulate`` under every rule of ``rules`` at once: one run over a leading rules axis,
-    each row following its own rule. Returns ``(w, b)`` of shapes (rules, steps + 1, dim)
-    and (rules, steps + 1). A rule that diverges yields inf or nan from then on, silently:
-    diverging is a result, as it is for a framework.
+    each row following its own rule. Returns ``(w, b)`` with a leading rules axis. A rule that
+    diverges yields inf or nan from then on, silently: diverging is a result, as it is for a framework.
 
-    ``along`` = a run's (w, b), (steps + 1, dim) and (steps + 1,): then each step starts from the
+    ``along`` = a run's (w, b), as ``simulate`` returns them: then each step starts from the
     run's own parameters before it, so step t is each rule's prediction of the run's step t from
     its step t − 1, with the optimizer's state built along the run (its gradients taken at the
     run's parameters): rounding and a sign flip of L1 near 0 cannot compound.
@@ -84,24 +96,22 @@ def simulate_rules(rules, case, arrays, start=None, along=None):
         return np.asarray(array).astype(case.model.dtype).astype(np.float64)
 
     x, y = as_case_dtype(arrays.x_train), as_case_dtype(arrays.y_train)
-    x = np.hstack([x, np.ones((len(x), 1))])  # p = (w, b): the bias is the weight of a column of ones
     w0, b0 = start if start is not None else (arrays.w0, arrays.b0)
-    p = np.tile(np.append(as_case_dtype(w0), as_case_dtype(b0)), (len(rules), 1))
-    step = Step(rules, case, x.shape[1], multipliers(case.schedule, case.steps))
+    p = np.tile(network.joined(as_case_dtype(w0), as_case_dtype(b0)), (len(rules), 1))
+    step = Step(rules, case, network.tensors(case), multipliers(case.schedule, case.steps))
     order = arrays.batch_order()
     trajectory = np.empty((len(rules), len(order) + 1, p.shape[1]))
     if along is not None:
-        run = np.concatenate([np.asarray(along[0], np.float64), np.asarray(along[1], np.float64)[:, None]], axis=1)
+        run = network.joined(*along)
         p = np.tile(run[0], (len(rules), 1))
     trajectory[:, 0] = p
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for t, batch in enumerate(order, start=1):
             if along is not None:
                 p = np.broadcast_to(run[t - 1], p.shape)
-            xb = x[batch]
-            p = step(p, step.grad_scale * ((p @ xb.T - y[batch]) @ xb) / len(batch), t)
+            p = step(p, step.grad_scale * network.gradient(case, p, x[batch], y[batch]), t)
             trajectory[:, t] = p
-    return trajectory[..., :-1], trajectory[..., -1]
+    return network.split(case, trajectory)
 
 
 def multipliers(schedule, steps):
@@ -133,6 +143,7 @@ def loss_penalty_rule(case, eps="outside"):
         coupled=penalty.strength if penalty.kind == "l2_loss" else 0.0,
         l1=penalty.strength if penalty.kind == "l1_loss" else 0.0,
         decay_bias=penalty.decays_bias,
+        spared=penalty.spare,
         eps=eps,
         momentum_decay=case.optimizer.momentum_decay,
     )

@@ -26,7 +26,8 @@ Optimizer step Δ from g at step t = 1, 2, … (every state starts at 0 unless s
     lamb       m̂, ŝ as adam;  r = m̂/(√ŝ + ε) + c·p (decoupled_ratio);  per tensor ratio = ‖p‖/‖r‖
                (1 when either is 0);  Δ = lr·ratio·r
     adafactor  per tensor, unfactored (a linear model's weight is a single row or column, where the
-               factored moment is the same): β̂ₜ = 1 − t^−0.8;  s = β̂ₜs + (1−β̂ₜ)(g² + 10⁻³⁰);
+               factored moment is the same; a framework that factors an MLP's matrices parts from it):
+               β̂ₜ = 1 − t^−0.8;  s = β̂ₜs + (1−β̂ₜ)(g² + 10⁻³⁰);
                u = g/√s;  û = u/max(1, RMS(u));  Δ = ρₜ·max(10⁻³, RMS(p))·û with ρₜ = min(lr, 1/√t)
                (``relative_step``) or ρₜ = lr
 """
@@ -40,17 +41,20 @@ class Step:
     """One optimizer step under every rule at once: per-rule coefficients and conventions as
     columns (rules, 1) or masks, the optimizer's state as arrays (rules, parameters)."""
 
-    def __init__(self, rules, case, size, multipliers):
+    def __init__(self, rules, case, tensors, multipliers):
         self.opt = opt = case.optimizer
         self.multipliers = multipliers  # the schedule's ηₖ, k = 0, …, steps
         self.direction = getattr(self, f"_{opt.name}")
-        self.tensors = [slice(0, size - 1), slice(size - 1, size)]  # w, then b
+        self.tensors = [tensor.index for tensor in tensors]  # harness.network.tensors: slices of p
+        size = tensors[-1].index.stop
 
         def column(value):
             return np.array([[value(rule)] for rule in rules], dtype=np.float64)
 
         self.grad_scale = column(lambda r: {"half_mse": 1.0, "mse": 2.0}[r.loss])
-        decays = np.hstack([np.ones((len(rules), size - 1)), column(lambda r: r.decay_bias)])
+        decays = np.hstack(
+            [np.repeat(column(lambda r, t=t: r.decays(t.role)), t.index.stop - t.index.start, axis=1) for t in tensors]
+        )
         self.coupled, self.l1 = decays * column(lambda r: r.coupled), decays * column(lambda r: r.l1)
         self.decoupled_lr, self.decoupled_base, self.decoupled_multiplier, self.decoupled = (
             decays * column(lambda r, name=name: getattr(r, name))

@@ -22,10 +22,12 @@ TRAINED = ("ok", "diverged")  # statuses whose results hold a trajectory
 @dataclass(frozen=True)
 class Steps:
     """Per optimizer step, index 0 = the initial weights: the training loss (mean ½e², no
-    penalty) and ‖w‖₂."""
+    penalty) and ‖w‖₂ (of every weight); for an MLP, each tensor's norm ‖Wₗ‖_F, ‖bₗ‖₂ by name
+    (``harness.network.tensors``), else None."""
 
     train_loss: list
     w_norm: list
+    tensor_norms: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -39,10 +41,11 @@ class Epochs:
 
 @dataclass(frozen=True)
 class Final:
-    """After the last step: the weights, ‖w‖₂, and the training and test loss (mean ½e²)."""
+    """After the last step: the weights, the bias (an MLP's every bias, a list), ‖w‖₂, and the
+    training and test loss (mean ½e²)."""
 
     w: list
-    b: float
+    b: float | list
     w_norm: float
     train_loss: float
     test_loss: float

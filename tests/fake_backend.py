@@ -68,7 +68,8 @@ def make(weight_decay="coupled", raises=False, sleep=0.0, sweepable=(), trained=
             field = {"weight_decay": weight_decay, "lr_decay": "lr_decay"}.get(penalty.kind, "decoupled_lr")
             field = "decoupled_multiplier" if penalty.variant else field
             strength = 0.01 if penalty.omit_strength else penalty.strength
-            rule = oracle.Rule(loss=loss, decay_bias=not penalty.spares_bias, **{field: strength})
+            bias = not penalty.spares_bias
+            rule = oracle.Rule(loss=loss, decay_bias=bias, spared=penalty.spare, **{field: strength})
         else:
             rule = oracle.loss_penalty_rule(case.replace({"train.loss": loss}))
         rule = dataclasses.replace(rule, momentum_decay=case.optimizer.momentum_decay)
