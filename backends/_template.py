@@ -46,7 +46,8 @@ def train_sweep(cases, arrays):
 
 
 def _model(case, arrays, calls):
-    """The framework's linear layer: its own seeded init (``native``), or ``arrays.w0``, ``arrays.b0``."""
+    """The framework's dense layers of ``case.layers`` (one for the linear model), ``case.model.activation``
+    between them: their own seeded init (``native``), or ``arrays.w0``, ``arrays.b0`` (``Trajectory``'s layout)."""
     raise NotImplementedError("model = calls.let('model', '<framework>.<Linear>', ...)")
 
 
@@ -64,8 +65,8 @@ def _penalty(case, model, calls):
 
 
 def _optimizer(case, model, calls):
-    """The optimizer with λ as its own ``weight_decay`` argument (or its decoupled form), sparing the
-    bias the framework's way when ``case.penalty.spares_bias``."""
+    """The optimizer with λ as its own ``weight_decay`` argument (or its decoupled form), sparing each
+    parameter whose role ``case.penalty.decays`` is False the framework's way (None: its default)."""
     raise NotImplementedError("optimizer = calls.let('optimizer', '<framework>.<optimizers>.<Name>', ...)")
 
 

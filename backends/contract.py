@@ -18,7 +18,9 @@ is the checked starting point for a new framework):
     train_sweep(cases, arrays)  -> list[Trajectory]  one per case, in order
 
 followed by its private helpers ``HELPERS``, in this order, each building one part of the
-training with the framework's own API and writing the native calls it makes into the
+training with the framework's own API (the model: ``case.layers``, dense layers of
+``case.model.activation``; which parameters the penalty covers: ``case.penalty.decays(role)``
+for each layer's ``roles``, by the framework's own idiom for sparing parameters) and writing the native calls it makes into the
 recorder ``calls`` (``backends._calls.Calls``), its last parameter. An adapter raises
 ``Unsupported(reason)`` for a case its framework cannot express; it never evaluates, plots or
 writes files: the harness does.
@@ -35,10 +37,13 @@ HELPERS = ("_model", "_loss", "_penalty", "_optimizer", "_schedule")
 
 @dataclass(frozen=True, eq=False)
 class Trajectory:
-    """Parameters before training and after every optimizer step.
+    """Parameters before training and after every optimizer step, in the case's dtype.
 
-    ``w``: (steps + 1, dim), ``b``: (steps + 1,), in the case's dtype; ``api``: the native
-    calls that produced them, as a user would write them (``Calls.text``);
+    ``w``: (steps + 1, weights), every weight of the model: each layer's W as (fan_in, fan_out),
+    flattened row-major, input layer first (``case.layers``); the linear model's is its w, (steps
+    + 1, dim). ``b``: the linear model's bias, (steps + 1,), or an MLP's every bias, input layer
+    first, (steps + 1, biases). ``api``: the native calls that produced them, as a user would write
+    them (``Calls.text``), including which parameters the penalty covers;
     ``hyperparameter_dtype``: the dtype the framework applies lr, momentum, β, ε and weight
     decay in, when coarser than the case's (MXNet's operators take them as float32), else None.
     """
