@@ -11,6 +11,7 @@ from hypothesis import settings
 
 import backends
 from harness import spec
+from harness.case import Case
 
 # CI runs the property tests on a fixed seed, so a red run is always reproducible.
 settings.register_profile("ci", derandomize=True)
@@ -32,6 +33,29 @@ def load_adapter(name):
 def reference_case(backend, **values):
     """The d2l case of ``backend`` with dotted keys replaced, e.g. ``optimizer__name="adam"``."""
     _, case = spec.load("d2l").cases(backend)[0]
+    return case.replace({key.replace("__", "."): value for key, value in values.items()})
+
+
+# A small MLP on a nonlinear target where every role's decay moves a step well past the step
+# tolerance: 4 inputs, 3 hidden units, 10 steps of 4 examples, biases started away from 0.
+MLP = {
+    "data.dim": 4, "data.n_train": 8, "data.n_test": 8, "data.target": "square", "data.true_w": 0.5,
+    "model.kind": "mlp", "model.hidden": [3], "model.bias_init_std": 0.5, "train.epochs": 5, "train.batch_size": 4,
+    "optimizer.lr": 0.01,
+}  # fmt: skip
+# How a spec asks to spare parameters: (decay_bias, spare).
+SPARING = {
+    "decay all": (True, []),
+    "spare biases": (False, []),
+    "spare the output layer": (True, ["output_weight", "output_bias"]),
+}
+
+
+def mlp_case(sparing="decay all", **values):
+    """The small MLP case (``MLP``) sparing as ``SPARING[sparing]`` says, with dotted keys replaced
+    (``penalty__kind="l2_loss"``)."""
+    decay_bias, spare = SPARING[sparing]
+    case = Case().replace(MLP | {"penalty.decay_bias": decay_bias, "penalty.spare": spare})
     return case.replace({key.replace("__", "."): value for key, value in values.items()})
 
 

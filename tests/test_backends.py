@@ -5,8 +5,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import load_adapter, reference_case
+from conftest import SPARING, load_adapter, mlp_case, reference_case
 
+from backends.contract import Unsupported
 from harness import data, diff, explain, metrics, oracle, run, spec, store
 
 SEMANTICS = Path(__file__).parent / "semantics"
@@ -124,3 +125,40 @@ def test_a_constant_schedule_trains_bit_identically_to_the_run_before_schedules(
     assert case.id == before.case_id
     now = metrics.evaluate(case, *train(adapter, case))
     assert now.final.w == before.final.w and now.steps.w_norm == before.steps.w_norm
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_an_mlp_starts_from_the_shared_arrays_in_the_trajectorys_layout(backend, dtype):
+    name, adapter = backend
+    case = mlp_case(model__dtype=dtype)
+    arrays, trajectory = train(adapter, case)
+    assert trajectory.w.shape == (case.steps + 1, len(arrays.w0)) and trajectory.b.shape == (case.steps + 1, 4)
+    assert np.array_equal(trajectory.w[0], arrays.w0.astype(dtype))
+    assert np.array_equal(trajectory.b[0], arrays.b0.astype(dtype))
+
+
+@pytest.mark.parametrize("sparing", list(SPARING))
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_an_mlp_with_l2_in_the_loss_follows_the_oracle_on_the_roles_it_decays(backend, optimizer, sparing):
+    name, adapter = backend
+    case = mlp_case(sparing, optimizer__name=optimizer, penalty__kind="l2_loss", penalty__strength=0.5)
+    found = explain.explain(case, *train(adapter, case))
+    assert found.matched, f"{name}: {found}"
+    assert found.form == explain.Form("coupled", 1.0), found
+    assert (found.rule.decay_bias, found.rule.spared) == (case.penalty.decays_bias, case.penalty.spare), found
+
+
+@pytest.mark.parametrize("sparing", list(SPARING))
+@pytest.mark.parametrize("kind", ["weight_decay", "decoupled", "regularizer"])
+def test_every_mlp_run_of_a_framework_api_is_explained_per_role(backend, kind, sparing):
+    """What the API decays is the fingerprint's to state; here, that some rule of the catalog
+    reproduces the run (or the framework cannot express the case)."""
+    name, adapter = backend
+    case = mlp_case(sparing, optimizer__name="adam", penalty__kind=kind, penalty__strength=0.5)
+    arrays = data.make(case)
+    try:
+        trajectory = adapter.train(case, arrays)
+    except Unsupported:
+        pytest.skip(f"{name} cannot express {kind}")
+    found = explain.explain(case, arrays, trajectory)
+    assert found.matched, f"{name} {kind} {sparing}: {found}"
