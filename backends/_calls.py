@@ -61,6 +61,10 @@ class Calls:
         self._names[id(value)] = (value, text)
         return value
 
+    def shown(self, value):
+        """How ``value`` shows in a recorded call: its name, or its ``repr``."""
+        return self._show(value)
+
     def say(self, text):
         """Record a step that is not one call: code run every step (a loss), or a setting."""
         self._lines.append(text)

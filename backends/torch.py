@@ -1,9 +1,9 @@
-"""PyTorch adapter: ``torch.nn.Linear`` trained with ``torch.optim`` as a PyTorch user would.
+"""PyTorch adapter: ``torch.nn.Linear`` (an MLP: ``torch.nn.Sequential`` of them) trained with ``torch.optim``.
 
 The nominal λ goes unchanged into ``weight_decay=`` of the ``torch.optim`` class of each
 optimizer PyTorch ships (SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta, Adamax, NAdam, RAdam,
-Adafactor), into ``decoupled_weight_decay=True`` forms, or into Adagrad's ``lr_decay``; a bias
-that must not decay goes in its own param group with ``weight_decay=0``. Penalties in the loss
+Adafactor), into ``decoupled_weight_decay=True`` forms, or into Adagrad's ``lr_decay``; the
+parameters that must not decay go in a param group of their own with ``weight_decay=0``. Penalties in the loss
 are written with torch ops and differentiated by autograd. PyTorch has no layer regularizer API.
 """
 
@@ -36,8 +36,8 @@ def train(case, arrays):
     calls = Calls(torch=torch, functools=functools)
     model = _model(case, arrays, dtype, calls)
     loss_fn = _loss(case, calls)
-    penalty = _penalty(case, model, calls)
-    optimizer = _optimizer(case, model, calls)
+    penalty = _penalty(case, _roles(case, model), calls)
+    optimizer = _optimizer(case, _roles(case, model), calls)
     scheduler = _schedule(case, optimizer, calls)
     # Every step's batch, gathered once: (steps, batch size, dim) and targets (steps, batch
     # size, 1) shaped like the predictions.
@@ -45,10 +45,7 @@ def train(case, arrays):
     xs = torch.from_numpy(arrays.x_train[order]).to(dtype)
     ys = torch.from_numpy(arrays.y_train[order][..., None]).to(dtype)
 
-    w = torch.empty((case.steps + 1, case.data.dim), dtype=dtype)
-    b = torch.empty(case.steps + 1, dtype=dtype)
-    with torch.no_grad():
-        w[0], b[0] = model.weight[0], model.bias[0]
+    w, b = _flat(case, model, dtype)
     for step, (xb, yb) in enumerate(zip(xs, ys), start=1):
         optimizer.zero_grad()
         loss = loss_fn(model(xb), yb)
@@ -58,8 +55,7 @@ def train(case, arrays):
         optimizer.step()
         if scheduler:
             scheduler.step()
-        with torch.no_grad():
-            w[step], b[step] = model.weight[0], model.bias[0]
+        _flat(case, model, dtype, w, b, step)
     return Trajectory(w=w.numpy(), b=b.numpy(), api=calls.text, hyperparameter_dtype=_state_dtype(optimizer, dtype))
 
 
@@ -68,19 +64,73 @@ def train_sweep(cases, arrays):
     return [train(case, arrays) for case in cases]
 
 
+def _flat(case, model, dtype, w=None, b=None, step=0):
+    """Write the model's parameters into row ``step`` of the trajectory's (w, b), made empty when
+    not given, in ``Trajectory``'s layout (each ``weight`` (out, in) transposed to (fan_in, fan_out))."""
+    if w is None:
+        rows, biases = case.steps + 1, sum(layer.fan_out for layer in case.layers)
+        w = torch.empty((rows, case.parameters - biases), dtype=dtype)
+        b = torch.empty(rows if case.model.kind == "linear" else (rows, biases), dtype=dtype)
+    with torch.no_grad():
+        if case.model.kind == "linear":
+            w[step], b[step] = model.weight[0], model.bias[0]
+        else:
+            w[step] = torch.cat([layer.weight.T.reshape(-1) for layer in _linears(model)])
+            b[step] = torch.cat([layer.bias for layer in _linears(model)])
+    return w, b
+
+
+def _linears(model):
+    """The model's ``nn.Linear`` layers, input first."""
+    return [layer for layer in model.modules() if isinstance(layer, torch.nn.Linear)]
+
+
+def _roles(case, model):
+    """[(role, parameter)] of every parameter, each layer's weight then its bias, input first."""
+    return [
+        (role, parameter)
+        for layer, linear in zip(case.layers, _linears(model), strict=True)
+        for role, parameter in zip(layer.roles, (linear.weight, linear.bias))
+    ]
+
+
 def _model(case, arrays, dtype, calls):
-    """``torch.nn.Linear(dim, 1)``: its own seeded init (native), or the shared initial weights."""
+    """``torch.nn.Linear(dim, 1)``, or for an MLP a ``torch.nn.Sequential`` of ``nn.Linear`` layers
+    with ``nn.ReLU``/``nn.Tanh`` between them: its own seeded init (native; every ``nn.Linear``:
+    weight and bias ~ U(±1/√fan_in)), or the shared initial weights."""
     if case.model.init == "native":
-        calls("torch.manual_seed", case.data.seed)  # nn.Linear's own init: weight and bias ~ U(±1/√dim)
-    model = calls.let("model", "torch.nn.Linear", case.data.dim, 1, dtype=dtype)
-    calls.name(model.weight, "model.weight")
-    calls.name(model.bias, "model.bias")
+        calls("torch.manual_seed", case.data.seed)
+    if case.model.kind == "linear":
+        model = calls.let("model", "torch.nn.Linear", case.data.dim, 1, dtype=dtype)
+        calls.name(model.weight, "model.weight")
+        calls.name(model.bias, "model.bias")
+    else:
+        activation = {"relu": "torch.nn.ReLU", "tanh": "torch.nn.Tanh"}[case.model.activation]
+        modules = []
+        for layer in case.layers:
+            modules.append(calls("torch.nn.Linear", layer.fan_in, layer.fan_out, dtype=dtype))
+            modules += [calls(activation)] if layer.hidden else []
+        model = calls.let("model", "torch.nn.Sequential", *modules)
+        for index, linear in enumerate(modules):
+            if isinstance(linear, torch.nn.Linear):
+                calls.name(linear.weight, f"model[{index}].weight")
+                calls.name(linear.bias, f"model[{index}].bias")
     if case.model.init == "native":
         return model
     with torch.no_grad():
-        model.weight.copy_(torch.from_numpy(arrays.w0)[None])
-        model.bias.fill_(float(arrays.b0))
-    calls.say("model.weight and model.bias copied from the shared arrays")
+        if case.model.kind == "linear":
+            model.weight.copy_(torch.from_numpy(arrays.w0)[None])
+            model.bias.fill_(float(arrays.b0))
+            calls.say("model.weight and model.bias copied from the shared arrays")
+            return model
+        weights, biases = 0, 0  # where each layer's parameters start in the layout
+        for layer, linear in zip(case.layers, _linears(model), strict=True):
+            size = layer.fan_in * layer.fan_out
+            kernel = torch.from_numpy(arrays.w0[weights : weights + size]).reshape(layer.fan_in, layer.fan_out)
+            linear.weight.copy_(kernel.T)
+            linear.bias.copy_(torch.from_numpy(arrays.b0[biases : biases + layer.fan_out]))
+            weights, biases = weights + size, biases + layer.fan_out
+    calls.say("every weight and bias copied from the shared arrays")
     return model
 
 
@@ -98,16 +148,16 @@ def _loss(case, calls):
     return lambda pred, y: 0.5 * mse(pred, y)
 
 
-def _penalty(case, model, calls):
+def _penalty(case, roles, calls):
     """The penalty added to the loss, () -> (λ/2)·Σp² (l2_loss) or λ·Σ|p| (l1_loss) over the
-    weight, and the bias when it decays; None for any other kind."""
+    parameters of the roles the case decays; None for any other kind."""
     penalty = case.penalty
     if penalty.kind == "regularizer":
         raise Unsupported("PyTorch has no layer regularizer API; write the penalty into the loss (l2_loss)")
     if not penalty.in_loss:
         return None
-    params = [model.weight, model.bias] if penalty.decays_bias else [model.weight]
-    names = ("model.weight", "model.bias")[: len(params)]
+    params = [parameter for role, parameter in roles if penalty.decays(role)]
+    names = [calls.shown(parameter) for parameter in params]
     if penalty.kind == "l2_loss":
         scale = penalty.strength / 2
         calls.say(f"loss = loss + {scale!r} * ({' + '.join(f'{n}.pow(2).sum()' for n in names)})")
@@ -128,10 +178,10 @@ _CLASSES = {
 }  # fmt: skip
 
 
-def _optimizer(case, model, calls):
+def _optimizer(case, roles, calls):
     """The ``torch.optim`` class of the case's optimizer over the model's parameters: λ as its
     ``weight_decay`` (``AdamW``, or ``decoupled_weight_decay=True``, for the decoupled form; Adagrad's
-    ``lr_decay`` for lr_decay), the bias in a group of its own with ``weight_decay=0`` when spared."""
+    ``lr_decay`` for lr_decay), the spared parameters in a group of their own with ``weight_decay=0``."""
     opt, penalty = case.optimizer, case.penalty
     if opt.name not in _CLASSES:
         raise Unsupported(f"PyTorch {torch.__version__} has no {opt.name} optimizer in torch.optim")
@@ -150,10 +200,12 @@ def _optimizer(case, model, calls):
     elif penalty.in_optimizer and not penalty.omit_strength:
         kwargs["weight_decay"] = penalty.strength
     # Torch decays every parameter handed to the optimizer: decay_bias = "default" is true.
-    if penalty.in_optimizer and penalty.kind != "lr_decay" and penalty.spares_bias:
-        groups = [{"params": [model.weight]}, {"params": [model.bias], "weight_decay": 0.0}]
+    spared = [parameter for role, parameter in roles if penalty.decays(role) is False]
+    if penalty.in_optimizer and penalty.kind != "lr_decay" and spared:
+        decayed = [parameter for role, parameter in roles if penalty.decays(role) is not False]
+        groups = [{"params": decayed}, {"params": spared, "weight_decay": 0.0}]
     else:
-        groups = [model.weight, model.bias]
+        groups = [parameter for _, parameter in roles]
     return calls.let("optimizer", f"torch.optim.{name}", groups, **kwargs)
 
 

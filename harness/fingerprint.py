@@ -63,6 +63,21 @@ class ScheduleKey(NamedTuple):
         return f"{self.optimizer} {api(self)} under a {self.schedule} schedule"
 
 
+class RoleKey(NamedTuple):
+    """A role probe: penalty ``kind`` of ``optimizer`` on the probe MLP, asked to spare parameters as
+    ``sparing`` says (a key of ``harness.probes.SPARINGS``), which tells which roles the framework's
+    idiom really decays; called the default way or as its ``variant``."""
+
+    optimizer: str
+    kind: str
+    sparing: str
+    variant: str = ""
+
+    @property
+    def label(self):
+        return f"{self.optimizer} {api(self)} on an MLP, {self.sparing}"
+
+
 def api(key):
     """A probe key's penalty kind, and its variant where it has one: ``adamw [eta_multiplier]``."""
     return f"{key.kind} [{key.variant}]" if key.variant else key.kind
@@ -119,14 +134,17 @@ class Probe:
 
 
 # document part -> its key
-KEYS = {"penalties": ProbeKey, "conventions": ConventionKey, "defaults": DefaultKey, "schedules": ScheduleKey}
+KEYS = {
+    "penalties": ProbeKey, "conventions": ConventionKey, "defaults": DefaultKey, "schedules": ScheduleKey,
+    "roles": RoleKey,
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Fingerprint:
     """Every probe of one backend, by kind: ``penalties`` by ProbeKey, ``conventions`` by
-    ConventionKey, ``defaults`` by DefaultKey, ``schedules`` by ScheduleKey (empty in a document
-    written before schedules were probed)."""
+    ConventionKey, ``defaults`` by DefaultKey, ``schedules`` by ScheduleKey, ``roles`` by RoleKey
+    (each of the last two empty in a document written before they were probed)."""
 
     backend: str
     versions: dict
@@ -136,10 +154,11 @@ class Fingerprint:
     conventions: dict
     defaults: dict
     schedules: dict
+    roles: dict
 
     @property
     def probes(self):
-        """Every (key, Probe) of the four kinds."""
+        """Every (key, Probe) of every kind."""
         return [item for part in KEYS for item in getattr(self, part).items()]
 
     def to_json(self):

@@ -19,10 +19,13 @@ loss); default probes, each decoupled API given no λ, whose applied λ is fitte
 the run (``explain.fit_strength``); and schedule probes, each optimizer API under a
 learning-rate schedule that changes within the six steps (``SCHEDULE_PROBES``), which part
 a decay × the scheduled lr, × the base lr, × the schedule's multiplier and × 1, and the
-count the first step reads. A probe that no rule explains carries the adapter's
-account of it, where it gives one (its ``OWN_BEHAVIOURS``).
+count the first step reads. Role probes run on a 2-2-1 tanh MLP instead (``ROLE_PROBE``,
+``role_arrays``): each optimizer API of ``ROLE_OPTIMIZERS`` asked to spare parameters as each of
+``SPARINGS`` says, which tells which parameters the framework's idiom really decays. A probe that
+no rule explains carries the adapter's account of it, where it gives one (its ``OWN_BEHAVIOURS``).
 """
 
+import dataclasses
 import platform
 
 import numpy as np
@@ -31,7 +34,7 @@ from harness import explain
 from harness.attempt import attempt, own_behaviour, versions
 from harness.case import FRAMEWORK_KINDS, OPTIMIZERS, Case
 from harness.data import Arrays
-from harness.fingerprint import KEYS, ConventionKey, DefaultKey, Fingerprint, Probe, ProbeKey, ScheduleKey
+from harness.fingerprint import KEYS, ConventionKey, DefaultKey, Fingerprint, Probe, ProbeKey, RoleKey, ScheduleKey
 
 KINDS = ("l2_loss", *FRAMEWORK_KINDS)  # the loss penalty, for comparison, and each framework API
 BIAS_MODES = (False, True, "default")
@@ -65,6 +68,27 @@ def probe_arrays(case):
     )  # fmt: skip
 
 
+# The role probe: a 2-2-1 MLP with tanh (no unit ever switches off, so every parameter has a data
+# gradient), the probe problem's x and y, every parameter started away from 0 so its decay shows:
+# W₁ = [[0.5, −0.3], [0.2, 0.4]], W₂ = (0.6, −0.5), b₁ = (0.1, −0.2), b₂ = 0.3.
+ROLE_PROBE = PROBE.replace({"model.kind": "mlp", "model.hidden": [2], "model.activation": "tanh"})
+ROLE_OPTIMIZERS = ("sgd", "adam")
+ROLE_KINDS = ("l2_loss", "weight_decay", "decoupled", "adamw", "regularizer")
+# How a role probe asks to spare parameters: the penalty's dotted keys.
+SPARINGS = {
+    "saying nothing": {"penalty.decay_bias": "default"},
+    "sparing the biases": {"penalty.decay_bias": False},
+    "sparing the output layer": {"penalty.decay_bias": True, "penalty.spare": ["output_weight", "output_bias"]},
+}
+
+
+def role_arrays(case):
+    """The role probe's arrays: the probe problem's, with the MLP's initial parameters (``ROLE_PROBE``)."""
+    return dataclasses.replace(
+        probe_arrays(case), w0=np.array([0.5, -0.3, 0.2, 0.4, 0.6, -0.5]), b0=np.array([0.1, -0.2, 0.3])
+    )
+
+
 # optimizer -> its probes' own hyperparameters: Adadelta's ε sets its step (√(x + ε)/√(s + ε)·g), which
 # at 1e-8 is too small for a decay to show within six steps.
 PROBE_VALUES = {"adadelta": {"optimizer.eps": 1.0}}
@@ -89,18 +113,18 @@ CONVENTION_PROBES = {
 }
 
 
-def probe_case(optimizer, values):
-    """The probe problem with ``optimizer`` (and its PROBE_VALUES) and the dotted ``values``;
+def probe_case(optimizer, values, problem=PROBE):
+    """The probe ``problem`` with ``optimizer`` (and its PROBE_VALUES) and the dotted ``values``;
     hyperparameters not set here are the optimizer's defaults."""
     values = PROBE_VALUES.get(optimizer, {}) | values
-    case = PROBE.replace({"optimizer.name": optimizer, **values})
+    case = problem.replace({"optimizer.name": optimizer, **values})
     return case.with_optimizer_defaults({"optimizer.lr", *values})
 
 
 def probe_cases(variants=None):
-    """(key, case) of every probe: ProbeKey, then ConventionKey, DefaultKey and ScheduleKey; then,
-    for each of an adapter's ``variants`` ({(optimizer, kind): {variant: ...}}), its penalty probe
-    (bias spared) and schedule probes."""
+    """(key, case) of every probe: ProbeKey, then ConventionKey, DefaultKey, ScheduleKey and RoleKey;
+    then, for each of an adapter's ``variants`` ({(optimizer, kind): {variant: ...}}), its penalty
+    probe (bias spared), schedule probes and role probes."""
     for optimizer in OPTIMIZERS:
         for kind in KINDS:
             if kind == "adamw" and optimizer != "adam":
@@ -123,6 +147,9 @@ def probe_cases(variants=None):
             for schedule, values in SCHEDULE_PROBES.items():
                 if kind != "adamw" or optimizer == "adam":
                     yield ScheduleKey(optimizer, kind, schedule), probe_case(optimizer, {"penalty.kind": kind} | values)
+    for optimizer in ROLE_OPTIMIZERS:
+        for kind in ROLE_KINDS:
+            yield from _role_probes(optimizer, kind)
     for (optimizer, kind), named in (variants or {}).items():
         for variant in named:
             given = {"penalty.kind": kind, "penalty.variant": variant}
@@ -132,6 +159,19 @@ def probe_cases(variants=None):
             )
             for schedule, values in SCHEDULE_PROBES.items():
                 yield ScheduleKey(optimizer, kind, schedule, variant), probe_case(optimizer, given | values)
+            if optimizer in ROLE_OPTIMIZERS and kind in ROLE_KINDS:
+                yield from _role_probes(optimizer, kind, variant)
+
+
+def _role_probes(optimizer, kind, variant=""):
+    """(RoleKey, case) of ``optimizer``'s ``kind`` on the role probe, for each sparing it can ask for."""
+    if kind == "adamw" and optimizer != "adam":
+        return
+    for sparing, values in SPARINGS.items():
+        if kind == "l2_loss" and values["penalty.decay_bias"] == "default":
+            continue  # a penalty written into the loss has no default: it covers what the user writes
+        given = {"penalty.kind": kind, "penalty.variant": variant} | values
+        yield RoleKey(optimizer, kind, sparing, variant), probe_case(optimizer, given, ROLE_PROBE)
 
 
 def probe(backend, adapter, command):
@@ -140,7 +180,7 @@ def probe(backend, adapter, command):
     parts = {part: {} for part in KEYS}
     for key, case in probe_cases(adapter.VARIANTS):
         part = next(part for part, kind in KEYS.items() if isinstance(key, kind))
-        arrays = probe_arrays(case)
+        arrays = role_arrays(case) if isinstance(key, RoleKey) else probe_arrays(case)
         (tried,) = attempt(adapter, [case], arrays)
         if tried.failure == "unsupported":
             float32 = case.replace({"model.dtype": "float32"})

@@ -20,11 +20,11 @@ LOOSEST = max(diff.TOLERANCE.values())
 DECAYS = ("coupled", "decoupled_lr", "decoupled", "decoupled_ratio", "l1", "lr_decay")
 
 
-def one_step_gap(a, b, case):
+def one_step_gap(a, b, case, make_arrays=probes.probe_arrays):
     """The larger of: rule b's steps predicted along rule a's run, and a's along b's (max relative gap)."""
     gaps = []
     for one, other in ((a, b), (b, a)):
-        arrays = probes.probe_arrays(case)
+        arrays = make_arrays(case)
         run = oracle.simulate(one, case, arrays)
         with np.errstate(all="ignore"):
             w, bias = oracle.simulate_rules([other], case, arrays, along=run)
@@ -100,6 +100,22 @@ def test_each_schedule_probe_parts_where_the_decay_follows_the_schedule():
                 if placed or (differ == {"schedule_offset"} and form_a.placement != explain.NONE and scheduled):
                     gap = one_step_gap(a, b, case)
                     assert gap > limit, f"{optimizer} {schedule}: {form_a.name} {a} vs {form_b.name} {b}: {gap:.2g}"
+
+
+def test_the_role_probe_tells_every_two_sets_of_decayed_roles_apart():
+    """On the role probe, two catalog rules that differ only in the roles they decay predict each
+    other's steps 100× further apart than the loosest step tolerance, for each placement."""
+    limit = 100 * max(diff.STEP_TOLERANCE.values())
+    for optimizer in probes.ROLE_OPTIMIZERS:
+        case = probes.probe_case(optimizer, {"penalty.kind": "weight_decay"}, probes.ROLE_PROBE)
+        pairs = 0
+        for (form_a, a), (form_b, b) in itertools.combinations(explain.candidates(case), 2):
+            differ = {f for f in vars(a) if getattr(a, f) != getattr(b, f)}
+            if form_a == form_b and form_a.placement != explain.NONE and differ <= {"decay_bias", "spared"}:
+                gap = one_step_gap(a, b, case, probes.role_arrays)
+                assert gap > limit, f"{optimizer} {form_a.name}: {a} vs {b}: {gap:.2g}"
+                pairs += 1
+        assert pairs >= 12 * 11 // 2 * 3 * 3, f"{optimizer}: {pairs} pairs"  # 12 role sets, 3 placements × 3 k
 
 
 def fake_fingerprint(weight_decay="coupled", name="fake"):
