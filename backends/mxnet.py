@@ -1,10 +1,12 @@
-"""MXNet adapter: ``gluon.nn.Dense(1)`` trained with ``autograd`` and ``gluon.Trainer`` as a Gluon user would.
+"""MXNet adapter: ``gluon.nn.Dense(1)``, or an MLP of ``gluon.nn.Dense`` layers in a
+``gluon.nn.HybridSequential``, trained with ``autograd`` and ``gluon.Trainer`` as a Gluon user would.
 
-The nominal λ goes unchanged into the Trainer's ``'wd'``; a bias that must not decay gets
-``wd_mult = 0``. The loss, with any penalty, is written with ``F`` ops in one HybridBlock
-around the Dense layer and differentiated by autograd. MXNet 1.9.1 has no AdamW optimizer
-class, only the ``mx.nd.contrib.adamw_update`` operator, which ``ContribAdamW`` below hands to
-the Trainer. Gluon has no layer regularizer API.
+The nominal λ goes unchanged into the Trainer's ``'wd'``; the parameters that must not decay
+get ``wd_mult = 0`` through ``net.collect_params(regex).setattr('wd_mult', 0.0)``, the regex a
+Gluon user writes (``'.*bias'``, a layer's name prefix). The loss, with any penalty, is written
+with ``F`` ops in one HybridBlock around the net and differentiated by autograd. MXNet 1.9.1 has
+no AdamW optimizer class, only the ``mx.nd.contrib.adamw_update`` operator, which
+``ContribAdamW`` below hands to the Trainer. Gluon has no layer regularizer API.
 
 In float64 the weights, gradients and optimizer states are float64, but MXNet's update
 operators take their hyperparameters (lr, wd, rescale_grad, momentum, β₁, β₂, ε) as C++
@@ -61,13 +63,15 @@ def versions():
 
 
 def train(case, arrays):
-    """``case`` trained on ``arrays``: the Dense layer's parameters before and after every step."""
+    """``case`` trained on ``arrays``: the Dense layers' parameters before and after every step."""
     dtype = case.model.dtype
     calls = Calls(mx=mx, gluon=gluon)
     net = _model(case, arrays, calls)
     loss_fn = _loss(case, calls)
     penalty = _penalty(case, calls)
-    objective = _Objective(net, loss_fn, penalty)
+    layers = _layers(case, net)
+    parameters = [layer.weight for layer in layers] + [layer.bias for layer in layers]
+    objective = _Objective(net, loss_fn, penalty, parameters)
     # Overrides Gluon's defaults (memory planned per call, shapes checked per call): every step
     # has the same shapes, so the cached graph keeps its memory and skips the checks.
     objective.hybridize(static_alloc=True, static_shape=True)
@@ -82,12 +86,20 @@ def train(case, arrays):
 
     # The trainer's update operators write the parameters in place (out=weight), so a NumPy view
     # of each (DLPack, no copy) reads every step's values; wait_to_read() orders the read after
-    # the update under any engine.
-    weight, bias = net.weight.data(), net.bias.data()
-    weight_now, bias_now = _numpy_view(weight)[0], _numpy_view(bias)
-    w = np.empty((case.steps + 1, case.data.dim), dtype=dtype)
-    b = np.empty(case.steps + 1, dtype=dtype)
-    w[0], b[0] = weight_now, bias_now[0]
+    # the update under any engine. Gluon's weight is (fan_out, fan_in): its transpose is W.
+    data = [parameter.data() for parameter in parameters]
+    views = [_numpy_view(array) for array in data]
+    weights, biases = [view.T for view in views[: len(layers)]], views[len(layers) :]
+    w = np.empty((case.steps + 1, sum(weight.size for weight in weights)), dtype=dtype)
+    b = np.empty((case.steps + 1, sum(bias.size for bias in biases)), dtype=dtype)
+
+    def read(row):
+        for array in data:
+            array.wait_to_read()
+        np.concatenate([weight.ravel() for weight in weights], out=w[row])
+        np.concatenate(biases, out=b[row])
+
+    read(0)
     for step in range(case.steps):
         with autograd.record():
             # One loss per example; backward() sums them and Trainer.step(batch_size) multiplies
@@ -105,10 +117,8 @@ def train(case, arrays):
                 f"MXNet's {_NAMES[case.optimizer.name]} refuses {dtype} parameters: its state is "
                 f"float32 ({str(error).splitlines()[-1].strip()[:80]})"
             ) from None
-        weight.wait_to_read()
-        bias.wait_to_read()
-        w[step + 1], b[step + 1] = weight_now, bias_now[0]
-    return Trajectory(w=w, b=b, api=calls.text, hyperparameter_dtype="float32")
+        read(step + 1)
+    return Trajectory(w=w, b=b if case.model.kind == "mlp" else b[:, 0], api=calls.text, hyperparameter_dtype="float32")
 
 
 def train_sweep(cases, arrays):
@@ -117,19 +127,53 @@ def train_sweep(cases, arrays):
 
 
 def _model(case, arrays, calls):
-    """``gluon.nn.Dense(1)``, initialized by Gluon's defaults (native, seeded) or given the shared weights."""
+    """``gluon.nn.Dense(1)``, or a ``gluon.nn.HybridSequential`` of one ``gluon.nn.Dense(width,
+    activation=case.model.activation)`` per hidden layer and ``gluon.nn.Dense(1)``, initialized by
+    Gluon's defaults (native, seeded) or given the shared weights, each W as Gluon's (fan_out, fan_in) Wᵀ."""
     dim, dtype = case.data.dim, case.model.dtype
     if case.model.init == "native":
         calls("mx.random.seed", case.data.seed)
-    net = calls.let("net", "gluon.nn.Dense", 1, in_units=dim, dtype=dtype)
+    # Gluon names each block from a process-wide count (dense0_, dense1_, …, block.py _BlockScope.create):
+    # a fresh NameManager gives the names a new script's net has, the same in every run.
+    with mx.name.NameManager():
+        if case.model.kind == "linear":
+            net = calls.let("net", "gluon.nn.Dense", 1, in_units=dim, dtype=dtype)
+        else:
+            net = calls.let("net", "gluon.nn.HybridSequential")
+            dense = []
+            for layer in case.layers:
+                own = {"activation": case.model.activation} if layer.hidden else {}
+                dense.append(calls("gluon.nn.Dense", layer.fan_out, **own, in_units=layer.fan_in, dtype=dtype))
+            calls("net.add", *dense)
     # Block.initialize()'s default: weight ~ U(-0.07, 0.07) (init.Uniform()), bias zeros
     # (Dense's bias_initializer), drawn from mx.random's seeded generator.
     calls("net.initialize")
     if case.model.init == "shared":
-        net.weight.set_data(mx.nd.array(arrays.w0[None], dtype=dtype))
-        net.bias.set_data(mx.nd.array(arrays.b0[None], dtype=dtype))
-        calls.say("net.weight.set_data(w0); net.bias.set_data(b0) with the shared arrays")
+        if case.model.kind == "linear":
+            net.weight.set_data(mx.nd.array(arrays.w0[None], dtype=dtype))
+            net.bias.set_data(mx.nd.array(arrays.b0[None], dtype=dtype))
+            calls.say("net.weight.set_data(w0); net.bias.set_data(b0) with the shared arrays")
+        else:
+            weights = np.split(arrays.w0, np.cumsum([layer.fan_in * layer.fan_out for layer in case.layers])[:-1])
+            biases = np.split(arrays.b0, np.cumsum([layer.fan_out for layer in case.layers])[:-1])
+            for dense, layer, weight, bias in zip(_layers(case, net), case.layers, weights, biases):
+                dense.weight.set_data(mx.nd.array(weight.reshape(layer.fan_in, layer.fan_out).T, dtype=dtype))
+                dense.bias.set_data(mx.nd.array(bias, dtype=dtype))
+            calls.say(
+                "net[i].weight.set_data(W_i.T); net[i].bias.set_data(b_i) for each layer i with the shared arrays, "
+                "W_i (fan_in, fan_out)"
+            )
     return net
+
+
+def _layers(case, net):
+    """The net's Dense layers, input layer first: the linear model's one, or the HybridSequential's."""
+    return [net] if case.model.kind == "linear" else [net[index] for index in range(len(net))]
+
+
+def _names(case):
+    """How the api text names each Dense layer, input layer first: ``net`` or ``net[i]``."""
+    return ["net"] if case.model.kind == "linear" else [f"net[{index}]" for index in range(len(case.layers))]
 
 
 def _loss(case, calls):
@@ -147,40 +191,49 @@ def _loss(case, calls):
 
 
 def _penalty(case, calls):
-    """The penalty in the loss, ``(F, weight, bias) -> penalty`` of shape (1,): (λ/2)·Σp² (l2_loss)
-    or λ·Σ|p| (l1_loss) over the weight, and the bias when it decays; None for any other kind."""
+    """The penalty in the loss, ``(F, *parameters) -> penalty`` of shape (1,) of every weight, then
+    every bias, input layer first: (λ/2)·Σp² (l2_loss) or λ·Σ|p| (l1_loss) over the parameters
+    whose role ``case.penalty.decays``; None for any other kind, or when none decays."""
     penalty = case.penalty
     if penalty.kind == "regularizer":
         raise Unsupported("Gluon has no layer regularizer API; write the penalty into the loss (l2_loss)")
-    if not penalty.in_loss:
+    roles = [layer.roles[0] for layer in case.layers] + [layer.roles[1] for layer in case.layers]
+    decayed = [index for index, role in enumerate(roles) if penalty.decays(role)]
+    if not penalty.in_loss or not decayed:
         return None
     scale, op = (penalty.strength / 2, "square") if penalty.kind == "l2_loss" else (penalty.strength, "abs")
+    names = [f"{name}.weight" for name in _names(case)] + [f"{name}.bias" for name in _names(case)]
 
-    def term(F, weight, bias):
-        total = F.sum(getattr(F, op)(weight))
-        if penalty.decays_bias:
-            total = total + F.sum(getattr(F, op)(bias))
+    def term(F, *parameters):
+        total = F.sum(getattr(F, op)(parameters[decayed[0]]))
+        for index in decayed[1:]:
+            total = total + F.sum(getattr(F, op)(parameters[index]))
         return scale * total
 
-    names = ("net.weight", "net.bias")[: 2 if penalty.decays_bias else 1]
-    calls.say(f"loss = F.broadcast_add(loss, {scale!r} * ({' + '.join(f'F.sum(F.{op}({n}))' for n in names)}))")
+    shown = " + ".join(f"F.sum(F.{op}({names[index]}))" for index in decayed)
+    calls.say(f"loss = F.broadcast_add(loss, {scale!r} * ({shown}))")
     return term
 
 
 class _Objective(gluon.HybridBlock):
     """``net``'s per-example loss on a batch (x and y side by side) plus the penalty on its
-    parameters, broadcast to every example: hybridized, one cached graph forward and backward."""
+    ``parameters`` (every weight, then every bias), broadcast to every example: hybridized, one
+    cached graph forward and backward."""
 
-    def __init__(self, net, loss, penalty):
+    def __init__(self, net, loss, penalty, parameters):
         super().__init__()
         self.net, self._loss, self._penalty = net, loss, penalty
         # Registered here too, so that hybrid_forward receives them: the same variables net uses.
-        self.weight, self.bias = net.weight, net.bias
+        self._order = [f"parameter{index}" for index in range(len(parameters))]
+        for name, parameter in zip(self._order, parameters):
+            setattr(self, name, parameter)
 
-    def hybrid_forward(self, F, batch, weight, bias):
+    def hybrid_forward(self, F, batch, **parameters):
         x, y = F.slice_axis(batch, axis=1, begin=0, end=-1), F.slice_axis(batch, axis=1, begin=-1, end=None)
         loss = self._loss(F, self.net(x), y)
-        return loss if self._penalty is None else F.broadcast_add(loss, self._penalty(F, weight, bias))
+        if self._penalty is None:
+            return loss
+        return F.broadcast_add(loss, self._penalty(F, *(parameters[name] for name in self._order)))
 
 
 def _numpy_view(array):
@@ -206,7 +259,7 @@ _NAMES = {
 def _optimizer(case, net, calls):
     """``gluon.Trainer`` over the net's parameters with the case's ``mx.optimizer``, λ as its ``'wd'``
     (the decoupled form: ``contribadamw`` (below) for Adam, ``wd_lh`` for signum, LAMB's own ``wd``),
-    and ``wd_mult = 0`` on the bias when it is spared."""
+    and ``wd_mult = 0`` on the parameters ``net.collect_params(_spared(case, net))`` selects."""
     opt, penalty = case.optimizer, case.penalty
     if opt.name not in _NAMES:
         raise Unsupported(f"MXNet {mx.__version__} has no {opt.name} optimizer")
@@ -226,11 +279,12 @@ def _optimizer(case, net, calls):
             raise Unsupported(f"MXNet's {name} has no decoupled form; wd is its only decay argument")
     if penalty.in_optimizer and not penalty.omit_strength:
         kwargs[decay] = penalty.strength
-    if penalty.in_optimizer and penalty.spares_bias:
-        # Gluon decays every parameter (wd_mult = 1) unless told otherwise: decay_bias = true
-        # and "default" keep that; false sets the bias's wd_mult to 0, the Gluon idiom.
-        calls.let("biases", "net.collect_params", ".*bias")
-        calls("biases.setattr", "wd_mult", 0.0)
+    spared = _spared(case, net)
+    if penalty.in_optimizer and spared:
+        # Gluon decays every parameter (wd_mult = 1) unless told otherwise: a role that decays
+        # (or a bias left to the default) keeps that; a spared one gets wd_mult 0, the Gluon idiom.
+        calls.let("spared", "net.collect_params", spared)
+        calls("spared.setattr", "wd_mult", 0.0)
     trainer = calls.let("trainer", "gluon.Trainer", calls("net.collect_params"), name, kwargs)
     if name == "contribadamw":
         correction = f"math.sqrt(1 - {opt.beta2!r}**t) / (1 - {opt.beta1!r}**t)"
@@ -246,6 +300,24 @@ def _optimizer(case, net, calls):
             f"epsilon={opt.eps!r}, out=weight), lr_t the optimizer's learning rate at step t"
         )
     return trainer
+
+
+def _spared(case, net):
+    """The regex a Gluon user hands ``collect_params`` to select the parameters whose role
+    ``case.penalty.decays`` is False: ``'.*bias'`` for every bias, a layer's prefix + ``'.*'``
+    for both its parameters, a parameter's own name for one, joined by ``|``; None for none.
+    Run as collect_params runs it, ``re.compile(select).match(name)`` on each parameter's full
+    name (block.py:404-405): the run shows what it selects."""
+    decays = case.penalty.decays
+    every_bias = all(decays(layer.roles[1]) is False for layer in case.layers)
+    parts = [".*bias"] if every_bias else []
+    for layer, dense in zip(case.layers, _layers(case, net)):
+        weight, bias = decays(layer.roles[0]) is False, decays(layer.roles[1]) is False and not every_bias
+        if weight and bias:
+            parts.append(f"{dense.prefix}.*")
+        elif weight or bias:
+            parts.append((dense.weight if weight else dense.bias).name)
+    return "|".join(parts) or None
 
 
 # The lowest lr a FactorScheduler gives (its stop_factor_lr, lr_scheduler.py), left at its default.

@@ -9,7 +9,7 @@ states, but hyperparameters rounded to float32.
 
 import numpy as np
 import pytest
-from conftest import load_adapter, reference_case
+from conftest import load_adapter, mlp_case, reference_case
 
 from harness import data, diff, explain, oracle
 
@@ -142,3 +142,25 @@ def test_the_hybridized_objective_trains_bit_for_bit_as_the_imperative_loop(opti
         w.append(net.weight.data().asnumpy()[0])
         b.append(net.bias.data().asnumpy()[0])
     assert np.array_equal(fast.w, np.array(w)) and np.array_equal(fast.b, np.array(b))
+
+
+@pytest.mark.parametrize("optimizer, kind", [("sgd", "weight_decay"), ("adam", "adamw")])
+@pytest.mark.parametrize(
+    "sparing, select, decay_bias, spared",
+    [
+        ("spare the output layer", "dense1_.*", True, ("output_weight", "output_bias")),
+        ("spare biases", ".*bias", False, ()),
+    ],
+)
+def test_an_mlp_spares_what_its_collect_params_regex_matches(optimizer, kind, sparing, select, decay_bias, spared):
+    """``net.collect_params(select).setattr('wd_mult', 0.0)``: collect_params keeps a parameter when
+    ``pattern.match(name)`` (block.py:405, ``pattern = re.compile(select)``), name its full name
+    (dense0_weight, dense0_bias, dense1_weight, dense1_bias); the optimizer decays each by
+    wd·param.wd_mult (optimizer.py:487), ContribAdamW too (its _get_wd): 0 for what the regex matched."""
+    adapter = load_adapter("mxnet")
+    case = mlp_case(sparing, optimizer__name=optimizer, penalty__kind=kind, penalty__strength=0.5)
+    arrays = data.make(case)
+    trajectory = adapter.train(case, arrays)
+    assert f"spared = net.collect_params({select!r}); spared.setattr('wd_mult', 0.0)" in trajectory.api
+    found = explain.explain(case, arrays, trajectory)
+    assert found.matched and (found.rule.decay_bias, found.rule.spared) == (decay_bias, spared), found
