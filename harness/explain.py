@@ -244,11 +244,24 @@ def explain(case, arrays, trajectory, strength=None):
     run = (trajectory.w, trajectory.b)
     tolerance = diff.tolerance(case.model.dtype, trajectory.hyperparameter_dtype, diff.STEP_TOLERANCE)
     catalog = list(candidates(case, strength))
-    rules = list(dict.fromkeys(rule for _, rule in catalog))  # at λ = 0 most rules are one
-    with np.errstate(all="ignore"):
-        gaps = diff.relative_gaps(run, oracle.simulate_rules(rules, case, arrays, along=run))
-    worst = dict(zip(rules, np.where(np.isfinite(gaps).all(axis=-1), gaps.max(axis=-1), np.inf).tolist()))
-    tried = [Explanation(form, rule, worst[rule], matched=worst[rule] <= tolerance) for form, rule in catalog]
+    worst = {}  # rule -> its largest step gap, for every rule tried
+
+    def judge(rules):
+        """Try the rules not tried yet: (the first of ``rules`` that matches, else the closest; it matches)."""
+        new = [rule for rule in dict.fromkeys(rules) if rule not in worst]  # at λ = 0 most rules are one
+        if new:
+            with np.errstate(all="ignore"):
+                gaps = diff.relative_gaps(run, oracle.simulate_rules(new, case, arrays, along=run))
+            worst.update(zip(new, np.where(np.isfinite(gaps).all(axis=-1), gaps.max(axis=-1), np.inf).tolist()))
+        best = next((rule for rule in rules if worst[rule] <= tolerance), None)
+        return (best, True) if best is not None else (min(rules, key=worst.get), False)
+
+    _search(case, [rule for _, rule in catalog], judge)
+    tried = [
+        Explanation(form, rule, gap, matched=gap <= tolerance)
+        for form, rule in catalog
+        if (gap := worst.get(rule)) is not None
+    ]
     matches = [e for e in tried if e.matched]
     if not matches:
         found = min(tried, key=lambda e: e.gap)
@@ -268,6 +281,30 @@ def explain(case, arrays, trajectory, strength=None):
     with np.errstate(all="ignore"):
         alone = diff.relative_gaps(run, oracle.simulate(found.rule, case, arrays, start=(run[0][0], run[1][0])))
     return dataclasses.replace(found, drift=float(alone.max()) if np.isfinite(alone).all() else float("inf"))
+
+
+def _search(case, rules, judge):
+    """Try the catalog's ``rules`` with ``judge``: all at once for the linear model; for an MLP, whose
+    role sets multiply the catalog, in stages, each from the best rule of the one before (the first
+    that matches, else the closest): every placement with the roles the case asks for, all roles
+    decayed, or the biases spared, in the first values of the optimizer's conventions; then every
+    value of the conventions; then every role set (``role_sets``). If none matches, every rule."""
+    if len(role_sets(case)) <= 2:
+        judge(rules)
+        return
+    penalty, first = case.penalty, {field: values[0] for field, values in conventions(case).items()}
+    asked = {(penalty.decay_bias is not False, penalty.spare), (False, ()), (True, ())}
+    best, _ = judge([r for r in rules if (r.decay_bias, r.spared) in asked and _holds(r, first)])
+    for varied in (tuple(first), ("decay_bias", "spared")):
+        kept = {field: getattr(best, field) for field in vars(best) if field not in varied}
+        best, matched = judge([r for r in rules if _holds(r, kept)])
+    if not matched:
+        judge(rules)
+
+
+def _holds(rule, values):
+    """Whether the rule's fields have these values."""
+    return all(getattr(rule, field) == value for field, value in values.items())
 
 
 # Fitted defaults are rounded to this many significant digits before the rule is checked with

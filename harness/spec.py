@@ -264,4 +264,8 @@ def _describe(key, value):
         return "no overrides" if value == "none" else f"{value} overrides"
     if isinstance(value, dict):  # a section sweep's table: as its dotted keys would read, in order
         return ", ".join(_describe(f"{key}.{name}", v) for name, v in value.items())
+    if isinstance(value, bool):
+        return f"{key.partition('.')[2]}={str(value).lower()}"
+    if isinstance(value, list | tuple):
+        return f"{key.partition('.')[2]}={'+'.join(map(str, value)) or 'none'}"
     return str(value)

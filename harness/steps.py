@@ -130,10 +130,12 @@ class Step:
     def _adaptive(self, m, s, c1, c2):
         """Adam's D = m̂ over the root of ŝ, with ε where each rule's convention puts it."""
         eps, masks = self.opt.eps, self.eps
-        outside = (m / c1) / (np.sqrt(s / c2) + eps)
-        uncorrected = np.sqrt(c2) / c1 * m / (np.sqrt(s) + eps)
-        inside = (m / c1) / np.sqrt(s / c2 + eps)
-        return np.where(masks["outside_uncorrected"], uncorrected, np.where(masks["inside"], inside, outside))
+        found = (m / c1) / (np.sqrt(s / c2) + eps)  # outside, each other convention where a rule has it
+        if masks["inside"].any():
+            found = np.where(masks["inside"], (m / c1) / np.sqrt(s / c2 + eps), found)
+        if masks["outside_uncorrected"].any():
+            found = np.where(masks["outside_uncorrected"], np.sqrt(c2) / c1 * m / (np.sqrt(s) + eps), found)
+        return found
 
     def _adam(self, g, p, p_old, lr, t):
         return lr * self._adaptive(*self._moments(g, t))

@@ -5,7 +5,7 @@ report renders it, the tests check it from small fingerprints."""
 import dataclasses
 from dataclasses import dataclass
 
-from harness.case import OPTIMIZERS
+from harness.case import OPTIMIZERS, ROLES
 from harness.explain import CONVENTION_NAMES, NONE, PLACEMENTS, Explanation, Form
 from harness.fingerprint import ConventionKey, ProbeKey, api
 from harness.oracle import Rule
@@ -325,3 +325,24 @@ def convert(explained, options, scheduled=False):
             where += f" but its {apart[0]} convention is {target}, the source's {source}"
         reasons.append(f"{kind} is {where}")
     return Conversion(None, reason=", ".join(reasons) or "no API")
+
+
+@dataclass(frozen=True)
+class Roles:
+    """Which of a model's roles a run's rule decays, against what its case asked: ``decayed``; ``more``,
+    decayed though asked to spare; ``fewer``, spared though asked to decay (a bias left to the
+    framework's default asks neither)."""
+
+    decayed: tuple
+    more: tuple
+    fewer: tuple
+
+
+def roles(explained, case):
+    """The Roles of a matched explanation of a run of ``case`` (ROLES order)."""
+    present = [role for role in ROLES if any(role in layer.roles for layer in case.layers)]
+    decayed = tuple(role for role in present if explained.rule.decays(role))
+    asked = {role: case.penalty.decays(role) for role in present}
+    more = tuple(role for role in decayed if asked[role] is False)
+    fewer = tuple(role for role in present if asked[role] is True and role not in decayed)
+    return Roles(decayed, more, fewer)

@@ -36,7 +36,7 @@ RULES = {
     "jax": "coupled",
     "mxnet": "coupled",
 }
-SPECS = ("d2l", "d2l-book", "sweep", "bias", "lr", "schedules")
+SPECS = ("d2l", "d2l-book", "sweep", "bias", "lr", "schedules", "mlp")
 
 
 def fake(name):
@@ -135,6 +135,7 @@ def test_each_spec_gets_the_sections_its_cases_meet(rendered):
         "Summary: is weight decay an L2 penalty in the loss?",
         "What the nominal λ does",
         "Under a learning-rate schedule",
+        "Which parameters a penalty decays",
         *(f"Spec `{name}`" for name in SPECS),
         "Environment",
     ]
@@ -146,6 +147,7 @@ def test_each_spec_gets_the_sections_its_cases_meet(rendered):
         "bias": curves + parts + ["Bias decay on versus off"] + cases,
         "lr": curves + parts + ["Learning rate and the ½ in the loss"] + cases,
         "schedules": curves + parts + ["Weight decay under a learning-rate schedule"] + cases,
+        "mlp": curves + parts + ["Per-layer decay", "Final norms per layer"] + cases,
     }
     assert "Not shown for this spec: Book mode: the book's listings (needs `[factors]` grouping the " in text
     assert "λ sweep (needs a sweep over `penalty.strength` of at least 3 values)" in text
@@ -170,6 +172,12 @@ def test_every_figure_is_drawn_linked_and_inlined(rendered):
     expected = {name: [f"figures/{name}-curves-sgd-{kind}.svg" for kind in found] for name, found in kinds.items()}
     expected["schedules"] = [f"figures/schedules-curves-adam-{kind}.svg" for kind in ("decoupled", "weight_decay")]
     expected["schedules"] += [f"figures/schedules-schedule-{i}.svg" for i in range(1, 7)]  # 3 schedules × 2 APIs
+    expected["mlp"] = [
+        f"figures/mlp-curves-adam-{kind}.svg" for kind in ("none", "l2_loss", "weight_decay", "decoupled")
+    ]
+    expected["mlp"] += [
+        f"figures/mlp-layers-{i}.svg" for i in range(1, 11)
+    ]  # 13 cases, the 3 regularizer ones untrained
     expected["d2l-book"].append("figures/d2l-book-book.svg")
     expected["sweep"] += [f"figures/sweep-sweep-sgd-{k}.svg" for k in kinds["sweep"]] + ["figures/sweep-l1-l2.svg"]
     expected["lr"].append("figures/lr-lr.svg")
@@ -283,8 +291,9 @@ def test_divergence_learning_rate_and_parting_come_from_the_runs(rendered):
     # each distinct API run at λ > 0, bias spared, with an l2_loss twin (the fake has no regularizer): per backend,
     # d2l's 4 (weight_decay with sgd, momentum and adam, and adamw), sweep's 7 (weight_decay at each λ > 0) and
     # bias's 1 (weight_decay at λ = 30; λ = 3 is d2l's case): 5 × 12 = 60; and d2l-book's mxnet listing (native loss
-    # and weight_decay, against its loss-only variant; the other listings' twins are d2l's or spare no bias): 61
-    assert "in all 61 runs of an API at λ > 0 that have an l2_loss twin" in text
+    # and weight_decay, against its loss-only variant; the other listings' twins are d2l's or spare no bias): 61;
+    # and mlp's weight_decay and decoupled sparing the biases, each with its l2_loss twin, 5 × 2 more: 71
+    assert "in all 71 runs of an API at λ > 0 that have an l2_loss twin" in text
     agreement = found["What the nominal λ does", "Probe versus the full runs"][0]
     assert agreement and all(row["disagreeing"] == "—" for row in agreement)
 
@@ -433,7 +442,7 @@ def test_the_page_opens_in_chromium_without_errors_and_shows_every_figure(render
     _, out, _ = rendered
     sizes, errors, requested, png = in_chromium(out / "index.html", tmp_path)
     (tmp_path / "figure.png").write_bytes(png)
-    assert len(sizes) == (out / "REPORT.md").read_text().count("](figures/") == 26
+    assert len(sizes) == (out / "REPORT.md").read_text().count("](figures/") == 40  # 26, and mlp's 4 + 10
     assert all(loaded and min(natural_w, natural_h, w, h) > 100 for loaded, natural_w, natural_h, w, h in sizes), sizes
     assert errors == []
     assert requested[0] == (out / "index.html").as_uri() and all(url.startswith("data:") for url in requested[1:])

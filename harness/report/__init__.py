@@ -23,8 +23,10 @@ from harness.report.sections import (
     curves,
     environment,
     frameworks,
+    layers,
     lr,
     partings,
+    roles,
     schedule,
     scheduled,
     semantics,
@@ -32,8 +34,8 @@ from harness.report.sections import (
     sweep,
 )  # fmt: skip
 
-OVERVIEW = (frameworks, summary, semantics, scheduled)
-PER_SPEC = (curves, partings, book, sweep, bias, lr, schedule, cases)
+OVERVIEW = (frameworks, summary, semantics, scheduled, roles)
+PER_SPEC = (curves, partings, book, sweep, bias, lr, schedule, layers, cases)
 CLOSING = (environment,)
 
 

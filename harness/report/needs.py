@@ -70,3 +70,14 @@ class Scheduled:
 
     def __str__(self):
         return "a trained run with a varying `[schedule]`"
+
+
+@dataclass(frozen=True)
+class Layered:
+    """At least one of the spec's runs trained a model with hidden layers (``model.kind = "mlp"``)."""
+
+    def met(self, spec_runs):
+        return any(run.trained and run.case.model.kind == "mlp" for run in spec_runs.runs)
+
+    def __str__(self):
+        return 'a trained run of `model.kind = "mlp"`'
