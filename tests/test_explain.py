@@ -59,3 +59,42 @@ def test_an_explanation_round_trips_through_json_and_reads_the_same():
         again == found
         and str(again) == str(found) == "coupled ×1 (≡ decoupled × lr ×1), bias not decayed, loss half_mse"
     )
+
+
+MLP = Case().replace(
+    {"data.dim": 3, "data.n_train": 4, "data.target": "square", "data.true_w": 0.5, "model.kind": "mlp",
+     "model.hidden": [2], "model.bias_init_std": 0.5, "train.epochs": 3, "train.batch_size": 2,
+     "optimizer.name": "adam", "optimizer.lr": 0.05, "penalty.kind": "weight_decay", "penalty.strength": 0.5,
+     "penalty.decay_bias": True}
+)  # fmt: skip
+
+
+def test_an_mlps_role_sets_keep_some_weight_and_with_the_bias_some_bias_decayed():
+    sets = explain.role_sets(MLP)
+    assert sets[:2] == [(False, ()), (False, ("hidden_weight",))] and (True, ()) in sets
+    assert len(sets) == 3 + 3 * 3  # biases spared: no weight, or one of two; decayed: 3 weight × 3 bias choices
+    assert explain.role_sets(CASE) == [(False, ()), (True, ())]  # the linear model: the bias, as before
+
+
+def test_an_mlp_run_is_explained_by_roles_its_case_did_not_ask_for():
+    """The staged search reaches every role set: a run that spares just the hidden biases, of a case
+    that asked to decay everything, with Adam's other ε convention."""
+    rule = oracle.Rule(decoupled_lr=0.5, decay_bias=True, spared=("hidden_bias",), eps="outside_uncorrected")
+    found = explain.explain(MLP, *run_of(rule, MLP))
+    assert found.matched and found.rule == rule, found
+    assert str(found) == (
+        "decoupled × lr ×1, bias decayed, hidden biases not decayed, loss half_mse, ε before bias correction"
+    )
+
+
+def test_an_mlp_run_no_rule_explains_falls_back_to_the_whole_catalog(monkeypatch):
+    arrays, run = run_of(oracle.Rule(decoupled_lr=0.5, decay_bias=True), MLP)
+    w = run.w.copy()
+    w[2:] *= 1.01  # no rule moves every weight by 1 % at once
+    tried, simulate = [], oracle.simulate_rules
+    monkeypatch.setattr(
+        oracle, "simulate_rules", lambda rules, *a, **k: tried.extend(rules) or simulate(rules, *a, **k)
+    )
+    found = explain.explain(MLP, arrays, Trajectory(w=w, b=run.b, api=""))
+    assert not found.matched
+    assert set(tried) == {rule for _, rule in explain.candidates(MLP)} and len(tried) == len(set(tried))
