@@ -1,4 +1,4 @@
-"""JAX/Optax adapter: a linear model as a parameter pytree, trained with Optax as a JAX user would.
+"""JAX/Optax adapter: a linear model or a dense MLP as a parameter pytree, trained with Optax as a JAX user would.
 
 The whole run (every epoch, every batch in the harness's order) is one ``jax.lax.scan``
 compiled by ``jax.jit``, once per case shape: lr and λ are traced arguments, and a sweep
@@ -6,12 +6,15 @@ over them is one ``jax.vmap``ped call of the same program (``train_sweep``). Eac
 its Optax alias; the nominal λ goes unchanged into the alias's own decay argument (``adamw``
 and the other w-forms, Lion's, LAMB's, Adafactor's ``weight_decay_rate``, Adadelta's), or into
 ``optax.add_decayed_weights`` chained before the alias (``weight_decay``) or between its
-preconditioner and its learning rate (``decoupled``); a bias that must not decay is masked
-out. Penalties in the loss are written with jnp ops and differentiated by ``jax.grad``. Optax
+preconditioner and its learning rate (``decoupled``). The parameters the decay must spare are
+masked out of it by Optax's own idiom: a ``mask`` pytree of the params' structure (True = decay)
+passed to the alias's mask argument or to ``add_decayed_weights``. Penalties in the loss are
+written with jnp ops over the parameters they cover and differentiated by ``jax.grad``. Optax
 has no layer regularizer API.
 """
 
 import functools
+import operator
 
 import jax
 import jax.numpy as jnp
@@ -80,6 +83,7 @@ def _api(case, arrays):
     compiled program, with the case's own lr and λ, building what the program builds."""
     calls = _calls()
     _model(case, arrays, calls)
+    _forward(case, calls)
     _loss(case, calls)
     _penalty(case, calls)
     _optimizer(case, case.optimizer.lr, case.penalty.strength, calls)
@@ -87,19 +91,68 @@ def _api(case, arrays):
 
 
 def _model(case, arrays, calls):
-    """Initial params {"w": (dim,), "b": ()} in the case's dtype."""
+    """Initial params in the case's dtype: {"w": (dim,), "b": ()} for the linear model, a list of
+    per-layer {"w": (fan_in, fan_out), "b": (fan_out,)} of ``case.layers`` for an MLP."""
     dtype = case.model.dtype
     if case.model.init == "native":
         # The dense layer a JAX user gets is Flax's nn.Dense; its defaults are a
-        # lecun_normal kernel (truncated normal, variance 1/fan_in) and a zero bias. Same
-        # initializer on the same (dim, 1) kernel, keyed by PRNGKey(seed) itself rather
-        # than by Flax's per-parameter split of it (Flax is not a dependency).
+        # lecun_normal kernel (truncated normal, variance 1/fan_in) and a zero bias.
         calls.let("init", "jax.nn.initializers.lecun_normal")
+        if case.model.kind == "mlp":
+            return _native_mlp(case, calls)
+        # Same initializer on the same (dim, 1) kernel, keyed by PRNGKey(seed) itself rather
+        # than by Flax's per-parameter split of it (Flax is not a dependency).
         kernel = calls.let("kernel", "init", calls("jax.random.PRNGKey", case.data.seed), (case.data.dim, 1), dtype)
         calls.say(f"params = {{'w': kernel[:, 0], 'b': jnp.zeros((), {dtype!r})}}")
         return {"w": kernel[:, 0], "b": jnp.zeros((), dtype)}
+    if case.model.kind == "mlp":
+        layers = case.layers
+        shown = [
+            f"{{'w': W{number} {(layer.fan_in, layer.fan_out)}, 'b': b{number} {(layer.fan_out,)}}}"
+            for number, layer in enumerate(layers, start=1)
+        ]
+        calls.say(f"params = [{', '.join(shown)}] from the shared w0, b0 (each W row-major)")
+        weights = np.split(arrays.w0, np.cumsum([layer.fan_in * layer.fan_out for layer in layers])[:-1])
+        biases = np.split(arrays.b0, np.cumsum([layer.fan_out for layer in layers])[:-1])
+        return [
+            {"w": jnp.asarray(w.reshape(layer.fan_in, layer.fan_out), dtype), "b": jnp.asarray(b, dtype)}
+            for layer, w, b in zip(layers, weights, biases, strict=True)
+        ]
     calls.say("params = {'w': w0, 'b': b0} from the shared arrays")
     return {"w": jnp.asarray(arrays.w0, dtype), "b": jnp.asarray(arrays.b0, dtype)}
+
+
+def _native_mlp(case, calls):
+    """Flax nn.Dense's defaults for each layer ℓ: a kernel of ``init`` (lecun_normal) keyed by the
+    ℓ-th key of ``jax.random.split(PRNGKey(seed), layers)`` (Flax derives each layer's key from
+    the layer's name instead; Flax is not a dependency), and a zero bias."""
+    dtype, layers = case.model.dtype, case.layers
+    keys = calls.let("keys", "jax.random.split", calls("jax.random.PRNGKey", case.data.seed), len(layers))
+    params, shown = [], []
+    for index, layer in enumerate(layers):
+        key = calls.name(keys[index], f"keys[{index}]")
+        kernel = calls.let(f"W{index + 1}", "init", key, (layer.fan_in, layer.fan_out), dtype)
+        params.append({"w": kernel, "b": jnp.zeros((layer.fan_out,), dtype)})
+        shown.append(f"{{'w': W{index + 1}, 'b': jnp.zeros({(layer.fan_out,)}, {dtype!r})}}")
+    calls.say(f"params = [{', '.join(shown)}]")
+    return params
+
+
+def _forward(case, calls):
+    """(params, x) -> ŷ of shape (n,): x·w + b (linear); for an MLP h₀ = x, hₗ = σ(hₗ₋₁·Wₗ + bₗ)
+    over the hidden layers with σ = jax.nn.relu or jnp.tanh, ŷ = h·W_L + b_L (no activation)."""
+    if case.model.kind == "linear":
+        return lambda params, x: x @ params["w"] + params["b"]
+    name = "jax.nn.relu" if case.model.activation == "relu" else "jnp.tanh"
+    activation = jax.nn.relu if case.model.activation == "relu" else jnp.tanh
+    calls.say(f"h = functools.reduce(lambda h, p: {name}(h @ p['w'] + p['b']), params[:-1], x)")
+    calls.say("pred = (h @ params[-1]['w'] + params[-1]['b'])[:, 0]")
+
+    def forward(params, x):
+        h = functools.reduce(lambda h, p: activation(h @ p["w"] + p["b"]), params[:-1], x)
+        return (h @ params[-1]["w"] + params[-1]["b"])[:, 0]
+
+    return forward
 
 
 def _loss(case, calls):
@@ -115,8 +168,8 @@ def _loss(case, calls):
 
 
 def _penalty(case, calls):
-    """(params, λ) -> (λ/2)·Σp² (l2_loss) or λ·Σ|p| (l1_loss) over w, and b when it decays, for λ
-    traced; None for any other kind."""
+    """(params, λ) -> (λ/2)·Σp² (l2_loss) or λ·Σ|p| (l1_loss) over the parameters whose role
+    ``case.penalty.decays``, for λ traced; None for any other kind."""
     penalty = case.penalty
     if penalty.kind == "regularizer":
         raise Unsupported(
@@ -125,21 +178,49 @@ def _penalty(case, calls):
         )
     if not penalty.in_loss:
         return None
-    names = ("w", "b") if penalty.decays_bias else ("w",)
+    paths = [path for path, role in _parameters(case) if penalty.decays(role)]
+    names = ["params" + "".join(f"[{key!r}]" for key in path) for path in paths]
+
+    def leaves(p):
+        return [functools.reduce(operator.getitem, path, p) for path in paths]
+
     if penalty.kind == "l2_loss":
-        calls.say(
-            f"loss = loss + {penalty.strength / 2!r} * ({' + '.join(f'jnp.sum(params[{n!r}] ** 2)' for n in names)})"
-        )
-        return lambda p, s: s / 2 * sum(jnp.sum(p[n] ** 2) for n in names)
-    calls.say(f"loss = loss + {penalty.strength!r} * ({' + '.join(f'jnp.sum(jnp.abs(params[{n!r}]))' for n in names)})")
-    return lambda p, s: s * sum(jnp.sum(jnp.abs(p[n])) for n in names)
+        terms = " + ".join(f"jnp.sum({name} ** 2)" for name in names) or "0"
+        calls.say(f"loss = loss + {penalty.strength / 2!r} * ({terms})")
+        return lambda p, s: s / 2 * sum(jnp.sum(leaf**2) for leaf in leaves(p))
+    terms = " + ".join(f"jnp.sum(jnp.abs({name}))" for name in names) or "0"
+    calls.say(f"loss = loss + {penalty.strength!r} * ({terms})")
+    return lambda p, s: s * sum(jnp.sum(jnp.abs(leaf)) for leaf in leaves(p))
+
+
+def _parameters(case):
+    """(path in the params pytree, role) of every parameter: each layer's "w" then its "b", input
+    layer first; the linear model's ("w",) and ("b",), an MLP's (layer index, "w"), …"""
+    linear = case.model.kind == "linear"
+    return [
+        ((name,) if linear else (index, name), role)
+        for index, layer in enumerate(case.layers)
+        for name, role in zip(("w", "b"), layer.roles, strict=True)
+    ]
+
+
+def _mask(case):
+    """Optax's decay mask, of the params' structure, True where the parameter decays: False for
+    the roles ``case.penalty.decays`` spares, True for a bias left to the default (Optax's default,
+    no mask, decays every leaf); None, no mask at all, when nothing is spared."""
+    decays = [case.penalty.decays(role) is not False for _, role in _parameters(case)]
+    if all(decays):
+        return None
+    layers = [{"w": w, "b": b} for w, b in zip(decays[::2], decays[1::2], strict=True)]
+    return layers[0] if case.model.kind == "linear" else layers
 
 
 def _optimizer(case, lr, strength, calls):
     """The case's Optax transformation at learning rate ``lr`` and λ = ``strength`` (traced
     values inside the compiled run, the case's own numbers for its ``api``): its alias; λ as the
     alias's own decay argument where it has one, else ``add_decayed_weights`` chained before the
-    alias (weight_decay) or after its preconditioner, before its learning rate (decoupled)."""
+    alias (weight_decay) or after its preconditioner, before its learning rate (decoupled); the
+    parameters it spares masked out of the decay by the alias's or add_decayed_weights' mask (``_mask``)."""
     opt, penalty = case.optimizer, case.penalty
     if penalty.kind in ("regularizer", "lr_decay"):  # the regularizer is refused by _penalty
         raise Unsupported(f"Optax's {opt.name} has no argument users mistake for weight decay (no lr_decay)")
@@ -147,9 +228,11 @@ def _optimizer(case, lr, strength, calls):
     alias, kwargs = _alias(opt, lr)
     # optax decays every leaf unless masked (decay_bias = "default" is true); the aliases' default
     # weight_decay (adamw's 1e-4, lion's 1e-3, ...) is replaced by λ unless none is to be passed.
-    masked = penalty.in_optimizer and penalty.spares_bias
+    mask = _mask(case) if penalty.in_optimizer else None
     decay = {} if penalty.omit_strength else {"weight_decay": strength}
-    decay |= {"mask": {"w": True, "b": False}} if masked else {}
+    if mask is not None:
+        calls.say(f"mask = {mask!r}")
+        decay["mask"] = calls.name(mask, "mask")
     own = _OWN_DECAY.get(opt.name, {}).get(penalty.kind)
     if penalty.kind == "adamw" or own:
         own = own or "adamw"
@@ -289,14 +372,15 @@ def _calls():
 def _compiled(shape):
     """The whole training run of ``shape``, jit-compiled and vmapped over (lr, λ).
 
-    (params, x, y, order, lr[n], λ[n]) -> (w[n, steps + 1, dim], b[n, steps + 1]): the
-    parameters before training and after each step, one step per row of ``order``.
+    (params, x, y, order, lr[n], λ[n]) -> (w[n, steps + 1, weights], b[n, steps + 1(, biases)]):
+    the parameters before training and after each step (``_flat``), one step per row of ``order``.
     """
+    forward = _forward(shape, _calls())
     loss = _loss(shape, _calls())
     penalty = _penalty(shape, _calls())
 
     def objective(params, strength, xb, yb):
-        value = loss(xb @ params["w"] + params["b"], yb)
+        value = loss(forward(params, xb), yb)
         return value if penalty is None else value + penalty(params, strength)
 
     def run(params, x, y, order, lr, strength):
@@ -306,9 +390,18 @@ def _compiled(shape):
             params, state = carry
             updates, state = optimizer.update(jax.grad(objective)(params, strength, x[batch], y[batch]), state, params)
             params = optax.apply_updates(params, updates)
-            return (params, state), (params["w"], params["b"])
+            return (params, state), _flat(shape, params)
 
         _, (w, b) = jax.lax.scan(step, (params, optimizer.init(params)), order)
-        return jnp.concatenate([params["w"][None], w]), jnp.concatenate([params["b"][None], b])
+        w0, b0 = _flat(shape, params)
+        return jnp.concatenate([w0[None], w]), jnp.concatenate([b0[None], b])
 
     return jax.jit(jax.vmap(run, in_axes=(None, None, None, None, 0, 0)))
+
+
+def _flat(case, params):
+    """(w, b) of params in the Trajectory's layout: the linear model's own w (dim,) and b ();
+    an MLP's every W flattened row-major, input layer first, and every b."""
+    if case.model.kind == "linear":
+        return params["w"], params["b"]
+    return jnp.concatenate([layer["w"].ravel() for layer in params]), jnp.concatenate([layer["b"] for layer in params])

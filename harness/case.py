@@ -357,6 +357,12 @@ class Case:
                 f"penalty.spare names {', '.join(missing)}, which the {model.kind} model has not; "
                 f"allowed: {', '.join(sorted(roles, key=ROLES.index))}"
             )
+        weights = {role for role in roles if role.endswith("_weight")}
+        if weights <= set(penalty.spare):
+            return (
+                f"penalty.spare = {list(penalty.spare)} leaves no weight to decay; "
+                f"allowed: a list that keeps {' or '.join(sorted(weights, key=ROLES.index))} decayed"
+            )
         spared_biases = penalty.spares_bias and any(role.endswith("_bias") for role in penalty.spare)
         if penalty.spare and (penalty.kind == "none" or spared_biases):
             return (

@@ -1,4 +1,5 @@
-"""The JAX adapter's vectorized sweeps: one compiled, vmapped call trains many (lr, λ) cases.
+"""The JAX adapter's vectorized sweeps: one compiled, vmapped call trains many (lr, λ) cases;
+and the decay mask by which it spares an MLP's parameters.
 
 A sweep is not bit-identical to training its cases one by one: ``jax.vmap`` batches every
 case's products x·w into one product over all cases, whose sums XLA orders differently
@@ -11,9 +12,9 @@ flip sign(wᵢ) of a weight near 0 and send two runs apart, however they are com
 
 import numpy as np
 import pytest
-from conftest import load_adapter
+from conftest import load_adapter, mlp_case
 
-from harness import data, diff, spec
+from harness import data, diff, explain, spec
 
 SWEEPS = {"penalty.strength": [0.0, 0.1, 1.0, 3.0, 10.0], "optimizer.lr": [0.001, 0.003, 0.01]}
 PENALTIES = [
@@ -83,3 +84,33 @@ def test_a_sweep_refuses_cases_that_differ_beyond_lr_and_lambda():
     mixed = [swept[0], swept[1].replace({"optimizer.name": "momentum"})]
     with pytest.raises(ValueError, match="differ only in optimizer.lr, penalty.strength"):
         adapter.train_sweep(mixed, data.make(swept[0]))
+
+
+def test_adamw_masked_off_the_output_layer_decays_only_the_hidden_layer():
+    """optax.adamw(mask=...) with the output layer's W and b masked out: p −= lrₜ·λ·p on the
+    hidden layer's W and b only, beside Adam's step on every parameter."""
+    adapter = load_adapter("jax")
+    case = mlp_case("spare the output layer", optimizer__name="adam", penalty__kind="adamw", penalty__strength=0.5)
+    arrays = data.make(case)
+    trajectory = adapter.train(case, arrays)
+    assert "mask = [{'w': True, 'b': True}, {'w': False, 'b': False}]" in trajectory.api
+    assert "optax.adamw(" in trajectory.api and "mask=mask)" in trajectory.api
+    found = explain.explain(case, arrays, trajectory)
+    assert found.matched and found.form == explain.Form("decoupled_lr", 1.0), found
+    assert found.rule.decay_bias and found.rule.spared == ("output_weight", "output_bias"), found
+
+
+def test_a_native_mlp_starts_from_lecun_normal_kernels_keyed_by_split_and_zero_biases():
+    """Wₗ = lecun_normal()(split(PRNGKey(seed), layers)[ℓ], (fan_in, fan_out)), bₗ = 0."""
+    adapter = load_adapter("jax")
+    import jax
+
+    case = mlp_case(model__init="native")
+    trajectory = adapter.train(case, data.make(case))
+    keys = jax.random.split(jax.random.PRNGKey(case.data.seed), len(case.layers))
+    init = jax.nn.initializers.lecun_normal()
+    kernels = [
+        init(key, (layer.fan_in, layer.fan_out), "float64") for key, layer in zip(keys, case.layers, strict=True)
+    ]
+    assert np.array_equal(trajectory.w[0], np.concatenate([np.ravel(kernel) for kernel in kernels]))
+    assert not trajectory.b[0].any() and "jax.random.split(jax.random.PRNGKey(0), 2)" in trajectory.api
