@@ -77,6 +77,7 @@ class Explanation:
     drift: float | None = None  # largest per-step relative gap of the rule run on its own from the run's start
     bias_ambiguous: bool = False  # the same rule with the bias decayed the other way matches too
     ambiguous: tuple = ()  # the convention fields another value of which matches too (the run cannot tell)
+    unseen: tuple = ()  # an MLP's roles whose decay the run cannot tell (a rule deciding otherwise matches too)
 
     @property
     def forms(self):
@@ -89,7 +90,9 @@ class Explanation:
         name = self.form.name + (f" (≡ {', '.join(f.name for f in self.equivalents)})" if self.equivalents else "")
         bias = "bias decayed" if self.rule.decay_bias else "bias not decayed"
         bias = "bias decay not seen" if self.bias_ambiguous else bias
-        spared = [f"{' and '.join(ROLE_NAMES[r] for r in self.rule.spared)} not decayed"] if self.rule.spared else []
+        shown = [role for role in self.rule.spared if role not in self.unseen]
+        spared = [f"{' and '.join(ROLE_NAMES[r] for r in shown)} not decayed"] if shown else []
+        spared += [f"{' and '.join(ROLE_NAMES[r] for r in self.unseen)} decay not seen"] if self.unseen else []
         conventions = convention_names(self.rule, self.ambiguous)
         text = ", ".join([name, bias, *spared, f"loss {self.rule.loss}", *conventions])
         return text if self.matched else f"unexplained (closest: {text})"
@@ -107,6 +110,7 @@ class Explanation:
             "drift": self.drift,
             "bias_ambiguous": self.bias_ambiguous,
             "ambiguous": list(self.ambiguous),
+            "unseen": list(self.unseen),
         }
 
     @classmethod
@@ -120,6 +124,7 @@ class Explanation:
             drift=found.get("drift"),
             bias_ambiguous=bool(found.get("bias_ambiguous", False)),
             ambiguous=tuple(found.get("ambiguous", ())),
+            unseen=tuple(found.get("unseen", ())),
         )
 
 
@@ -278,9 +283,25 @@ def explain(case, arrays, trajectory, strength=None):
         same_form = [e.rule for e in matches if (e.form, e.rule.decay_bias) == (found.form, found.rule.decay_bias)]
         fields = [f for f, values in conventions(case).items() if len({getattr(r, f) for r in same_form}) > 1]
         found = dataclasses.replace(found, ambiguous=tuple(fields))
+    if found.matched and found.form.placement != NONE and len(role_sets(case)) > 2:
+        found = dataclasses.replace(found, bias_ambiguous=False, unseen=_unseen(case, found, matches))
     with np.errstate(all="ignore"):
         alone = diff.relative_gaps(run, oracle.simulate(found.rule, case, arrays, start=(run[0][0], run[1][0])))
     return dataclasses.replace(found, drift=float(alone.max()) if np.isfinite(alone).all() else float("inf"))
+
+
+def _unseen(case, found, matches):
+    """The roles whose decay differs among the matching rules of the found rule's form and
+    conventions: the run cannot tell whether they decay (a one-element tensor's decay under LAMB's
+    trust ratio, or a decay smaller than the run's tolerance)."""
+    same = [e.rule for e in matches if e.form == found.form and _holds(e.rule, _conventions_of(found.rule))]
+    present = [role for layer in case.layers for role in layer.roles]
+    return tuple(role for role in present if len({rule.decays(role) for rule in same}) > 1)
+
+
+def _conventions_of(rule):
+    """Every field of the rule but the roles it decays."""
+    return {field: value for field, value in vars(rule).items() if field not in ("decay_bias", "spared")}
 
 
 def _search(case, rules, judge):

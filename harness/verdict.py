@@ -331,18 +331,20 @@ def convert(explained, options, scheduled=False):
 class Roles:
     """Which of a model's roles a run's rule decays, against what its case asked: ``decayed``; ``more``,
     decayed though asked to spare; ``fewer``, spared though asked to decay (a bias left to the
-    framework's default asks neither)."""
+    framework's default asks neither); ``unseen``, those whose decay the run cannot tell."""
 
     decayed: tuple
     more: tuple
     fewer: tuple
+    unseen: tuple
 
 
 def roles(explained, case):
     """The Roles of a matched explanation of a run of ``case`` (ROLES order)."""
     present = [role for role in ROLES if any(role in layer.roles for layer in case.layers)]
-    decayed = tuple(role for role in present if explained.rule.decays(role))
+    seen = [role for role in present if role not in explained.unseen]
+    decayed = tuple(role for role in seen if explained.rule.decays(role))
     asked = {role: case.penalty.decays(role) for role in present}
     more = tuple(role for role in decayed if asked[role] is False)
-    fewer = tuple(role for role in present if asked[role] is True and role not in decayed)
-    return Roles(decayed, more, fewer)
+    fewer = tuple(role for role in seen if asked[role] is True and role not in decayed)
+    return Roles(decayed, more, fewer, tuple(role for role in present if role in explained.unseen))

@@ -99,3 +99,13 @@ def test_an_mlp_run_no_rule_explains_falls_back_to_the_whole_catalog(monkeypatch
     assert not found.matched
     assert set(tried) == {rule for _, rule in explain.candidates(MLP)}
     assert len(tried) == len(set(tried)) + 1  # each rule once, and the closest once more alone (its drift)
+
+
+def test_a_role_whose_decay_the_run_cannot_tell_is_unseen_not_chosen():
+    """LAMB's trust ratio makes a one-element tensor's step lr·|p|·sign(r): a decay of the output
+    bias (inside the ratio) does not show, so the run says so rather than pick a side."""
+    lamb = MLP.replace({"optimizer.name": "lamb", "penalty.kind": "decoupled"})
+    rule = oracle.Rule(decoupled_ratio=0.5, decay_bias=True, spared=("output_weight", "output_bias"))
+    found = explain.explain(lamb, *run_of(rule, lamb))
+    assert found.matched and found.unseen == ("output_bias",), found
+    assert "output weight not decayed, output bias decay not seen" in str(found)

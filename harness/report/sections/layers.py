@@ -1,6 +1,6 @@
 """Which parameters of a multi-layer model each framework decays, and each layer's norm over training."""
 
-from harness import network
+from harness import network, verdict
 from harness.document import Heading, Text, table
 from harness.explain import ROLE_NAMES
 from harness.figures import Panel, Series
@@ -53,9 +53,12 @@ def _decayed(run):
     explained = run.result.explained if run.ok else None
     if explained is None or not explained.matched or explained.form.placement == "none":
         return run.rule
-    roles = [role for role in ROLE_NAMES if any(role in layer.roles for layer in run.case.layers)]
-    decayed = [ROLE_NAMES[role] for role in roles if explained.rule.decays(role)]
-    return f"{explained.form.name}: decays {', '.join(decayed)}"
+    found = verdict.roles(explained, run.case)
+    text = f"{explained.form.name}: decays {', '.join(ROLE_NAMES[role] for role in found.decayed)}"
+    if found.more or found.fewer:
+        text += f" (asked to spare {', '.join(ROLE_NAMES[r] for r in found.more)})" if found.more else ""
+        text += f" (asked to decay {', '.join(ROLE_NAMES[r] for r in found.fewer)})" if found.fewer else ""
+    return text + (f"; {', '.join(ROLE_NAMES[r] for r in found.unseen)}: not seen" if found.unseen else "")
 
 
 def _finals(run, tensors):

@@ -42,4 +42,6 @@ def _cell(probe, key):
         text += f"; also {', '.join(ROLE_NAMES[role] for role in found.more)}, asked to spare"
     if found.fewer:
         text += f"; not {', '.join(ROLE_NAMES[role] for role in found.fewer)}, asked to decay"
+    if found.unseen:
+        text += f"; {', '.join(ROLE_NAMES[role] for role in found.unseen)}: not seen"
     return text
