@@ -1,13 +1,15 @@
-"""TensorFlow/Keras adapter: ``keras.layers.Dense(1)`` trained in a ``tf.GradientTape`` loop.
+"""TensorFlow/Keras adapter: ``keras.layers.Dense(1)``, or an MLP as a ``keras.Sequential`` of Dense
+layers, trained in a ``tf.GradientTape`` loop.
 
 One module, two backends: ``tensorflow`` runs Keras 3 (``import keras``) and
 ``tensorflow-keras2`` runs Keras 2 (``import tf_keras as keras``), chosen by
 ``TF_USE_LEGACY_KERAS``, which ``backends.load`` sets before the import. The nominal λ
 goes unchanged into ``weight_decay=`` of ``keras.optimizers.SGD`` / ``Adam`` / ``AdamW``
-(the bias left out with ``exclude_from_weight_decay`` unless it decays), into
-``keras.regularizers.L2(λ)`` as the Dense layer's ``kernel_regularizer`` (and
-``bias_regularizer``) with ``model.losses`` added to the loss, or into penalties
-written in the loss with TF ops and differentiated by ``tf.GradientTape``.
+(the spared variables left out with ``exclude_from_weight_decay(var_list=...)``, or as its
+variant by name patterns, ``var_names=...``), into ``keras.regularizers.L2(λ)`` as each Dense
+layer's ``kernel_regularizer`` and ``bias_regularizer`` where they decay, with ``model.losses``
+added to the loss, or into penalties written in the loss with TF ops and differentiated by
+``tf.GradientTape``.
 """
 
 import functools
@@ -43,7 +45,30 @@ OWN_BEHAVIOURS = {
         "trace time (tf_keras/src/optimizers/nadam.py:137-150): traced, it does not follow its own formula"
     ),
 }
-VARIANTS = {}
+# Every optimizer API that takes exclude_from_weight_decay: the spared variables as its var_list (the
+# default way) or, as the variant, the patterns a user writes as its var_names: 'bias' to spare the
+# biases, the output layer's name (as Keras named it, "dense_1") to spare that layer; Keras matches
+# each with re.search against variable.name (Keras 3 base_optimizer.py:942-945, tf-keras
+# optimizer.py:686-688), and the run shows what that name is in each.
+VARIANTS = {
+    ("sgd", "weight_decay"): {"var_names": "exclude_from_weight_decay(var_names=['bias', output_layer.name])"},
+    ("momentum", "weight_decay"): {"var_names": "exclude_from_weight_decay(var_names=['bias', output_layer.name])"},
+    ("nesterov", "weight_decay"): {"var_names": "exclude_from_weight_decay(var_names=['bias', output_layer.name])"},
+    ("adam", "weight_decay"): {"var_names": "exclude_from_weight_decay(var_names=['bias', output_layer.name])"},
+    ("rmsprop", "weight_decay"): {"var_names": "exclude_from_weight_decay(var_names=['bias', output_layer.name])"},
+    ("adagrad", "weight_decay"): {"var_names": "exclude_from_weight_decay(var_names=['bias', output_layer.name])"},
+    ("adadelta", "weight_decay"): {"var_names": "exclude_from_weight_decay(var_names=['bias', output_layer.name])"},
+    ("adamax", "weight_decay"): {"var_names": "exclude_from_weight_decay(var_names=['bias', output_layer.name])"},
+    ("nadam", "weight_decay"): {"var_names": "exclude_from_weight_decay(var_names=['bias', output_layer.name])"},
+    ("lion", "weight_decay"): {"var_names": "exclude_from_weight_decay(var_names=['bias', output_layer.name])"},
+    ("lamb", "weight_decay"): {"var_names": "exclude_from_weight_decay(var_names=['bias', output_layer.name])"},
+    ("adafactor", "weight_decay"): {"var_names": "exclude_from_weight_decay(var_names=['bias', output_layer.name])"},
+    ("adam", "decoupled"): {"var_names": "exclude_from_weight_decay(var_names=['bias', output_layer.name])"},
+    ("lion", "decoupled"): {"var_names": "exclude_from_weight_decay(var_names=['bias', output_layer.name])"},
+    ("lamb", "decoupled"): {"var_names": "exclude_from_weight_decay(var_names=['bias', output_layer.name])"},
+    ("adafactor", "decoupled"): {"var_names": "exclude_from_weight_decay(var_names=['bias', output_layer.name])"},
+    ("adam", "adamw"): {"var_names": "exclude_from_weight_decay(var_names=['bias', output_layer.name])"},
+}  # fmt: skip
 
 KERAS = keras.__name__  # "keras" or "tf_keras": the prefix of every call written into ``api``
 
@@ -74,9 +99,9 @@ def train(case, arrays):
     order = arrays.batch_order()
     xs = tf.constant(arrays.x_train[order], dtype=case.model.dtype)
     ys = tf.constant(arrays.y_train[order][..., None], dtype=case.model.dtype)
-    w0, b0 = run.model.kernel.numpy()[:, 0], run.model.bias.numpy()[0]
+    w0, b0 = (np.asarray(p) for p in run.parameters())
     w, b = run.function(xs, ys)
-    w, b = np.concatenate([w0[None], w.numpy()]), np.append(b0, b.numpy())
+    w, b = np.concatenate([w0[None], w.numpy()]), np.concatenate([b0[None], b.numpy()])
     return Trajectory(w=w, b=b, api=run.api(case), hyperparameter_dtype=_hyperparameter_dtype(case))
 
 
@@ -86,29 +111,57 @@ def train_sweep(cases, arrays):
 
 
 def _model(shape, calls):
-    """``keras.layers.Dense(1)``, built; with ``kernel_regularizer`` (and ``bias_regularizer``)
-    ``L2(λ)`` for a regularizer case, and Dense's own seeded init for a native-init case."""
-    regularizers = {
-        f"{name}_regularizer": calls(f"{KERAS}.regularizers.L2", shape.penalty.strength) for name in _regularized(shape)
-    }
+    """``keras.layers.Dense(1)`` (linear), or a ``keras.Sequential`` of ``Dense(width, activation=σ)``
+    per hidden layer and ``Dense(1)`` (mlp), built; each layer with ``kernel_regularizer`` and
+    ``bias_regularizer`` ``L2(λ)`` where a regularizer case decays them, and Dense's own seeded init
+    for a native-init case."""
+    options = []
+    for layer in shape.layers:
+        regularizers = {
+            f"{name}_regularizer": calls(f"{KERAS}.regularizers.L2", shape.penalty.strength)
+            for name in _regularized(shape, layer)
+        }
+        activation = {"activation": shape.model.activation} if layer.hidden else {}
+        options.append(activation | {"dtype": shape.model.dtype} | regularizers)
     if shape.model.init == "native":
         # Dense's own initializers, glorot_uniform kernel and zeros bias, drawn from the seed.
         calls(f"{KERAS}.utils.set_random_seed", shape.data.seed)
-    model = calls.let("model", f"{KERAS}.layers.Dense", 1, dtype=shape.model.dtype, **regularizers)
+    if shape.model.kind == "linear":
+        model = calls.let("model", f"{KERAS}.layers.Dense", 1, **options[0])
+    else:
+        dense = [calls(f"{KERAS}.layers.Dense", layer.fan_out, **o) for layer, o in zip(shape.layers, options)]
+        model = calls.let("model", f"{KERAS}.Sequential", dense)
     calls("model.build", (None, shape.data.dim))
-    calls.name(model.kernel, "model.kernel")
-    calls.name(model.bias, "model.bias")
+    for name, variable, _ in _tensors(shape, model):
+        calls.name(variable, name)
     if shape.model.init == "shared":
-        calls.say("model.kernel and model.bias assigned from the shared arrays")
+        assigned = "model.kernel and model.bias" if shape.model.kind == "linear" else "each layer's kernel and bias"
+        calls.say(f"{assigned} assigned from the shared arrays")
     return model
 
 
-def _regularized(case):
-    """The Dense layer's variables that get ``L2(λ)``: a layer regularizes only what it is
-    given, so decay_bias = "default" is false."""
+def _regularized(case, layer):
+    """The Dense layer's variables that get ``L2(λ)``: those of the roles the case decays; a layer
+    regularizes only what it is given, so a bias left to the default (decay_bias = "default") is not."""
     if case.penalty.kind != "regularizer":
         return ()
-    return ("kernel", "bias") if case.penalty.decays_bias else ("kernel",)
+    return tuple(name for name, role in zip(("kernel", "bias"), layer.roles) if case.penalty.decays(role) is True)
+
+
+def _dense(shape, model):
+    """(how a user names it, the Dense layer, its ``case.layers`` entry) of each layer, input layer first."""
+    if shape.model.kind == "linear":
+        return [("model", model, shape.layers[0])]
+    return [(f"model.layers[{i}]", dense, layer) for i, (dense, layer) in enumerate(zip(model.layers, shape.layers))]
+
+
+def _tensors(shape, model):
+    """(name, variable, role) of each layer's kernel and then its bias, input layer first."""
+    return [
+        (f"{name}.{attribute}", getattr(dense, attribute), role)
+        for name, dense, layer in _dense(shape, model)
+        for attribute, role in zip(("kernel", "bias"), layer.roles)
+    ]
 
 
 def _loss(shape, calls):
@@ -123,19 +176,19 @@ def _loss(shape, calls):
 
 
 def _penalty(shape, model, calls):
-    """The penalty added to the loss, () -> (λ/2)·Σp² (l2_loss) or λ·Σ|p| (l1_loss) over the kernel,
-    and the bias when it decays, or the layer's regularization losses; None for any other kind."""
+    """The penalty added to the loss, () -> (λ/2)·Σp² (l2_loss) or λ·Σ|p| (l1_loss) over the kernels
+    and biases of the roles the case decays, or the layers' regularization losses; None for any
+    other kind."""
     penalty = shape.penalty
     if penalty.kind == "regularizer":
         calls.say("loss = loss + sum(model.losses)")
         return lambda: sum(model.losses)
     if not penalty.in_loss:
         return None
-    params = [model.kernel, model.bias] if penalty.decays_bias else [model.kernel]
-    names = ("model.kernel", "model.bias")[: len(params)]
+    params = [(name, variable) for name, variable, role in _tensors(shape, model) if penalty.decays(role)]
     op, scale = ("square", penalty.strength / 2) if penalty.kind == "l2_loss" else ("abs", penalty.strength)
-    calls.say(f"loss = loss + {scale!r} * ({' + '.join(f'tf.reduce_sum(tf.{op}({n}))' for n in names)})")
-    return lambda: scale * tf.add_n([tf.reduce_sum(getattr(tf, op)(p)) for p in params])
+    calls.say(f"loss = loss + {scale!r} * ({' + '.join(f'tf.reduce_sum(tf.{op}({n}))' for n, _ in params)})")
+    return lambda: scale * tf.add_n([tf.reduce_sum(getattr(tf, op)(p)) for _, p in params])
 
 
 # decaylens optimizer -> the Keras optimizer class a Keras user trains it with.
@@ -150,10 +203,11 @@ _DECAY_ARGUMENT_IS_DECOUPLED = ("lion", "lamb", "adafactor")
 
 def _optimizer(shape, model, calls):
     """The Keras optimizer class of the case's optimizer with λ as its ``weight_decay`` (AdamW for
-    Adam's decoupled form), the bias excluded from it when spared; for ``lr_decay``, the legacy
-    optimizer's ``decay=`` (tf-keras) or the new one's (Keras 3, which ignores it). Built for the
-    Dense layer's variables, so that a traced run creates none, once per shape at the placeholder
-    lr; each run sets the case's lr in its variable (``_Run.reset``)."""
+    Adam's decoupled form), the variables of the roles the case spares excluded from it by
+    ``exclude_from_weight_decay`` (``var_list``, or the ``var_names`` variant's patterns); for
+    ``lr_decay``, the legacy optimizer's ``decay=`` (tf-keras) or the new one's (Keras 3, which
+    ignores it). Built for the model's variables, so that a traced run creates none, once per shape
+    at the placeholder lr; each run sets the case's lr in its variable (``_Run.reset``)."""
     opt, penalty = shape.optimizer, shape.penalty
     name = _CLASSES.get(opt.name)
     legacy = penalty.kind == "lr_decay" and KERAS == "tf_keras"  # Keras 3 has no legacy optimizers
@@ -176,11 +230,31 @@ def _optimizer(shape, model, calls):
     path = f"{KERAS}.optimizers.{'legacy.' if legacy else ''}{name}"
     optimizer = calls.let("optimizer", path, learning_rate=_schedule(shape, calls), **kwargs)
     # Keras decays every variable it updates unless excluded: decay_bias = "default" is true.
-    if penalty.in_optimizer and penalty.kind != "lr_decay" and penalty.spares_bias:
-        calls("optimizer.exclude_from_weight_decay", var_list=[model.bias])
+    spared = [(variable, role) for _, variable, role in _tensors(shape, model) if penalty.decays(role) is False]
+    if penalty.in_optimizer and penalty.kind != "lr_decay" and spared:
+        if penalty.variant == "var_names":
+            patterns = _patterns(shape, model, {role for _, role in spared})
+            calls("optimizer.exclude_from_weight_decay", var_names=patterns)
+        else:
+            calls("optimizer.exclude_from_weight_decay", var_list=[variable for variable, _ in spared])
     if not legacy:  # a legacy optimizer makes its slots on its first step
         calls("optimizer.build", model.trainable_variables)
     return optimizer
+
+
+def _patterns(shape, model, roles):
+    """The ``var_names`` a Keras user writes to spare ``roles``: ``"bias"`` for every bias, the output
+    layer's name as Keras named it (``"dense_1"``) for both its parameters. Keras matches them against
+    each variable's name, whatever it turns out to be; the adapter does not check what they match."""
+    output, output_roles = _dense(shape, model)[-1][1].name, set(shape.layers[-1].roles)
+    covers = {"bias": {layer.roles[1] for layer in shape.layers}, output: output_roles}
+    patterns = [pattern for pattern, covered in covers.items() if covered <= roles]
+    if left := roles.difference(*(covers[pattern] for pattern in patterns)):
+        raise Unsupported(
+            f"exclude_from_weight_decay(var_names=...) has no pattern a Keras user writes for "
+            f"{', '.join(sorted(left))} alone: 'bias' spares every bias, a layer's name all of that layer"
+        )
+    return patterns
 
 
 def _schedule(shape, calls):
@@ -236,10 +310,10 @@ def _shape(case):
 
 
 class _Run:
-    """A Dense layer, its optimizer, and the whole training run of their ``shape``: a ``tf.scan``
-    over the batches, one step after another, traced as one graph (or, for a short run, run
-    eagerly). Each call of ``reset`` puts the variables back to their state just after they
-    were built, then sets the case's initial weights and lr, so that every run of the shape
+    """A model (a Dense layer, or an MLP of them), its optimizer, and the whole training run of their
+    ``shape``: a ``tf.scan`` over the batches, one step after another, traced as one graph (or, for a
+    short run, run eagerly). Each call of ``reset`` puts the variables back to their state just after
+    they were built, then sets the case's initial weights and lr, so that every run of the shape
     starts fresh from one trace.
     """
 
@@ -247,6 +321,8 @@ class _Run:
         calls = Calls(**{KERAS: keras})
         calls(f"{KERAS}.backend.set_floatx", shape.model.dtype)
         self.model = _model(shape, calls)
+        self.layers = [dense for _, dense, _ in _dense(shape, self.model)]
+        self._linear = shape.model.kind == "linear"
         loss_fn = _loss(shape, calls)
         penalty = _penalty(shape, self.model, calls)
         self.optimizer = _optimizer(shape, self.model, calls)
@@ -260,11 +336,10 @@ class _Run:
                 if penalty:
                     loss += penalty()
             optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-            return model.kernel[:, 0], model.bias[0]
+            return self.parameters()
 
         def run(xs, ys):
-            start = (model.kernel[:, 0], model.bias[0])
-            return tf.scan(step, (xs, ys), initializer=start, parallel_iterations=1)
+            return tf.scan(step, (xs, ys), initializer=self.parameters(), parallel_iterations=1)
 
         if shape.steps < TRACED_FROM_STEPS and shape.optimizer.name not in TRACED_ALWAYS:
             self.function = run  # eagerly, op by op: the same code, no graph
@@ -286,10 +361,21 @@ class _Run:
         for variable, value in self._built:
             variable.assign(value)
         if case.model.init == "shared":
-            self.model.kernel.assign(arrays.w0[:, None])
-            self.model.bias.assign(arrays.b0[None])
+            layers = case.layers
+            weights = np.split(arrays.w0, np.cumsum([layer.fan_in * layer.fan_out for layer in layers])[:-1])
+            biases = np.split(np.reshape(arrays.b0, -1), np.cumsum([layer.fan_out for layer in layers])[:-1])
+            for dense, layer, weight, bias in zip(self.layers, layers, weights, biases):
+                dense.kernel.assign(weight.reshape(layer.fan_in, layer.fan_out))
+                dense.bias.assign(bias)
         if not case.schedule.varies:
             self.optimizer.learning_rate = case.optimizer.lr
+
+    def parameters(self):
+        """(w, b) as they are now, in the Trajectory's layout: every kernel flattened row-major, then
+        every bias, input layer first; the linear model's b is its one bias."""
+        w = tf.concat([tf.reshape(dense.kernel, [-1]) for dense in self.layers], axis=0)
+        b = tf.concat([dense.bias for dense in self.layers], axis=0)
+        return (w, b[0]) if self._linear else (w, b)
 
     def api(self, case):
         """The shape's calls as the user writes them for ``case``, and how its lr was set."""

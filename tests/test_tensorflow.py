@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import load_adapter, reference_case
+from conftest import load_adapter, mlp_case, reference_case
 
 from harness import data, diff, explain
 
@@ -170,3 +170,45 @@ def test_float64_runs_claim_float64_only_when_keras_keeps_every_hyperparameter(n
     assert trajectory.hyperparameter_dtype is None
     found = explain.explain(exact, arrays, trajectory)
     assert str(found) == "coupled ×2, bias not decayed, loss half_mse" and found.gap <= diff.TOLERANCE["float64"]
+
+
+@pytest.mark.parametrize("variant", ["", "var_names"])
+@pytest.mark.parametrize("optimizer, kind", [("sgd", "weight_decay"), ("adam", "adamw")])
+@pytest.mark.parametrize("name", TF_BACKENDS)
+def test_exclude_from_weight_decay_spares_exactly_the_output_layer_either_way(name, optimizer, kind, variant):
+    """var_list=[its kernel, its bias] excludes those variables by identity; var_names=[its name as
+    Keras named it] is matched by ``re.search(pattern, variable.name)`` (Keras 3 base_optimizer.py:944,
+    tf-keras optimizer.py:687), and on TensorFlow that name is the tf.Variable's scoped one: Keras 3's
+    optimizer hands over ``variable = variable.value  # Convert to tf.Variable``
+    (backend/tensorflow/optimizer.py:102), named "sequential/dense_1/kernel:0", and tf-keras's is
+    "dense_1/kernel:0". So the layer's name matches both its variables, and only them, in both."""
+    adapter = load_adapter(name)
+    case = mlp_case(
+        "spare the output layer", optimizer__name=optimizer, penalty__kind=kind, penalty__strength=0.5,
+        penalty__variant=variant,
+    )  # fmt: skip
+    arrays = data.make(case)
+    trajectory = adapter.train(case, arrays)
+    found = explain.explain(case, arrays, trajectory)
+    assert found.matched and found.rule.decay_bias is True, str(found)
+    assert found.rule.spared == ("output_weight", "output_bias"), str(found)
+    output = adapter._compiled(adapter._shape(case)).layers[-1]
+    spared = f"var_names=[{output.name!r}]" if variant else "var_list=[model.layers[1].kernel, model.layers[1].bias]"
+    assert f"optimizer.exclude_from_weight_decay({spared})" in trajectory.api
+
+
+@pytest.mark.parametrize("name", TF_BACKENDS)
+def test_an_mlps_native_init_is_a_seeded_glorot_uniform_kernel_and_a_zero_bias_per_layer(name):
+    """Each Dense layer's kernel ~ U(±√(6 / (fan_in + fan_out))), drawn alike from the seed every run."""
+    adapter = load_adapter(name)
+    case = mlp_case(model__init="native", model__hidden=[8, 5], train__epochs=1)
+    first, again = (adapter.train(case, data.make(case)) for _ in range(2))
+    assert np.array_equal(first.w[0], again.w[0]) and not first.b[0].any()
+    assert not np.array_equal(first.w[0], data.make(case).w0)  # Keras's own draw, not the shared one
+    start = 0
+    for layer in case.layers:
+        size = layer.fan_in * layer.fan_out
+        kernel = first.w[0, start : start + size]
+        assert 0 < np.abs(kernel).max() <= np.sqrt(6 / (layer.fan_in + layer.fan_out))
+        start += size
+    assert start == first.w.shape[1]
