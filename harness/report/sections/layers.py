@@ -2,11 +2,11 @@
 
 from harness import network, verdict
 from harness.document import Heading, Text, table
-from harness.explain import ROLE_NAMES
 from harness.figures import Panel, Series
 from harness.report.context import figure, number, pivot, present
 from harness.report.needs import Layered
 from harness.report.sections.curves import per_epoch
+from harness.report.sections.roles import described
 
 TITLE = "Per-layer decay"
 NEEDS = (Layered(),)
@@ -16,22 +16,22 @@ def build(ctx, spec_runs):
     runs = [r for r in spec_runs.runs if r.case.model.kind == "mlp"]
     names = present(runs)
     trained = [r for r in runs if r.trained]
-    tensors = network.tensors(trained[0].case)
     out = [
         Heading(3, TITLE),
         Text(
             "Which parameters each framework's penalty reached, by role, as the rule that reproduces the run step by "
-            "step says (the roles the case asked to spare are in the row's name; a framework whose idiom spares more "
-            "or less than asked shows it here, never corrected), then each weight matrix's Frobenius norm ‖Wₗ‖_F and "
-            "each bias's ‖bₗ‖₂ after the last step, and the test loss."
+            "step says. What the case asked is in the row's name; where a framework's idiom decays more or less than "
+            "asked, the cell says so (never corrected), and a role whose decay the run cannot tell is not seen. Then "
+            "each weight matrix's Frobenius norm ‖Wₗ‖_F and each bias's ‖bₗ‖₂, at the end and over training."
         ),
         table(("case", *names), pivot(runs, lambda r: (r.label,), _decayed, names)),
         Heading(4, "Final norms per layer"),
         Text("Each tensor's norm after the last step, and the test loss (mean ½e²)."),
-        table(("case", *names), pivot(runs, lambda r: (r.label,), lambda r: _finals(r, tensors), names)),
+        table(("case", *names), pivot(runs, lambda r: (r.label,), _finals, names)),
     ]
     for index, label in enumerate(dict.fromkeys(r.label for r in trained), start=1):
         mine = [r for r in trained if r.label == label]
+        tensors = network.tensors(mine[0].case)  # the case's, the same model in every framework
         panels = tuple(Panel(_title(t), "step", "norm", tuple(_norms(r, t.name) for r in mine)) for t in tensors) + (
             Panel(
                 "test loss",
@@ -53,20 +53,16 @@ def _decayed(run):
     explained = run.result.explained if run.ok else None
     if explained is None or not explained.matched or explained.form.placement == "none":
         return run.rule
-    found = verdict.roles(explained, run.case)
-    text = f"{explained.form.name}: decays {', '.join(ROLE_NAMES[role] for role in found.decayed)}"
-    if found.more or found.fewer:
-        text += f" (asked to spare {', '.join(ROLE_NAMES[r] for r in found.more)})" if found.more else ""
-        text += f" (asked to decay {', '.join(ROLE_NAMES[r] for r in found.fewer)})" if found.fewer else ""
-    return text + (f"; {', '.join(ROLE_NAMES[r] for r in found.unseen)}: not seen" if found.unseen else "")
+    return f"{explained.form.name}: {described(verdict.roles(explained, run.case))}"
 
 
-def _finals(run, tensors):
+def _finals(run):
     """Every tensor's final norm and the test loss, as one cell, or the run's status."""
     if not run.ok:
         return run.status
     norms = run.result.steps.tensor_norms
-    return ", ".join(f"{_title(t)} {number(norms[t.name][-1])}" for t in tensors) + f"; test {run.final('test_loss')}"
+    cells = (f"{_title(t)} {number(norms[t.name][-1])}" for t in network.tensors(run.case))
+    return ", ".join(cells) + f"; test {run.final('test_loss')}"
 
 
 def _norms(run, name):

@@ -36,8 +36,12 @@ def _cell(probe, key):
     if probe.explained.form.placement == "none":
         return "no decay"
     case = ROLE_PROBE.replace({"penalty.kind": key.kind} | SPARINGS[key.sparing])
-    found = verdict.roles(probe.explained, case)
-    text = "decays " + (", ".join(ROLE_NAMES[role] for role in found.decayed))
+    return described(verdict.roles(probe.explained, case))
+
+
+def described(found):
+    """A ``verdict.Roles`` in words: what decays, then what differs from what was asked, and what is not seen."""
+    text = "decays " + ", ".join(ROLE_NAMES[role] for role in found.decayed)
     if found.more:
         text += f"; also {', '.join(ROLE_NAMES[role] for role in found.more)}, asked to spare"
     if found.fewer:
