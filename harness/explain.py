@@ -222,14 +222,16 @@ def role_sets(case):
     return found
 
 
-def candidates(case, strength=None):
+def candidates(case, strength=None, where=None):
     """Every (Form, Rule) the catalog tries for this case, in catalog order; ``strength``
-    replaces the case's λ (a fitted one, where the API was given none)."""
+    replaces the case's λ (a fitted one, where the API was given none), ``where`` the
+    placements (``placements(case)``)."""
     strength = case.penalty.strength if strength is None else strength
+    where = placements(case) if where is None else where
     losses = ("half_mse", "mse") if case.train.loss == "native" else (case.train.loss,)
     tried = conventions(case)
     forms = [(Form(NONE, 0.0), {})] + [
-        (Form(placement, k), {placement: k * strength}) for placement in placements(case) for k in MULTIPLIERS
+        (Form(placement, k), {placement: k * strength}) for placement in where for k in MULTIPLIERS
     ]
     base = {"momentum_decay": case.optimizer.momentum_decay}
     for (form, decay), (bias, spared), loss, values in itertools.product(
@@ -245,10 +247,21 @@ def explain(case, arrays, trajectory, strength=None):
     """The first catalog rule that predicts every step of ``trajectory`` from the run's own
     previous parameters within the run's step tolerance, with the other matching rules as
     equivalents; else the closest rule, marked unmatched. Either way with its drift: the gap of
-    the rule run on its own from the run's initial weights. ``strength`` replaces the case's λ."""
+    the rule run on its own from the run's initial weights. ``strength`` replaces the case's λ.
+    A framework API that no rule of the catalog explains is tried as L1 (λ·sign(w) in the
+    gradient: an L1 regularizer), which explains it if it matches; else the closest stays."""
+    found = _explain(case, arrays, trajectory, strength, placements(case))
+    if found.matched or not case.penalty.in_framework:
+        return found
+    l1 = _explain(case, arrays, trajectory, strength, ("l1",))
+    return l1 if l1.matched else found
+
+
+def _explain(case, arrays, trajectory, strength, where):
+    """``explain`` over the catalog of the placements ``where``."""
     run = (trajectory.w, trajectory.b)
     tolerance = diff.tolerance(case.model.dtype, trajectory.hyperparameter_dtype, diff.STEP_TOLERANCE)
-    catalog = list(candidates(case, strength))
+    catalog = list(candidates(case, strength, where))
     worst = {}  # rule -> its largest step gap, for every rule tried
 
     def judge(rules):

@@ -35,6 +35,7 @@ RULES = {
     "tensorflow-keras2": "decoupled_lr",
     "jax": "coupled",
     "mxnet": "coupled",
+    "paddle": "coupled",
 }
 SPECS = ("d2l", "d2l-book", "sweep", "bias", "lr", "schedules", "mlp")
 
