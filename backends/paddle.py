@@ -25,6 +25,11 @@ __all__ = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "VARIANTS", "versions"
 SWEEPABLE = ()  # one case per call
 RATIO_TARGET = 10.0
 OWN_BEHAVIOURS = {
+    ("adamax", None): (
+        "paddle.optimizer.Adamax adds ε to the decayed maximum, u = max(|g|, β₂u + ε), and divides by u "
+        "(phi/kernels/impl/adamax_kernel_impl.h:63-64: eigen_grad.abs().cwiseMax((beta2_ * eigen_inf_norm) "
+        "+ epsilon_)): neither ε inside max(β₂u, |g| + ε) nor outside it"
+    ),
     ("lamb", None): (
         "paddle.optimizer.Lamb applies its trust ratio ‖w‖/‖r‖ only to a parameter whose weight decay is above 0, "
         "or with always_adapt=True (phi/kernels/impl/lamb_kernel_impl.h:262: if (weight_decay > "
