@@ -142,11 +142,12 @@ def _model(case, arrays, calls):
         calls.name(linear.bias, f"{name}.bias")
     if case.model.init == "native":
         return model
+    w0, b0 = arrays.w0.astype(case.model.dtype), np.atleast_1d(arrays.b0).astype(case.model.dtype)
     weights, biases = 0, 0  # where each layer's parameters start in the layout
     for layer, linear in zip(case.layers, _linears(model), strict=True):
         size = layer.fan_in * layer.fan_out
-        linear.weight.set_value(arrays.w0[weights : weights + size].reshape(layer.fan_in, layer.fan_out))
-        linear.bias.set_value(np.atleast_1d(arrays.b0)[biases : biases + layer.fan_out])
+        linear.weight.set_value(w0[weights : weights + size].reshape(layer.fan_in, layer.fan_out))
+        linear.bias.set_value(b0[biases : biases + layer.fan_out])
         weights, biases = weights + size, biases + layer.fan_out
     calls.say("every weight.set_value(W) and bias.set_value(b) from the shared arrays")
     return model
