@@ -20,8 +20,8 @@ is the checked starting point for a new framework):
 followed by its private helpers ``HELPERS``, in this order, each building one part of the
 training with the framework's own API (the model: ``case.layers``, dense layers of
 ``case.model.activation``; which parameters the penalty covers: ``case.penalty.decays(role)``
-for each layer's ``roles``, by the framework's own idiom for sparing parameters) and writing the native calls it makes into the
-recorder ``calls`` (``backends._calls.Calls``), its last parameter. An adapter raises
+for each layer's ``roles``, by the framework's own idiom for sparing parameters) and writing the
+native calls it makes into the recorder ``calls`` (``backends._calls.Calls``), its last parameter. An adapter raises
 ``Unsupported(reason)`` for a case its framework cannot express; it never evaluates, plots or
 writes files: the harness does.
 """

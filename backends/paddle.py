@@ -37,22 +37,30 @@ OWN_BEHAVIOURS = {
         "parameter at lamb_weight_decay=0.0, takes the bias-corrected Adam step r unscaled"
     ),
 }
-_L2DECAY = "weight_decay=paddle.regularizer.L2Decay(λ)"
-_L1DECAY = "weight_decay=paddle.regularizer.L1Decay(λ)"
-# Every optimizer with a weight_decay argument takes a regularizer object as well as a float; a
-# layer's ParamAttr takes either regularizer; and a user may set both a ParamAttr regularizer and the
-# optimizer's weight_decay, of which Paddle applies the ParamAttr one (optimizer.py:1775-1779).
+# Every optimizer with a weight_decay argument takes a regularizer object as well as a float; a layer's
+# ParamAttr takes either regularizer; and a user may set both a ParamAttr regularizer and the optimizer's
+# weight_decay, of which Paddle applies the ParamAttr one to that parameter (optimizer.py:1775-1779).
 VARIANTS = {
-    **{
-        (name, "weight_decay"): {"l2decay": _L2DECAY, "l1decay": _L1DECAY}
-        for name in ("sgd", "momentum", "nesterov", "adam", "rmsprop", "adagrad", "adadelta", "adamax", "radam")
+    ("sgd", "weight_decay"): {"l2decay": "weight_decay=L2Decay(λ)", "l1decay": "weight_decay=L1Decay(λ)"},
+    ("momentum", "weight_decay"): {"l2decay": "weight_decay=L2Decay(λ)", "l1decay": "weight_decay=L1Decay(λ)"},
+    ("nesterov", "weight_decay"): {"l2decay": "weight_decay=L2Decay(λ)", "l1decay": "weight_decay=L1Decay(λ)"},
+    ("adam", "weight_decay"): {"l2decay": "weight_decay=L2Decay(λ)", "l1decay": "weight_decay=L1Decay(λ)"},
+    ("rmsprop", "weight_decay"): {"l2decay": "weight_decay=L2Decay(λ)", "l1decay": "weight_decay=L1Decay(λ)"},
+    ("adagrad", "weight_decay"): {"l2decay": "weight_decay=L2Decay(λ)", "l1decay": "weight_decay=L1Decay(λ)"},
+    ("adadelta", "weight_decay"): {"l2decay": "weight_decay=L2Decay(λ)", "l1decay": "weight_decay=L1Decay(λ)"},
+    ("adamax", "weight_decay"): {"l2decay": "weight_decay=L2Decay(λ)", "l1decay": "weight_decay=L1Decay(λ)"},
+    ("radam", "weight_decay"): {"l2decay": "weight_decay=L2Decay(λ)", "l1decay": "weight_decay=L1Decay(λ)"},
+    ("sgd", "regularizer"): {
+        "l1decay": "ParamAttr(regularizer=L1Decay(λ))",
+        "with_weight_decay": "ParamAttr(regularizer=L2Decay(λ)) and the optimizer's weight_decay=λ",
     },
-    **{
-        (name, "regularizer"): {
-            "l1decay": "paddle.ParamAttr(regularizer=paddle.regularizer.L1Decay(λ))",
-            "with_weight_decay": "paddle.ParamAttr(regularizer=L2Decay(λ)) and the optimizer's weight_decay=λ too",
-        }
-        for name in ("sgd", "momentum", "adam")
+    ("momentum", "regularizer"): {
+        "l1decay": "ParamAttr(regularizer=L1Decay(λ))",
+        "with_weight_decay": "ParamAttr(regularizer=L2Decay(λ)) and the optimizer's weight_decay=λ",
+    },
+    ("adam", "regularizer"): {
+        "l1decay": "ParamAttr(regularizer=L1Decay(λ))",
+        "with_weight_decay": "ParamAttr(regularizer=L2Decay(λ)) and the optimizer's weight_decay=λ",
     },
 }
 
@@ -203,10 +211,18 @@ def _penalty(case, roles, calls):
 
 # decaylens optimizer -> the paddle.optimizer class a Paddle user trains it with.
 _CLASSES = {
-    "sgd": "SGD", "momentum": "Momentum", "nesterov": "Momentum", "adam": "Adam", "rmsprop": "RMSProp",
-    "adagrad": "Adagrad", "adadelta": "Adadelta", "adamax": "Adamax", "nadam": "NAdam", "radam": "RAdam",
+    "sgd": "SGD",
+    "momentum": "Momentum",
+    "nesterov": "Momentum",
+    "adam": "Adam",
+    "rmsprop": "RMSProp",
+    "adagrad": "Adagrad",
+    "adadelta": "Adadelta",
+    "adamax": "Adamax",
+    "nadam": "NAdam",
+    "radam": "RAdam",
     "lamb": "Lamb",
-}  # fmt: skip
+}
 
 
 def _optimizer(case, roles, calls):
@@ -260,7 +276,8 @@ def _optimizer(case, roles, calls):
 # (paddle/phi/kernels/*_kernel.h); SGD's only hyperparameter is the lr tensor, and Adam's β and ε are
 # Scalars, kept in double.
 _FLOAT_ATTRIBUTES = {
-    name: "float32" for name in ("Momentum", "RMSProp", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam", "Lamb", "AdamW")
+    name: "float32"
+    for name in ("Momentum", "RMSProp", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam", "Lamb", "AdamW")
 }
 
 
@@ -276,7 +293,9 @@ def _schedule(case, optimizer, calls):
             "scheduler", "paddle.optimizer.lr.StepDecay", lr, step_size=schedule.interval, gamma=schedule.factor
         )
     elif schedule.kind == "cosine":
-        found = calls.let("scheduler", "paddle.optimizer.lr.CosineAnnealingDecay", lr, steps, eta_min=schedule.floor * lr)
+        found = calls.let(
+            "scheduler", "paddle.optimizer.lr.CosineAnnealingDecay", lr, steps, eta_min=schedule.floor * lr
+        )
     elif schedule.kind == "warmup_cosine":
         cosine = calls(
             "paddle.optimizer.lr.CosineAnnealingDecay", lr, steps - schedule.warmup, eta_min=schedule.floor * lr
@@ -304,4 +323,3 @@ def _hyperparameters(opt):
     if opt.name == "adadelta":
         return {"rho": opt.rho, "epsilon": opt.eps}
     return {}
-

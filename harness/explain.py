@@ -251,14 +251,17 @@ def explain(case, arrays, trajectory, strength=None):
     A framework API that no rule of the catalog explains is tried as L1 (λ·sign(w) in the
     gradient: an L1 regularizer), which explains it if it matches; else the closest stays."""
     found = _explain(case, arrays, trajectory, strength, placements(case))
-    if found.matched or not case.penalty.in_framework:
-        return found
-    l1 = _explain(case, arrays, trajectory, strength, ("l1",))
-    return l1 if l1.matched else found
+    if not found.matched and case.penalty.in_framework:
+        l1 = _explain(case, arrays, trajectory, strength, ("l1",))
+        found = l1 if l1.matched else found
+    run = (trajectory.w, trajectory.b)
+    with np.errstate(all="ignore"):
+        alone = diff.relative_gaps(run, oracle.simulate(found.rule, case, arrays, start=(run[0][0], run[1][0])))
+    return dataclasses.replace(found, drift=float(alone.max()) if np.isfinite(alone).all() else float("inf"))
 
 
 def _explain(case, arrays, trajectory, strength, where):
-    """``explain`` over the catalog of the placements ``where``."""
+    """``explain``'s rule over the catalog of the placements ``where``, without its drift."""
     run = (trajectory.w, trajectory.b)
     tolerance = diff.tolerance(case.model.dtype, trajectory.hyperparameter_dtype, diff.STEP_TOLERANCE)
     catalog = list(candidates(case, strength, where))
@@ -298,9 +301,7 @@ def _explain(case, arrays, trajectory, strength, where):
         found = dataclasses.replace(found, ambiguous=tuple(fields))
     if found.matched and found.form.placement != NONE and len(role_sets(case)) > 2:
         found = dataclasses.replace(found, bias_ambiguous=False, unseen=_unseen(case, found, matches))
-    with np.errstate(all="ignore"):
-        alone = diff.relative_gaps(run, oracle.simulate(found.rule, case, arrays, start=(run[0][0], run[1][0])))
-    return dataclasses.replace(found, drift=float(alone.max()) if np.isfinite(alone).all() else float("inf"))
+    return found
 
 
 def _unseen(case, found, matches):
