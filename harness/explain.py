@@ -250,9 +250,10 @@ def explain(case, arrays, trajectory, strength=None):
     the rule run on its own from the run's initial weights. ``strength`` replaces the case's λ.
     A framework API that no rule of the catalog explains is tried as L1 (λ·sign(w) in the
     gradient: an L1 regularizer), which explains it if it matches; else the closest stays."""
-    found = _explain(case, arrays, trajectory, strength, placements(case))
+    worst = {}  # rule -> its largest step gap, for every rule tried
+    found = _explain(case, arrays, trajectory, strength, placements(case), worst)
     if not found.matched and case.penalty.in_framework:
-        l1 = _explain(case, arrays, trajectory, strength, ("l1",))
+        l1 = _explain(case, arrays, trajectory, strength, ("l1",), worst)
         found = l1 if l1.matched else found
     run = (trajectory.w, trajectory.b)
     with np.errstate(all="ignore"):
@@ -260,12 +261,12 @@ def explain(case, arrays, trajectory, strength=None):
     return dataclasses.replace(found, drift=float(alone.max()) if np.isfinite(alone).all() else float("inf"))
 
 
-def _explain(case, arrays, trajectory, strength, where):
-    """``explain``'s rule over the catalog of the placements ``where``, without its drift."""
+def _explain(case, arrays, trajectory, strength, where, worst):
+    """``explain``'s rule over the catalog of the placements ``where``, without its drift; ``worst``
+    keeps each rule's largest step gap, so that no rule is simulated twice."""
     run = (trajectory.w, trajectory.b)
     tolerance = diff.tolerance(case.model.dtype, trajectory.hyperparameter_dtype, diff.STEP_TOLERANCE)
     catalog = list(candidates(case, strength, where))
-    worst = {}  # rule -> its largest step gap, for every rule tried
 
     def judge(rules):
         """Try the rules not tried yet: (the first of ``rules`` that matches, else the closest; it matches)."""
