@@ -4,11 +4,11 @@
 The nominal λ goes unchanged into the optimizer's ``weight_decay=`` (a float, which Paddle makes
 ``paddle.regularizer.L2Decay(λ)``: optimizer.py:269-270; or, as VARIANTS, ``L2Decay(λ)`` and
 ``L1Decay(λ)`` themselves), into ``paddle.optimizer.AdamW``'s ``weight_decay`` and LAMB's
-``lamb_weight_decay`` for the decoupled form, or into ``paddle.ParamAttr(regularizer=L2Decay(λ))`` of
-each decayed layer parameter (``regularizer``). The parameters that must not decay go in a param group
-of their own with ``weight_decay=0.0``, or, for AdamW and LAMB, are left out by
-``apply_decay_param_fun`` / ``exclude_from_weight_decay_fn``. Penalties in the loss are written with
-paddle ops and differentiated by autograd.
+``lamb_weight_decay`` for the decoupled form (LAMB's only decay argument, for ``weight_decay`` too),
+or into ``paddle.ParamAttr(regularizer=L2Decay(λ))`` of each decayed layer parameter (``regularizer``).
+The parameters that must not decay go in a param group of their own with ``weight_decay=0.0``, or,
+for AdamW and LAMB, are left out by ``apply_decay_param_fun`` / ``exclude_from_weight_decay_fn``.
+Penalties in the loss are written with paddle ops and differentiated by autograd.
 """
 
 import functools
