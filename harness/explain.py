@@ -207,8 +207,8 @@ def placements(case):
 
 def role_sets(case):
     """(decay_bias, spared) of each set of the model's roles a decay may apply to, in catalog order:
-    bias not decayed, then decayed; each with no role spared, then one, then two (of an MLP's
-    roles), so long as some weight decays and, with decay_bias, some bias."""
+    bias not decayed, then decayed; each with no role spared, then one, then two, and so on (of an
+    MLP's roles), so long as some weight decays and, with decay_bias, some bias."""
     roles = [role for layer in case.layers for role in layer.roles]
     weights, biases = [r for r in roles if r.endswith("_weight")], [r for r in roles if r.endswith("_bias")]
     found = []
@@ -294,13 +294,13 @@ def _unseen(case, found, matches):
     """The roles whose decay differs among the matching rules of the found rule's form and
     conventions: the run cannot tell whether they decay (a one-element tensor's decay under LAMB's
     trust ratio, or a decay smaller than the run's tolerance)."""
-    same = [e.rule for e in matches if e.form == found.form and _holds(e.rule, _conventions_of(found.rule))]
+    same = [e.rule for e in matches if e.form == found.form and _holds(e.rule, _besides_roles(found.rule))]
     present = [role for layer in case.layers for role in layer.roles]
     return tuple(role for role in present if len({rule.decays(role) for rule in same}) > 1)
 
 
-def _conventions_of(rule):
-    """Every field of the rule but the roles it decays."""
+def _besides_roles(rule):
+    """Every field of the rule (its decay, its conventions) but the roles it decays."""
     return {field: value for field, value in vars(rule).items() if field not in ("decay_bias", "spared")}
 
 
