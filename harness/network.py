@@ -60,10 +60,9 @@ def split(case, p):
 
 def _layers(case, p):
     """[(W (..., fan_in, fan_out), b (..., 1, fan_out))] of each layer, input first."""
-    found = {t.name: p[..., t.index].reshape(*p.shape[:-1], *t.shape) for t in tensors(case)}
-    names = [t.name for t in tensors(case)]
-    half = len(names) // 2
-    return [(found[w], found[b][..., None, :]) for w, b in zip(names[:half], names[half:])]
+    found = [p[..., t.index].reshape(*p.shape[:-1], *t.shape) for t in tensors(case)]  # every W, then every b
+    half = len(found) // 2
+    return [(w, b[..., None, :]) for w, b in zip(found[:half], found[half:])]
 
 
 def _activation(case, z):
