@@ -14,6 +14,7 @@ _MODULES = {
     "tensorflow-keras2": ("backends.tensorflow", {"TF_USE_LEGACY_KERAS": "1"}),
     "jax": ("backends.jax", {}),
     "mxnet": ("backends.mxnet", {}),
+    "paddle": ("backends.paddle", {}),
 }
 
 NAMES = tuple(_MODULES)

@@ -222,14 +222,16 @@ def role_sets(case):
     return found
 
 
-def candidates(case, strength=None):
+def candidates(case, strength=None, where=None):
     """Every (Form, Rule) the catalog tries for this case, in catalog order; ``strength``
-    replaces the case's λ (a fitted one, where the API was given none)."""
+    replaces the case's λ (a fitted one, where the API was given none), ``where`` the
+    placements (``placements(case)``)."""
     strength = case.penalty.strength if strength is None else strength
+    where = placements(case) if where is None else where
     losses = ("half_mse", "mse") if case.train.loss == "native" else (case.train.loss,)
     tried = conventions(case)
     forms = [(Form(NONE, 0.0), {})] + [
-        (Form(placement, k), {placement: k * strength}) for placement in placements(case) for k in MULTIPLIERS
+        (Form(placement, k), {placement: k * strength}) for placement in where for k in MULTIPLIERS
     ]
     base = {"momentum_decay": case.optimizer.momentum_decay}
     for (form, decay), (bias, spared), loss, values in itertools.product(
@@ -245,11 +247,26 @@ def explain(case, arrays, trajectory, strength=None):
     """The first catalog rule that predicts every step of ``trajectory`` from the run's own
     previous parameters within the run's step tolerance, with the other matching rules as
     equivalents; else the closest rule, marked unmatched. Either way with its drift: the gap of
-    the rule run on its own from the run's initial weights. ``strength`` replaces the case's λ."""
+    the rule run on its own from the run's initial weights. ``strength`` replaces the case's λ.
+    A framework API that no rule of the catalog explains is tried as L1 (λ·sign(w) in the
+    gradient: an L1 regularizer), which explains it if it matches; else the closest stays."""
+    worst = {}  # rule -> its largest step gap, for every rule tried
+    found = _explain(case, arrays, trajectory, strength, placements(case), worst)
+    if not found.matched and case.penalty.in_framework:
+        l1 = _explain(case, arrays, trajectory, strength, ("l1",), worst)
+        found = l1 if l1.matched else found
+    run = (trajectory.w, trajectory.b)
+    with np.errstate(all="ignore"):
+        alone = diff.relative_gaps(run, oracle.simulate(found.rule, case, arrays, start=(run[0][0], run[1][0])))
+    return dataclasses.replace(found, drift=float(alone.max()) if np.isfinite(alone).all() else float("inf"))
+
+
+def _explain(case, arrays, trajectory, strength, where, worst):
+    """``explain``'s rule over the catalog of the placements ``where``, without its drift; ``worst``
+    keeps each rule's largest step gap, so that no rule is simulated twice."""
     run = (trajectory.w, trajectory.b)
     tolerance = diff.tolerance(case.model.dtype, trajectory.hyperparameter_dtype, diff.STEP_TOLERANCE)
-    catalog = list(candidates(case, strength))
-    worst = {}  # rule -> its largest step gap, for every rule tried
+    catalog = list(candidates(case, strength, where))
 
     def judge(rules):
         """Try the rules not tried yet: (the first of ``rules`` that matches, else the closest; it matches)."""
@@ -285,9 +302,7 @@ def explain(case, arrays, trajectory, strength=None):
         found = dataclasses.replace(found, ambiguous=tuple(fields))
     if found.matched and found.form.placement != NONE and len(role_sets(case)) > 2:
         found = dataclasses.replace(found, bias_ambiguous=False, unseen=_unseen(case, found, matches))
-    with np.errstate(all="ignore"):
-        alone = diff.relative_gaps(run, oracle.simulate(found.rule, case, arrays, start=(run[0][0], run[1][0])))
-    return dataclasses.replace(found, drift=float(alone.max()) if np.isfinite(alone).all() else float("inf"))
+    return found
 
 
 def _unseen(case, found, matches):

@@ -120,6 +120,8 @@ def test_a_constant_schedule_trains_bit_identically_to_the_run_before_schedules(
     (tests/legacy/before-schedules/; JAX's sweep of λ = 0 and 3 in one vmapped call rounds the last
     digits otherwise)."""
     name, adapter = backend
+    if not (BEFORE_SCHEDULES / f"{name}.json").exists():
+        pytest.skip(f"{name} was added after the schedule section: no run of the code before it")
     before = store.read(BEFORE_SCHEDULES / f"{name}.json")
     case = before.case.replace({"schedule.kind": "constant"})
     assert case.id == before.case_id

@@ -11,7 +11,7 @@ import pytest
 import backends
 from harness import cli, files, fingerprint, probes, spec, store
 
-FRAMEWORKS = ("torch", "tensorflow", "keras", "tf_keras", "jax", "optax", "mxnet")
+FRAMEWORKS = ("torch", "tensorflow", "keras", "tf_keras", "jax", "optax", "mxnet", "paddle")
 TINY = '[data]\nn_test = 10\n[train]\nepochs = 2\n[sweep]\n"penalty.kind" = ["none", "l2_loss", "regularizer"]\n'
 
 
@@ -106,7 +106,7 @@ def test_report_shows_each_case_and_marks_missing_backends(tmp_path, fake_torch)
     )
     assert f"| {result.final.w_norm:.4g} |" in l2
     assert "| jax | missing |" in text and "unsupported: no regularizer here" in text
-    assert "no results for: tensorflow, tensorflow-keras2, jax, mxnet" in text
+    assert "no results for: tensorflow, tensorflow-keras2, jax, mxnet, paddle" in text
 
 
 def decaylens(*args, cwd):

@@ -97,8 +97,9 @@ def test_an_mlp_run_no_rule_explains_falls_back_to_the_whole_catalog(monkeypatch
     )
     found = explain.explain(MLP, arrays, Trajectory(w=w, b=run.b, api=""))
     assert not found.matched
-    assert set(tried) == {rule for _, rule in explain.candidates(MLP)}
-    assert len(tried) == len(set(tried)) + 1  # each rule once, and the closest once more alone (its drift)
+    # the catalog, then (a framework API's run) its L1 rules: each rule once, the closest once more (its drift)
+    assert set(tried) == {rule for _, rule in [*explain.candidates(MLP), *explain.candidates(MLP, where=("l1",))]}
+    assert len(tried) == len(set(tried)) + 1
 
 
 def test_a_role_whose_decay_the_run_cannot_tell_is_unseen_not_chosen():

@@ -35,6 +35,7 @@ RULES = {
     "tensorflow-keras2": "decoupled_lr",
     "jax": "coupled",
     "mxnet": "coupled",
+    "paddle": "coupled",
 }
 SPECS = ("d2l", "d2l-book", "sweep", "bias", "lr", "schedules", "mlp")
 
@@ -229,7 +230,7 @@ def test_the_numbers_are_the_results_files_numbers(rendered):
             cell = final_norms[describe(point)][backend]
             assert cell == (f"{result.final.w_norm:.4g}" if result.ok else result.status)
             rows += 1
-    assert rows == 5 * 29
+    assert rows == len(backends.NAMES) * 29
     made = sorted(r.created for (b, _), r in stored.items() if b == "torch")
     assert f"torch: fake 1, numpy {np.__version__}" in text and f"results made from {made[0]} to {made[-1]}" in text
     sweep, label = spec.load(str(results.parent / "specs" / "sweep.toml")), None
@@ -283,17 +284,17 @@ def test_divergence_learning_rate_and_parting_come_from_the_runs(rendered):
         r["pairs (e² at lr, ½e² at 2·lr)"] == "2" and r["pairs that part while finite"] == "none" for r in half.values()
     )
     parted = {(r["case"], r["group A"], r["group B"]) for r in found["Spec `d2l`", "Where two frameworks part"][0]}
-    assert ("momentum, weight_decay, λ=3", "torch = jax = mxnet", "tensorflow = tensorflow-keras2") in parted
+    assert ("momentum, weight_decay, λ=3", "torch = jax = mxnet = paddle", "tensorflow = tensorflow-keras2") in parted
     title = "Summary: is weight decay an L2 penalty in the loss?"
     summary = {(r["optimizer"], r["API"]): r for r in found[title, title][0]}
     assert summary["momentum", "weight_decay"]["torch"] == "**same**"
     assert summary["momentum", "weight_decay"]["tensorflow"].startswith("**never**: λ bypasses momentum")
     # each distinct API run at λ > 0, bias spared, with an l2_loss twin (the fake has no regularizer): per backend,
     # d2l's 4 (weight_decay with sgd, momentum and adam, and adamw), sweep's 7 (weight_decay at each λ > 0) and
-    # bias's 1 (weight_decay at λ = 30; λ = 3 is d2l's case): 5 × 12 = 60; and d2l-book's mxnet listing (native loss
-    # and weight_decay, against its loss-only variant; the other listings' twins are d2l's or spare no bias): 61;
-    # and mlp's weight_decay and decoupled sparing the biases, each with its l2_loss twin, 5 × 2 more: 71
-    assert "in all 71 runs of an API at λ > 0 that have an l2_loss twin" in text
+    # bias's 1 (weight_decay at λ = 30; λ = 3 is d2l's case): 6 × 12 = 72; and d2l-book's mxnet listing (native loss
+    # and weight_decay, against its loss-only variant; the other listings' twins are d2l's or spare no bias): 73;
+    # and mlp's weight_decay and decoupled sparing the biases, each with its l2_loss twin, 6 × 2 more: 85
+    assert "in all 85 runs of an API at λ > 0 that have an l2_loss twin" in text
     agreement = found["What the nominal λ does", "Probe versus the full runs"][0]
     assert agreement and all(row["disagreeing"] == "—" for row in agreement)
 
