@@ -181,6 +181,10 @@ class Verdict:
     reason: str = ""
 
 
+def _same_bias(a, b):
+    return a.rule.decay_bias == b.rule.decay_bias or a.bias_ambiguous or b.bias_ambiguous
+
+
 def verdict(probe, l2_probe, optimizer):
     """The Verdict of ``probe`` (an API, bias spared) against ``l2_probe`` with ``optimizer``."""
     if probe.status != "ok":
@@ -188,7 +192,7 @@ def verdict(probe, l2_probe, optimizer):
     if not (probe.matched and l2_probe.matched):
         return Verdict("unexplained", reason=(l2_probe if probe.matched else probe).outcome())
     api, l2 = probe.explained, l2_probe.explained
-    if api.rule.decay_bias != l2.rule.decay_bias and not (api.bias_ambiguous or l2.bias_ambiguous):
+    if not _same_bias(api, l2):
         return Verdict("never", reason="cannot spare the bias")
     factor = scale(l2, api)
     if factor is not None and (multiplier_unseen(api) or multiplier_unseen(l2)):
@@ -309,10 +313,14 @@ def _takes_as_is(conversion):
 
 def convert(explained, options, scheduled=False):
     """The Conversion to the first of ``options`` ({kind: Explanation}, in preference order) that puts
-    λ where ``explained`` does (``scaling``), with known multipliers and the same conventions; else
-    none, and why: where each option puts λ, or the first convention in which a matching one differs."""
+    λ where ``explained`` does (``scaling``), on the same parameters (a bias either run cannot tell
+    aside), with known multipliers and the same conventions; else none, and why: where each option
+    puts λ, or the first convention in which a matching one differs."""
     reasons = []
     for kind, candidate in options.items():
+        if not _same_bias(explained, candidate):
+            reasons.append(f"{kind} {'decays' if candidate.rule.decay_bias else 'spares'} the bias")
+            continue
         scaled = scaling(explained, candidate, scheduled)
         told = [f for f in CONVENTIONS if f not in explained.ambiguous and f not in candidate.ambiguous]
         apart = [f for f in told if getattr(explained.rule, f) != getattr(candidate.rule, f)]

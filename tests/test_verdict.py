@@ -169,3 +169,14 @@ def test_a_variant_is_probed_on_its_own_and_can_be_the_papers_setting():
     other = probes.probe("other", fake_backend.make(), "test")
     found = verdict.conversions([fake, other], schedule="step")["fake", "adam", "adamw [eta_multiplier]"]["other"]
     assert found == verdict.Conversion("adamw", 1.0, lr_power=-1)  # λ·η = lr·η·λ' for λ' = λ/lr
+
+
+def test_no_setting_converts_a_decay_of_the_bias_to_one_that_spares_it():
+    """Paddle's float weight_decay decays the bias the probe spares; torch's weight_decay spares it."""
+    decays, spares = probe("coupled", bias=True).explained, probe("coupled").explained
+    assert verdict.convert(decays, {"weight_decay": spares}) == verdict.Conversion(
+        None, reason="weight_decay spares the bias"
+    )
+    assert verdict.convert(decays, {"weight_decay": spares, "l2_bias": decays}) == verdict.Conversion("l2_bias", 1.0)
+    untold = dataclasses.replace(spares, bias_ambiguous=True)
+    assert verdict.convert(decays, {"weight_decay": untold}) == verdict.Conversion("weight_decay", 1.0)
