@@ -10,14 +10,22 @@ import os
 # backend name -> (module, environment variables the framework reads at import time)
 _MODULES = {
     "torch": ("backends.torch", {}),
-    "tensorflow": ("backends.tensorflow", {"TF_USE_LEGACY_KERAS": "0"}),
-    "tensorflow-keras2": ("backends.tensorflow", {"TF_USE_LEGACY_KERAS": "1"}),
+    "tensorflow": ("backends.keras", {"TF_USE_LEGACY_KERAS": "0", "KERAS_BACKEND": "tensorflow"}),
+    "tensorflow-keras2": ("backends.keras", {"TF_USE_LEGACY_KERAS": "1"}),
+    "keras-jax": ("backends.keras", {"TF_USE_LEGACY_KERAS": "0", "KERAS_BACKEND": "jax", "JAX_ENABLE_X64": "1"}),
+    "keras-torch": ("backends.keras", {"TF_USE_LEGACY_KERAS": "0", "KERAS_BACKEND": "torch"}),
     "jax": ("backends.jax", {}),
     "mxnet": ("backends.mxnet", {}),
     "paddle": ("backends.paddle", {}),
 }
 
 NAMES = tuple(_MODULES)
+# adapter module -> the backends it serves, where more than one: the same user code on several backends
+SHARED_CODE = {
+    module: names
+    for module in dict.fromkeys(module for module, _ in _MODULES.values())
+    if len(names := tuple(name for name in NAMES if _MODULES[name][0] == module)) > 1
+}
 
 
 class MissingFramework(RuntimeError):

@@ -46,7 +46,8 @@ class Trajectory:
     first, (steps + 1, biases). ``api``: the native calls that produced them, as a user would write
     them (``Calls.text``), including which parameters the penalty covers;
     ``hyperparameter_dtype``: the dtype the framework applies lr, momentum, β, ε and weight
-    decay in, when coarser than the case's (MXNet's operators take them as float32), else None.
+    decay in, or computes the update in, when coarser than the case's (MXNet's operators take
+    the hyperparameters as float32; Keras 3 off TensorFlow computes float64 in float32), else None.
     """
 
     w: np.ndarray

@@ -54,11 +54,16 @@ def norm_parting(norms_a, norms_b, tolerance, finite=False):
     the larger of the two, or None. Since |‖wₐ‖ − ‖w_b‖| ≤ ‖wₐ − w_b‖, the weights have parted by
     then. A run cut short (non-finite weights) parts where it stops, unless ``finite``: then
     only the steps where both are finite count."""
+    step = first_divergent_step(norm_gaps(norms_a, norms_b), tolerance)
+    return min(len(norms_a), len(norms_b)) if step is None and len(norms_a) != len(norms_b) and not finite else step
+
+
+def norm_gaps(norms_a, norms_b):
+    """|‖wₐ‖ − ‖w_b‖| / max(‖wₐ‖, ‖w_b‖) at every step both runs reached."""
     x, y = np.asarray(norms_a, np.float64), np.asarray(norms_b, np.float64)
     n = min(len(x), len(y))
     scale = np.maximum(np.maximum(np.abs(x[:n]), np.abs(y[:n])), np.finfo(np.float64).tiny)
-    step = first_divergent_step(np.abs(x[:n] - y[:n]) / scale, tolerance)
-    return n if step is None and len(x) != len(y) and not finite else step
+    return np.abs(x[:n] - y[:n]) / scale
 
 
 def final_moves(a, b, tolerance):

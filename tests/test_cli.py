@@ -106,7 +106,7 @@ def test_report_shows_each_case_and_marks_missing_backends(tmp_path, fake_torch)
     )
     assert f"| {result.final.w_norm:.4g} |" in l2
     assert "| jax | missing |" in text and "unsupported: no regularizer here" in text
-    assert "no results for: tensorflow, tensorflow-keras2, jax, mxnet, paddle" in text
+    assert "no results for: tensorflow, tensorflow-keras2, keras-jax, keras-torch, jax, mxnet, paddle" in text
 
 
 def decaylens(*args, cwd):

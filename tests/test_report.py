@@ -33,6 +33,8 @@ RULES = {
     "torch": "coupled",
     "tensorflow": "decoupled_lr",
     "tensorflow-keras2": "decoupled_lr",
+    "keras-jax": "decoupled_lr",
+    "keras-torch": "coupled",  # unlike the real one: so that the same code's backends differ somewhere
     "jax": "coupled",
     "mxnet": "coupled",
     "paddle": "coupled",
@@ -134,6 +136,7 @@ def test_each_spec_gets_the_sections_its_cases_meet(rendered):
     assert headings == [
         "Frameworks in this report",
         "Summary: is weight decay an L2 penalty in the loss?",
+        "The same code on several backends",
         "What the nominal λ does",
         "Under a learning-rate schedule",
         "Which parameters a penalty decays",
@@ -284,17 +287,18 @@ def test_divergence_learning_rate_and_parting_come_from_the_runs(rendered):
         r["pairs (e² at lr, ½e² at 2·lr)"] == "2" and r["pairs that part while finite"] == "none" for r in half.values()
     )
     parted = {(r["case"], r["group A"], r["group B"]) for r in found["Spec `d2l`", "Where two frameworks part"][0]}
-    assert ("momentum, weight_decay, λ=3", "torch = jax = mxnet = paddle", "tensorflow = tensorflow-keras2") in parted
+    groups = ("torch = keras-torch = jax = mxnet = paddle", "tensorflow = tensorflow-keras2 = keras-jax")
+    assert ("momentum, weight_decay, λ=3", *groups) in parted
     title = "Summary: is weight decay an L2 penalty in the loss?"
     summary = {(r["optimizer"], r["API"]): r for r in found[title, title][0]}
     assert summary["momentum", "weight_decay"]["torch"] == "**same**"
     assert summary["momentum", "weight_decay"]["tensorflow"].startswith("**never**: λ bypasses momentum")
     # each distinct API run at λ > 0, bias spared, with an l2_loss twin (the fake has no regularizer): per backend,
     # d2l's 4 (weight_decay with sgd, momentum and adam, and adamw), sweep's 7 (weight_decay at each λ > 0) and
-    # bias's 1 (weight_decay at λ = 30; λ = 3 is d2l's case): 6 × 12 = 72; and d2l-book's mxnet listing (native loss
-    # and weight_decay, against its loss-only variant; the other listings' twins are d2l's or spare no bias): 73;
-    # and mlp's weight_decay and decoupled sparing the biases, each with its l2_loss twin, 6 × 2 more: 85
-    assert "in all 85 runs of an API at λ > 0 that have an l2_loss twin" in text
+    # bias's 1 (weight_decay at λ = 30; λ = 3 is d2l's case): 8 backends × 12 = 96; and d2l-book's mxnet listing
+    # (native loss and weight_decay, against its loss-only variant; the other listings' twins are d2l's or spare no
+    # bias): 97; and mlp's weight_decay and decoupled sparing the biases, each with its l2_loss twin, 8 × 2 more: 113
+    assert "in all 113 runs of an API at λ > 0 that have an l2_loss twin" in text
     agreement = found["What the nominal λ does", "Probe versus the full runs"][0]
     assert agreement and all(row["disagreeing"] == "—" for row in agreement)
 
@@ -462,3 +466,30 @@ def test_the_chromium_check_sees_errors_missing_figures_and_fetches(tmp_path):
         "log": next(e["entry"]["text"].split(":")[0] for e in errors if "entry" in e),
     }
     assert "http://127.0.0.1:9/x.png" in requested
+
+
+def test_the_same_code_on_several_backends_shows_where_its_rules_and_runs_differ(rendered):
+    """The fake keras-torch decays coupled where the fake Kerases decay decoupled × lr: its rows say so,
+    and its float64 weight_decay runs part from tensorflow's by the gap the results files give."""
+    text, _, results = rendered
+    title = "The same code on several backends"
+    rules, gaps = tables(text)[title, "`backends.keras` on tensorflow, tensorflow-keras2, keras-jax, keras-torch"]
+    rules = {(r["optimizer"], r["API"]): r for r in rules}
+    momentum = rules["momentum", "weight_decay"]
+    assert momentum["one rule"] == "**no**" and momentum["keras-jax"] == momentum["tensorflow-keras2"] == "same"
+    assert momentum["tensorflow"].startswith("decoupled × lr") and momentum["keras-torch"].startswith("coupled ×1")
+    assert rules["momentum", "l2_loss"]["one rule"] == "yes"
+    assert "these do not: sgd weight_decay" not in text and "momentum weight_decay" in text  # sgd: one update
+    stored = store.scan(results)[0]
+    adam = [
+        (r, stored["keras-torch", r.case.id])
+        for (b, _), r in stored.items()
+        if b == "tensorflow" and r.trained and r.case.model.dtype == "float64"
+        and (r.case.optimizer.name, r.case.penalty.kind) == ("adam", "weight_decay")
+    ]  # fmt: skip
+    largest = max(
+        abs(x - y) / max(abs(x), abs(y)) for a, b in adam for x, y in zip(a.steps.w_norm, b.steps.w_norm, strict=True)
+    )
+    gaps = {(r["optimizer"], r["penalty"]): r for r in gaps}
+    assert gaps["adam", "weight_decay"]["vs keras-torch"].startswith(f"{largest:.2g} ({len(adam)} cases, ")
+    assert gaps["adam", "l2_loss"]["vs keras-torch"].startswith("0 (")

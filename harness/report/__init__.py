@@ -30,11 +30,12 @@ from harness.report.sections import (
     schedule,
     scheduled,
     semantics,
+    shared_code,
     summary,
     sweep,
 )  # fmt: skip
 
-OVERVIEW = (frameworks, summary, semantics, scheduled, roles)
+OVERVIEW = (frameworks, summary, shared_code, semantics, scheduled, roles)
 PER_SPEC = (curves, partings, book, sweep, bias, lr, schedule, layers, cases)
 CLOSING = (environment,)
 

@@ -1,18 +1,24 @@
-"""TensorFlow/Keras adapter: ``keras.layers.Dense(1)``, or an MLP as a ``keras.Sequential`` of Dense
-layers, trained in a ``tf.GradientTape`` loop.
+"""Keras adapter: a ``keras.Sequential`` of ``Dense(1)``, or an MLP of Dense layers, trained one
+batch a step by Keras's train step.
 
-One module, two backends: ``tensorflow`` runs Keras 3 (``import keras``) and
-``tensorflow-keras2`` runs Keras 2 (``import tf_keras as keras``), chosen by
-``TF_USE_LEGACY_KERAS``, which ``backends.load`` sets before the import. The nominal λ
+One module, four backends, chosen by ``TF_USE_LEGACY_KERAS`` and ``KERAS_BACKEND``, which
+``backends.load`` sets before the import: ``tensorflow`` runs Keras 3 (``import keras``) on
+TensorFlow, ``tensorflow-keras2`` Keras 2 (``import tf_keras as keras``), ``keras-jax`` and
+``keras-torch`` Keras 3 on JAX and on PyTorch. The same user code runs on each; only the loop
+differs: on JAX and PyTorch every step is ``model.train_on_batch``, Keras's backend-neutral
+step; on TensorFlow (both Kerases) the whole run is one ``tf.scan`` of ``tf.GradientTape`` steps
+traced once per case shape, the same step (the gradient of the loss, ``model.losses`` added,
+given to ``optimizer.apply_gradients``) without a call into Python per step. The nominal λ
 goes unchanged into ``weight_decay=`` of ``keras.optimizers.SGD`` / ``Adam`` / ``AdamW``
 (the spared variables left out with ``exclude_from_weight_decay(var_list=...)``, or as its
 variant by name patterns, ``var_names=...``), into ``keras.regularizers.L2(λ)`` as each Dense
 layer's ``kernel_regularizer`` and ``bias_regularizer`` where they decay, with ``model.losses``
-added to the loss, or into penalties written in the loss with TF ops and differentiated by
-``tf.GradientTape``.
+added to the loss, or into penalties written in the loss (with TF ops on TensorFlow, ``keras.ops``
+elsewhere) and differentiated with it.
 """
 
 import functools
+import importlib
 import os
 
 # TensorFlow logs to stderr while it loads and on its first ops; both must be set before
@@ -24,7 +30,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 import numpy as np
-import tensorflow as tf
 
 from backends._calls import Calls, Shown
 from backends.contract import Trajectory, Unsupported
@@ -33,6 +38,12 @@ if os.environ.get("TF_USE_LEGACY_KERAS") in ("true", "True", "1"):  # as TensorF
     import tf_keras as keras
 else:
     import keras
+
+BACKEND = keras.backend.backend()  # "tensorflow", "jax" or "torch"; tf_keras's is "tensorflow"
+# The traced tf.scan run holds on TensorFlow only; elsewhere each step is model.train_on_batch.
+TRACED_SCAN = BACKEND == "tensorflow"
+if TRACED_SCAN:
+    import tensorflow as tf
 
 # contract.EXPORTS
 __all__ = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "VARIANTS", "versions", "train", "train_sweep")
@@ -72,7 +83,7 @@ VARIANTS = {
 
 KERAS = keras.__name__  # "keras" or "tf_keras": the prefix of every call written into ``api``
 
-# Runs of fewer steps go eagerly: tracing a run costs about 85 ms, an eager step 2.5-3 ms
+# On TensorFlow, runs of fewer steps go eagerly: tracing a run costs about 85 ms, an eager step 2.5-3 ms
 # (measured on d2l cases), so a 6-step probe is 5x faster eagerly and a 400-step run 10x
 # faster traced.
 TRACED_FROM_STEPS = 32
@@ -83,8 +94,8 @@ _LR = "⟨lr⟩"  # where a shape's recorded calls show the learning rate, fille
 
 
 def versions():
-    """The installed TensorFlow and Keras versions."""
-    return {"tensorflow": tf.__version__, KERAS: keras.__version__}
+    """The installed versions of Keras and of the backend it runs on."""
+    return {BACKEND: importlib.import_module(BACKEND).__version__, KERAS: keras.__version__}
 
 
 def train(case, arrays):
@@ -97,11 +108,11 @@ def train(case, arrays):
     run.reset(case, arrays)
     # Every step's batch, gathered once: (steps, batch size, dim) and targets (steps, batch size, 1).
     order = arrays.batch_order()
-    xs = tf.constant(arrays.x_train[order], dtype=case.model.dtype)
-    ys = tf.constant(arrays.y_train[order][..., None], dtype=case.model.dtype)
-    w0, b0 = (np.asarray(p) for p in run.parameters())
+    xs = arrays.x_train[order].astype(case.model.dtype)
+    ys = arrays.y_train[order][..., None].astype(case.model.dtype)
+    w0, b0 = run.numpy_parameters()
     w, b = run.function(xs, ys)
-    w, b = np.concatenate([w0[None], w.numpy()]), np.concatenate([b0[None], b.numpy()])
+    w, b = np.concatenate([w0[None], w]), np.concatenate([b0[None], b])
     return Trajectory(w=w, b=b, api=run.api(case), hyperparameter_dtype=_hyperparameter_dtype(case))
 
 
@@ -111,10 +122,10 @@ def train_sweep(cases, arrays):
 
 
 def _model(shape, calls):
-    """``keras.layers.Dense(1)`` (linear), or a ``keras.Sequential`` of ``Dense(width, activation=σ)``
-    per hidden layer and ``Dense(1)`` (mlp), built; each layer with ``kernel_regularizer`` and
-    ``bias_regularizer`` ``L2(λ)`` where a regularizer case decays them, and Dense's own seeded init
-    for a native-init case."""
+    """A ``keras.Sequential`` of ``Dense(1)`` (linear), or of ``Dense(width, activation=σ)`` per hidden
+    layer and ``Dense(1)`` (mlp), built (``train_on_batch`` needs a model, not a layer); each layer
+    with ``kernel_regularizer`` and ``bias_regularizer`` ``L2(λ)`` where a regularizer case decays
+    them, and Dense's own seeded init for a native-init case."""
     options = []
     for layer in shape.layers:
         regularizers = {
@@ -126,17 +137,13 @@ def _model(shape, calls):
     if shape.model.init == "native":
         # Dense's own initializers, glorot_uniform kernel and zeros bias, drawn from the seed.
         calls(f"{KERAS}.utils.set_random_seed", shape.data.seed)
-    if shape.model.kind == "linear":
-        model = calls.let("model", f"{KERAS}.layers.Dense", 1, **options[0])
-    else:
-        dense = [calls(f"{KERAS}.layers.Dense", layer.fan_out, **o) for layer, o in zip(shape.layers, options)]
-        model = calls.let("model", f"{KERAS}.Sequential", dense)
+    dense = [calls(f"{KERAS}.layers.Dense", layer.fan_out, **o) for layer, o in zip(shape.layers, options)]
+    model = calls.let("model", f"{KERAS}.Sequential", dense)
     calls("model.build", (None, shape.data.dim))
     for name, variable, _ in _tensors(shape, model):
         calls.name(variable, name)
     if shape.model.init == "shared":
-        assigned = "model.kernel and model.bias" if shape.model.kind == "linear" else "each layer's kernel and bias"
-        calls.say(f"{assigned} assigned from the shared arrays")
+        calls.say("each layer's kernel and bias assigned from the shared arrays")
     return model
 
 
@@ -150,8 +157,6 @@ def _regularized(case, layer):
 
 def _dense(shape, model):
     """(how a user names it, the Dense layer, its ``case.layers`` entry) of each layer, input layer first."""
-    if shape.model.kind == "linear":
-        return [("model", model, shape.layers[0])]
     return [(f"model.layers[{i}]", dense, layer) for i, (dense, layer) in enumerate(zip(model.layers, shape.layers))]
 
 
@@ -177,18 +182,25 @@ def _loss(shape, calls):
 
 def _penalty(shape, model, calls):
     """The penalty added to the loss, () -> (λ/2)·Σp² (l2_loss) or λ·Σ|p| (l1_loss) over the kernels
-    and biases of the roles the case decays, or the layers' regularization losses; None for any
-    other kind."""
+    and biases of the roles the case decays (TF ops on TensorFlow, ``keras.ops`` elsewhere), or, in
+    the traced run, the layers' regularization losses (``train_on_batch`` adds those itself); None
+    for any other kind."""
     penalty = shape.penalty
     if penalty.kind == "regularizer":
+        if not TRACED_SCAN:
+            calls.say("(train_on_batch adds sum(model.losses) to the loss)")
+            return None
         calls.say("loss = loss + sum(model.losses)")
         return lambda: sum(model.losses)
     if not penalty.in_loss:
         return None
     params = [(name, variable) for name, variable, role in _tensors(shape, model) if penalty.decays(role)]
     op, scale = ("square", penalty.strength / 2) if penalty.kind == "l2_loss" else ("abs", penalty.strength)
-    calls.say(f"loss = loss + {scale!r} * ({' + '.join(f'tf.reduce_sum(tf.{op}({n}))' for n, _ in params)})")
-    return lambda: scale * tf.add_n([tf.reduce_sum(getattr(tf, op)(p)) for _, p in params])
+    ops, total = ("tf", "tf.reduce_sum") if TRACED_SCAN else ("keras.ops", "keras.ops.sum")
+    calls.say(f"loss = loss + {scale!r} * ({' + '.join(f'{total}({ops}.{op}({n}))' for n, _ in params)})")
+    if TRACED_SCAN:
+        return lambda: scale * tf.add_n([tf.reduce_sum(getattr(tf, op)(p)) for _, p in params])
+    return lambda: scale * sum(keras.ops.sum(getattr(keras.ops, op)(p)) for _, p in params)
 
 
 # decaylens optimizer -> the Keras optimizer class a Keras user trains it with.
@@ -311,10 +323,11 @@ def _shape(case):
 
 class _Run:
     """A model (a Dense layer, or an MLP of them), its optimizer, and the whole training run of their
-    ``shape``: a ``tf.scan`` over the batches, one step after another, traced as one graph (or, for a
-    short run, run eagerly). Each call of ``reset`` puts the variables back to their state just after
-    they were built, then sets the case's initial weights and lr, so that every run of the shape
-    starts fresh from one trace.
+    ``shape``, ``function(xs, ys) -> (w, b)`` after every step: on TensorFlow a ``tf.scan`` over
+    the batches traced as one graph (or, for a short run, run eagerly); elsewhere
+    ``model.train_on_batch`` once a batch, the model compiled with the loss and penalty. Each call
+    of ``reset`` puts the variables back to their state just after they were built, then sets the
+    case's initial weights and lr, so that every run of the shape starts fresh from one trace.
     """
 
     def __init__(self, shape):
@@ -326,7 +339,22 @@ class _Run:
         loss_fn = _loss(shape, calls)
         penalty = _penalty(shape, self.model, calls)
         self.optimizer = _optimizer(shape, self.model, calls)
+        if TRACED_SCAN:
+            self.function = self._traced_scan(shape, loss_fn, penalty)
+        else:
+            total = (lambda y, pred: loss_fn(y, pred) + penalty()) if penalty else loss_fn
+            shown = "lambda y, pred: loss(y, pred) + penalty" if penalty else "loss"
+            calls("model.compile", optimizer=self.optimizer, loss=Shown(total, shown))
+            calls.say("model.train_on_batch(x, y) for each batch")
+            self.function = self._train_on_batches
         self._calls = calls.text
+        # (a legacy optimizer's variables are a method, and made on its first step: its run is not reused)
+        optimizer = self.optimizer
+        optimizer_variables = optimizer.variables() if callable(optimizer.variables) else optimizer.variables
+        self._built = [(variable, _numpy(variable)) for variable in self.model.variables + optimizer_variables]
+
+    def _traced_scan(self, shape, loss_fn, penalty):
+        """TensorFlow's run: Keras's train step in a ``tf.GradientTape``, scanned over the batches."""
         model, optimizer, variables = self.model, self.optimizer, self.model.trainable_variables
 
         def step(_, batch):
@@ -336,26 +364,32 @@ class _Run:
                 if penalty:
                     loss += penalty()
             optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-            return self.parameters()
+            return self._tensor_parameters()
 
         def run(xs, ys):
-            return tf.scan(step, (xs, ys), initializer=self.parameters(), parallel_iterations=1)
+            return tf.scan(step, (xs, ys), initializer=self._tensor_parameters(), parallel_iterations=1)
 
         if shape.steps < TRACED_FROM_STEPS and shape.optimizer.name not in TRACED_ALWAYS:
-            self.function = run  # eagerly, op by op: the same code, no graph
+            function = run  # eagerly, op by op: the same code, no graph
         else:
             # Traced here, once (AutoGraph has nothing to convert: the one ``if`` is decided
             # while tracing); calling the concrete function skips tf.function's retracing
             # checks. jit_compile=True was measured slower on the whole: XLA runs a d2l case
             # in 0.5 ms instead of about 12 ms, but compiles each shape for about 0.2 s.
             batches = (shape.steps, shape.train.batch_size)
-            self.function = tf.function(run, autograph=False).get_concrete_function(
+            function = tf.function(run, autograph=False).get_concrete_function(
                 tf.TensorSpec((*batches, shape.data.dim), shape.model.dtype),
                 tf.TensorSpec((*batches, 1), shape.model.dtype),
             )
-        # (a legacy optimizer's variables are a method, and made on its first step: its run is not reused)
-        optimizer_variables = optimizer.variables() if callable(optimizer.variables) else optimizer.variables
-        self._built = [(variable, variable.numpy()) for variable in model.variables + optimizer_variables]
+        return lambda xs, ys: tuple(p.numpy() for p in function(tf.constant(xs), tf.constant(ys)))
+
+    def _train_on_batches(self, xs, ys):
+        """Every other backend's run: one ``train_on_batch`` a batch, the parameters read after each."""
+        after = []
+        for xb, yb in zip(xs, ys):
+            self.model.train_on_batch(xb, yb)
+            after.append(self.numpy_parameters())
+        return tuple(np.stack(p) for p in zip(*after))
 
     def reset(self, case, arrays):
         for variable, value in self._built:
@@ -370,9 +404,15 @@ class _Run:
         if not case.schedule.varies:
             self.optimizer.learning_rate = case.optimizer.lr
 
-    def parameters(self):
+    def numpy_parameters(self):
         """(w, b) as they are now, in the Trajectory's layout: every kernel flattened row-major, then
         every bias, input layer first; the linear model's b is its one bias."""
+        w = np.concatenate([np.ravel(_numpy(dense.kernel)) for dense in self.layers])
+        b = np.concatenate([_numpy(dense.bias) for dense in self.layers])
+        return (w, b[0]) if self._linear else (w, b)
+
+    def _tensor_parameters(self):
+        """``numpy_parameters`` as TensorFlow tensors, inside the traced run."""
         w = tf.concat([tf.reshape(dense.kernel, [-1]) for dense in self.layers], axis=0)
         b = tf.concat([dense.bias for dense in self.layers], axis=0)
         return (w, b[0]) if self._linear else (w, b)
@@ -388,6 +428,12 @@ class _Run:
         )
 
 
+def _numpy(variable):
+    """A variable's value as a NumPy array, by TensorFlow's ``numpy()`` or Keras 3's
+    ``convert_to_numpy`` (which detaches a PyTorch tensor)."""
+    return variable.numpy() if TRACED_SCAN else keras.ops.convert_to_numpy(variable.value)
+
+
 @functools.cache
 def _compiled(shape):
     """The run of ``shape``, built and traced on first use."""
@@ -395,15 +441,23 @@ def _compiled(shape):
 
 
 def _hyperparameter_dtype(case):
-    """ "float32" when a float64 run applies its hyperparameters rounded to float32, else None.
+    """ "float32" when a float64 run applies its hyperparameters rounded to float32 or computes in
+    float32, else None.
 
-    Keras casts Python-float hyperparameters with ``tf.cast`` (Keras 3: ``ops.cast``), which
-    makes them float32 tensors first: momentum 0.9 becomes 0.8999999761581421 in a float64
+    On TensorFlow Keras casts Python-float hyperparameters with ``tf.cast`` (Keras 3: ``ops.cast``),
+    which makes them float32 tensors first: momentum 0.9 becomes 0.8999999761581421 in a float64
     run (Keras 3 sgd.py, adam.py, regularizers.L2; tf-keras sgd.py, adam.py; a legacy optimizer
     keeps every hyperparameter in a float32 variable). A user passes Python floats, so the adapter
     does too; this states which precision the run can claim: float32 as soon as any of the run's
-    hyperparameters is not a float32 number.
+    hyperparameters is not a float32 number. Off TensorFlow a float64 run claims float32 in any
+    case: Keras 3's type promotion turns float64 into float32 on every other backend
+    (keras/src/backend/common/dtypes.py:240, BIT64_TO_BIT32_DTYPE, "aligned with JAX's default
+    behavior"), so that ``ops.mean`` reduces MeanSquaredError's errors in float32
+    (backend/jax/numpy.py:231) and PyTorch's ``ops.matmul`` multiplies a float64 Dense layer in
+    float32 (backend/torch/numpy.py:140).
     """
+    if case.model.dtype == "float64" and not TRACED_SCAN:
+        return "float32"
     penalty = case.penalty
     values = [case.optimizer.lr, *(v for v in _hyperparameters(case.optimizer).values() if isinstance(v, float))]
     values += [penalty.strength] if penalty.in_framework else []

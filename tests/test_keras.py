@@ -1,5 +1,5 @@
-"""What only the TensorFlow/Keras adapter has to get right; run in the tensorflow and
-tensorflow-keras2 envs."""
+"""What only the Keras adapter has to get right; run in the tensorflow, tensorflow-keras2,
+keras-jax and keras-torch envs (the traced TensorFlow run's own checks in the first two)."""
 
 import os
 import subprocess
@@ -13,13 +13,22 @@ from conftest import load_adapter, mlp_case, reference_case
 from harness import data, diff, explain
 
 TF_BACKENDS = ("tensorflow", "tensorflow-keras2")
+KERAS_BACKENDS = (*TF_BACKENDS, "keras-jax", "keras-torch")
 ROOT = Path(__file__).parent.parent
 
 
-@pytest.mark.parametrize("name, package, major", [("tensorflow", "keras", "3"), ("tensorflow-keras2", "tf_keras", "2")])
-def test_versions_name_the_keras_generation(name, package, major):
+@pytest.mark.parametrize(
+    "name, backend, package, major",
+    [
+        ("tensorflow", "tensorflow", "keras", "3"),
+        ("tensorflow-keras2", "tensorflow", "tf_keras", "2"),
+        ("keras-jax", "jax", "keras", "3"),
+        ("keras-torch", "torch", "keras", "3"),
+    ],
+)
+def test_versions_name_the_keras_generation_and_its_backend(name, backend, package, major):
     found = load_adapter(name).versions()
-    assert set(found) == {"tensorflow", package}
+    assert set(found) == {backend, package}
     assert found[package].split(".")[0] == major
 
 
@@ -68,7 +77,7 @@ def test_the_train_step_is_traced_once_per_case_shape(name, optimizer, monkeypat
 @pytest.mark.parametrize("epochs", [1, 100])  # 4 steps run eagerly, 400 traced
 @pytest.mark.parametrize("init", ["shared", "native"])
 @pytest.mark.parametrize("optimizer, kind", [("momentum", "regularizer"), ("adam", "adamw")])
-@pytest.mark.parametrize("name", TF_BACKENDS)
+@pytest.mark.parametrize("name", KERAS_BACKENDS)
 def test_a_run_that_reuses_a_shape_starts_as_fresh_as_the_first(name, optimizer, kind, init, epochs):
     """Every variable (weights, lr, step count, momentum and Adam's moments) is reset: a case
     run after another of its shape, on other data, repeats its own first run bit for bit."""
@@ -124,7 +133,7 @@ KERAS_DECAYS_THE_BIAS = {
 
 @pytest.mark.parametrize("decay_bias", [False, True, "default"])
 @pytest.mark.parametrize("optimizer, kind", [("momentum", "weight_decay"), ("adam", "adamw"), ("sgd", "regularizer")])
-@pytest.mark.parametrize("name", TF_BACKENDS)
+@pytest.mark.parametrize("name", KERAS_BACKENDS)
 def test_the_bias_decays_exactly_when_the_case_says(name, optimizer, kind, decay_bias):
     """exclude_from_weight_decay(var_list=[bias]) takes effect; bias_regularizer is added."""
     adapter = load_adapter(name)
@@ -137,7 +146,7 @@ def test_the_bias_decays_exactly_when_the_case_says(name, optimizer, kind, decay
     assert found.matched and found.rule.decay_bias == expected, str(found)
 
 
-@pytest.mark.parametrize("name", TF_BACKENDS)
+@pytest.mark.parametrize("name", KERAS_BACKENDS)
 def test_native_init_is_a_seeded_glorot_uniform_kernel_and_a_zero_bias(name):
     adapter = load_adapter(name)
     case = reference_case(name, model__init="native", train__epochs=1)
@@ -149,7 +158,7 @@ def test_native_init_is_a_seeded_glorot_uniform_kernel_and_a_zero_bias(name):
     assert first.b[0] == 0
 
 
-@pytest.mark.parametrize("name", ["tensorflow", "tensorflow-keras2"])
+@pytest.mark.parametrize("name", TF_BACKENDS)
 def test_float64_runs_claim_float64_only_when_keras_keeps_every_hyperparameter(name):
     """Keras casts Python-float hyperparameters through float32 tensors: a float64 run says so
     (and is matched at the float32 tolerance) unless every value is a float32, and then it
@@ -172,16 +181,43 @@ def test_float64_runs_claim_float64_only_when_keras_keeps_every_hyperparameter(n
     assert str(found) == "coupled ×2, bias not decayed, loss half_mse" and found.gap <= diff.TOLERANCE["float64"]
 
 
+@pytest.mark.parametrize("name", ["keras-jax", "keras-torch"])
+def test_float64_runs_off_tensorflow_claim_float32_and_part_from_float64_by_more_than_its_rounding(name):
+    """Keras 3 promotes float64 to float32 off TensorFlow (``_hyperparameter_dtype``): a float64 run
+    with float32 hyperparameters still claims float32, and its first step parts from the float64
+    oracle's by more than float64 rounding, within float32's."""
+    adapter = load_adapter(name)
+    case = reference_case(name, optimizer__name="sgd", optimizer__lr=2**-9, penalty__kind="none", train__epochs=1)
+    arrays = data.make(case)
+    trajectory = adapter.train(case, arrays)
+    assert trajectory.hyperparameter_dtype == "float32"
+    found = explain.explain(case, arrays, trajectory)
+    assert found.matched and diff.TOLERANCE["float64"] < found.gap <= diff.TOLERANCE["float32"], str(found)
+
+
+# What exclude_from_weight_decay(var_names=[the output layer's name]) spares on each backend.
+SPARED_BY_THE_LAYERS_NAME = {
+    "tensorflow": ("output_weight", "output_bias"),
+    "tensorflow-keras2": ("output_weight", "output_bias"),
+    "keras-jax": (),  # variable.name is "kernel" or "bias": no layer name in it
+    "keras-torch": (),
+}
+
+
 @pytest.mark.parametrize("variant", ["", "var_names"])
 @pytest.mark.parametrize("optimizer, kind", [("sgd", "weight_decay"), ("adam", "adamw")])
-@pytest.mark.parametrize("name", TF_BACKENDS)
-def test_exclude_from_weight_decay_spares_exactly_the_output_layer_either_way(name, optimizer, kind, variant):
+@pytest.mark.parametrize("name", KERAS_BACKENDS)
+def test_exclude_from_weight_decay_spares_the_output_layer_by_list_and_by_name_on_tensorflow(
+    name, optimizer, kind, variant
+):
     """var_list=[its kernel, its bias] excludes those variables by identity; var_names=[its name as
     Keras named it] is matched by ``re.search(pattern, variable.name)`` (Keras 3 base_optimizer.py:944,
     tf-keras optimizer.py:687), and on TensorFlow that name is the tf.Variable's scoped one: Keras 3's
     optimizer hands over ``variable = variable.value  # Convert to tf.Variable``
     (backend/tensorflow/optimizer.py:102), named "sequential/dense_1/kernel:0", and tf-keras's is
-    "dense_1/kernel:0". So the layer's name matches both its variables, and only them, in both."""
+    "dense_1/kernel:0". So there the layer's name matches both its variables, and only them. On JAX
+    and PyTorch the optimizer sees the Keras variable, whose name is its own, "kernel": the pattern
+    spares nothing."""
     adapter = load_adapter(name)
     case = mlp_case(
         "spare the output layer", optimizer__name=optimizer, penalty__kind=kind, penalty__strength=0.5,
@@ -191,13 +227,14 @@ def test_exclude_from_weight_decay_spares_exactly_the_output_layer_either_way(na
     trajectory = adapter.train(case, arrays)
     found = explain.explain(case, arrays, trajectory)
     assert found.matched and found.rule.decay_bias is True, str(found)
-    assert found.rule.spared == ("output_weight", "output_bias"), str(found)
+    expected = SPARED_BY_THE_LAYERS_NAME[name] if variant else ("output_weight", "output_bias")
+    assert found.rule.spared == expected, str(found)
     output = adapter._compiled(adapter._shape(case)).layers[-1]
     spared = f"var_names=[{output.name!r}]" if variant else "var_list=[model.layers[1].kernel, model.layers[1].bias]"
     assert f"optimizer.exclude_from_weight_decay({spared})" in trajectory.api
 
 
-@pytest.mark.parametrize("name", TF_BACKENDS)
+@pytest.mark.parametrize("name", KERAS_BACKENDS)
 def test_an_mlps_native_init_is_a_seeded_glorot_uniform_kernel_and_a_zero_bias_per_layer(name):
     """Each Dense layer's kernel ~ U(±√(6 / (fan_in + fan_out))), drawn alike from the seed every run."""
     adapter = load_adapter(name)
