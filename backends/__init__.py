@@ -21,11 +21,8 @@ _MODULES = {
 
 NAMES = tuple(_MODULES)
 # adapter module -> the backends it serves, where more than one: the same user code on several backends
-SHARED_CODE = {
-    module: names
-    for module in dict.fromkeys(module for module, _ in _MODULES.values())
-    if len(names := tuple(name for name in NAMES if _MODULES[name][0] == module)) > 1
-}
+_SERVED = {module: tuple(name for name in NAMES if _MODULES[name][0] == module) for module, _ in _MODULES.values()}
+SHARED_CODE = {module: names for module, names in _SERVED.items() if len(names) > 1}
 
 
 class MissingFramework(RuntimeError):

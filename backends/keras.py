@@ -6,9 +6,10 @@ One module, four backends, chosen by ``TF_USE_LEGACY_KERAS`` and ``KERAS_BACKEND
 TensorFlow, ``tensorflow-keras2`` Keras 2 (``import tf_keras as keras``), ``keras-jax`` and
 ``keras-torch`` Keras 3 on JAX and on PyTorch. The same user code runs on each; only the loop
 differs: on JAX and PyTorch every step is ``model.train_on_batch``, Keras's backend-neutral
-step; on TensorFlow (both Kerases) the whole run is one ``tf.scan`` of ``tf.GradientTape`` steps
-traced once per case shape, the same step (the gradient of the loss, ``model.losses`` added,
-given to ``optimizer.apply_gradients``) without a call into Python per step. The nominal λ
+step; on TensorFlow (both Kerases) the whole run is one ``tf.scan`` of ``tf.GradientTape`` steps,
+traced once per case shape (run eagerly below ``TRACED_FROM_STEPS``), the same step (the gradient
+of the loss, ``model.losses`` added, given to ``optimizer.apply_gradients``) without a call into
+Python per step. The nominal λ
 goes unchanged into ``weight_decay=`` of ``keras.optimizers.SGD`` / ``Adam`` / ``AdamW``
 (the spared variables left out with ``exclude_from_weight_decay(var_list=...)``, or as its
 variant by name patterns, ``var_names=...``), into ``keras.regularizers.L2(λ)`` as each Dense
@@ -48,7 +49,7 @@ if TRACED_SCAN:
 # contract.EXPORTS
 __all__ = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "VARIANTS", "versions", "train", "train_sweep")
 
-SWEEPABLE = ()  # one case per call (a trace per case shape, reused across calls)
+SWEEPABLE = ()  # one case per call (a run per case shape, reused across calls)
 RATIO_TARGET = 3.0
 OWN_BEHAVIOURS = {
     ("nadam", None): (
@@ -99,7 +100,7 @@ def versions():
 
 
 def train(case, arrays):
-    """``case`` trained on ``arrays`` by its shape's traced run: parameters before and after every step."""
+    """``case`` trained on ``arrays`` by its shape's run (``_Run``): parameters before and after every step."""
     # Keras creates the optimizer's learning-rate variable (and Keras 3 the loss's compute
     # dtype) in floatx, float32 by default, whatever the layer's dtype.
     keras.backend.set_floatx(case.model.dtype)
@@ -197,7 +198,8 @@ def _penalty(shape, model, calls):
     params = [(name, variable) for name, variable, role in _tensors(shape, model) if penalty.decays(role)]
     op, scale = ("square", penalty.strength / 2) if penalty.kind == "l2_loss" else ("abs", penalty.strength)
     ops, total = ("tf", "tf.reduce_sum") if TRACED_SCAN else ("keras.ops", "keras.ops.sum")
-    calls.say(f"loss = loss + {scale!r} * ({' + '.join(f'{total}({ops}.{op}({n}))' for n, _ in params)})")
+    terms = " + ".join(f"{total}({ops}.{op}({n}))" for n, _ in params)
+    calls.say(f"loss = loss + {scale!r} * ({terms})" if TRACED_SCAN else f"penalty = lambda: {scale!r} * ({terms})")
     if TRACED_SCAN:
         return lambda: scale * tf.add_n([tf.reduce_sum(getattr(tf, op)(p)) for _, p in params])
     return lambda: scale * sum(keras.ops.sum(getattr(keras.ops, op)(p)) for _, p in params)
@@ -322,7 +324,7 @@ def _shape(case):
 
 
 class _Run:
-    """A model (a Dense layer, or an MLP of them), its optimizer, and the whole training run of their
+    """A model (a Sequential of Dense layers), its optimizer, and the whole training run of their
     ``shape``, ``function(xs, ys) -> (w, b)`` after every step: on TensorFlow a ``tf.scan`` over
     the batches traced as one graph (or, for a short run, run eagerly); elsewhere
     ``model.train_on_batch`` once a batch, the model compiled with the loss and penalty. Each call
@@ -340,10 +342,11 @@ class _Run:
         penalty = _penalty(shape, self.model, calls)
         self.optimizer = _optimizer(shape, self.model, calls)
         if TRACED_SCAN:
-            self.function = self._traced_scan(shape, loss_fn, penalty)
+            self.scan = self._traced_scan(shape, loss_fn, penalty)
+            self.function = lambda xs, ys: tuple(p.numpy() for p in self.scan(tf.constant(xs), tf.constant(ys)))
         else:
             total = (lambda y, pred: loss_fn(y, pred) + penalty()) if penalty else loss_fn
-            shown = "lambda y, pred: loss(y, pred) + penalty" if penalty else "loss"
+            shown = "lambda y, pred: loss(y, pred) + penalty()" if penalty else "loss"
             calls("model.compile", optimizer=self.optimizer, loss=Shown(total, shown))
             calls.say("model.train_on_batch(x, y) for each batch")
             self.function = self._train_on_batches
@@ -354,7 +357,8 @@ class _Run:
         self._built = [(variable, _numpy(variable)) for variable in self.model.variables + optimizer_variables]
 
     def _traced_scan(self, shape, loss_fn, penalty):
-        """TensorFlow's run: Keras's train step in a ``tf.GradientTape``, scanned over the batches."""
+        """TensorFlow's run: Keras's train step in a ``tf.GradientTape``, scanned over the batches;
+        the concrete function of its trace, or the eager function of a short run."""
         model, optimizer, variables = self.model, self.optimizer, self.model.trainable_variables
 
         def step(_, batch):
@@ -381,7 +385,7 @@ class _Run:
                 tf.TensorSpec((*batches, shape.data.dim), shape.model.dtype),
                 tf.TensorSpec((*batches, 1), shape.model.dtype),
             )
-        return lambda xs, ys: tuple(p.numpy() for p in function(tf.constant(xs), tf.constant(ys)))
+        return function
 
     def _train_on_batches(self, xs, ys):
         """Every other backend's run: one ``train_on_batch`` a batch, the parameters read after each."""
@@ -436,7 +440,7 @@ def _numpy(variable):
 
 @functools.cache
 def _compiled(shape):
-    """The run of ``shape``, built and traced on first use."""
+    """The run of ``shape``, built (and on TensorFlow traced) on first use."""
     return _Run(shape)
 
 

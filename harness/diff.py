@@ -24,8 +24,8 @@ STEP_TOLERANCE = {
 
 def tolerance(dtype, hyperparameter_dtype=None, table=TOLERANCE):
     """The tolerance (from ``table``: TOLERANCE for whole runs, STEP_TOLERANCE for one step) of a
-    run in ``dtype`` whose framework applies its hyperparameters in ``hyperparameter_dtype``
-    (None: in ``dtype``): the looser of the two."""
+    run in ``dtype`` whose framework applies its hyperparameters, or computes its update, in
+    ``hyperparameter_dtype`` (None: in ``dtype``): the looser of the two."""
     return max(table[dtype], table[hyperparameter_dtype or dtype])
 
 

@@ -59,7 +59,8 @@ class Result:
     (``TRAINED``), cut before the first non-finite step of a diverged one; ``explained``: the
     rule that reproduces an ok run; ``note``: the adapter's account of an ok run no rule reproduces
     (its ``OWN_BEHAVIOURS``); ``hyperparameter_dtype``: the precision the framework applied its
-    hyperparameters in; ``traceback``: of an ``error``; ``seconds``: the training's wall time.
+    hyperparameters in, or computed the update in (``contract.Trajectory``); ``traceback``: of an
+    ``error``; ``seconds``: the training's wall time.
     """
 
     backend: str

@@ -4,12 +4,14 @@ and penalty kind, how far their float64 runs of the same case lie apart, step by
 
 import itertools
 
+import numpy as np
+
 import backends
 from harness import diff, verdict
 from harness.case import FRAMEWORK_KINDS, OPTIMIZERS, PENALTY_KINDS
 from harness.document import Heading, Text, table
 from harness.fingerprint import ProbeKey, api
-from harness.report.context import tolerance
+from harness.report.context import parting
 
 TITLE = "The same code on several backends"
 
@@ -83,9 +85,9 @@ def _gaps(ctx, present):
         gaps = diff.norm_gaps(reference.steps.w_norm, result.steps.w_norm)
         key = (result.case.optimizer.name, result.case.penalty.kind)
         found = worst.setdefault(key, {}).setdefault(backend, [0.0, 0, 0])
-        found[0] = max(found[0], float(gaps.max(initial=0.0)))
+        found[0] = max(found[0], float(np.nanmax(gaps, initial=0.0)))
         found[1] += 1
-        found[2] += diff.first_divergent_step(gaps, tolerance(reference, result)) is not None
+        found[2] += parting(reference, result) is not None
     rows = [
         (
             optimizer,
@@ -100,10 +102,11 @@ def _gaps(ctx, present):
         )
     ]
     lead = Text(
-        f"Then the runs of the built-in specs in float64: per optimizer and penalty kind, over every case both "
+        f"Then every float64 run in the results: per optimizer and penalty kind, over every case both "
         f"{first} and the backend trained, the largest relative gap in ‖w‖ at any step, "
         f"max |‖wₐ‖ − ‖w_b‖| / max(‖wₐ‖, ‖w_b‖) against {first}, and how many of those cases part beyond the "
-        "looser run's tolerance (float32's where a run computes or applies its hyperparameters in float32)."
+        "looser run's tolerance (float32's where a run computes or applies its hyperparameters in float32; a run "
+        "cut short by non-finite weights parts where it stops)."
     )
     if not rows:
         return [Text(f"No float64 case was trained by {first} and another of these backends.")]
