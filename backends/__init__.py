@@ -17,6 +17,7 @@ _MODULES = {
     "jax": ("backends.jax", {}),
     "mxnet": ("backends.mxnet", {}),
     "paddle": ("backends.paddle", {}),
+    "mlx": ("backends.mlx", {}),
 }
 
 NAMES = tuple(_MODULES)

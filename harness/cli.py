@@ -41,7 +41,9 @@ def _parser():
         "run", parents=[backend, specs], help="train every case of some specs with one backend and store the results"
     )
     run_cmd.add_argument("--out", default="results", help="results directory (default results)")
-    run_cmd.add_argument("--force", action="store_true", help="recompute cases already stored")
+    run_cmd.add_argument(
+        "--force", action="store_true", help="recompute cases already stored (and, with --probe, the fingerprint)"
+    )
     run_cmd.add_argument(
         "--shard", type=_shard, default=(1, 1), metavar="I/N", help="run only shard I of N (1 ≤ I ≤ N)"
     )
@@ -126,7 +128,11 @@ def _run(args):
     if errors:
         print(f"decaylens: {errors} case(s) raised an error; see their results files", file=sys.stderr)
     if args.probe:
-        errors += _write_fingerprint(args.backend, args.out, f"decaylens run --backend {args.backend} --probe")
+        path = Path(args.out) / f"semantics-{args.backend}.json"
+        if not args.force and probes.is_current(path, args.backend, backends.load(args.backend)):
+            print(f"{path} is up to date (the same probes and framework versions); --force probes again")
+        else:
+            errors += _write_fingerprint(args.backend, args.out, f"decaylens run --backend {args.backend} --probe")
     return 1 if errors else 0
 
 

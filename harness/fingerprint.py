@@ -144,7 +144,8 @@ KEYS = {
 class Fingerprint:
     """Every probe of one backend, by kind: ``penalties`` by ProbeKey, ``conventions`` by
     ConventionKey, ``defaults`` by DefaultKey, ``schedules`` by ScheduleKey, ``roles`` by RoleKey
-    (each of the last two empty in a document written before they were probed)."""
+    (each of the last two empty in a document written before they were probed); ``probes_sha256``:
+    of every probe's key and case id (``probes.digest``), "" in a document written before it was kept."""
 
     backend: str
     versions: dict
@@ -155,6 +156,7 @@ class Fingerprint:
     defaults: dict
     schedules: dict
     roles: dict
+    probes_sha256: str = ""
 
     @property
     def probes(self):
@@ -163,7 +165,8 @@ class Fingerprint:
 
     def to_json(self):
         document = {"schema_version": SCHEMA_VERSION, "backend": self.backend, "versions": self.versions,
-                    "command": self.command, "platform": self.platform}  # fmt: skip
+                    "command": self.command, "platform": self.platform,
+                    "probes_sha256": self.probes_sha256}  # fmt: skip
         for part in KEYS:
             document[part] = [key._asdict() | probe.to_json() for key, probe in getattr(self, part).items()]
         return json.dumps(document, indent=1, ensure_ascii=False) + "\n"
@@ -189,7 +192,8 @@ class Fingerprint:
                 }
                 for part, key in KEYS.items()
             }
-            return cls(document["backend"], document["versions"], document["command"], document["platform"], **parts)
+            top = [document[field] for field in ("backend", "versions", "command", "platform")]
+            return cls(*top, **parts, probes_sha256=document.get("probes_sha256", ""))
         except (KeyError, TypeError, AttributeError) as error:
             raise ValueError(f"malformed fingerprint document ({error!r})") from None
 

@@ -26,6 +26,7 @@ no rule explains carries the adapter's account of it, where it gives one (its ``
 """
 
 import dataclasses
+import hashlib
 import platform
 
 import numpy as np
@@ -198,7 +199,29 @@ def probe(backend, adapter, command):
         parts[part][key] = Probe(
             "ok", api=tried.trajectory.api, explained=explained, note=note, strength=strength, dtype=case.model.dtype
         )
-    return Fingerprint(backend, versions(adapter), command, platform.platform(), **parts)
+    return Fingerprint(
+        backend, versions(adapter), command, platform.platform(), **parts, probes_sha256=digest(adapter.VARIANTS)
+    )
+
+
+def digest(variants):
+    """SHA-256 of every probe's key and case id, in order (``probe_cases(variants)``): a fingerprint
+    with this digest and the installed versions is the one ``probe`` would make again."""
+    lines = (f"{key!r} {case.id}\n" for key, case in probe_cases(variants))
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+def is_current(path, backend, adapter):
+    """Whether ``path`` holds ``backend``'s fingerprint of these probes and the installed versions,
+    with no probe that raised (which the next probe may not): what ``run --probe`` need not redo."""
+    try:
+        found = Fingerprint.load(path)
+    except ValueError:
+        return False
+    made_alike = (found.backend, found.versions, found.probes_sha256) == (
+        backend, versions(adapter), digest(adapter.VARIANTS)
+    )  # fmt: skip
+    return made_alike and all(probe.status != "error" for _, probe in found.probes)
 
 
 def _placements(parts, key):

@@ -11,7 +11,7 @@ import pytest
 import backends
 from harness import cli, files, fingerprint, probes, spec, store
 
-FRAMEWORKS = ("torch", "tensorflow", "keras", "tf_keras", "jax", "optax", "mxnet", "paddle")
+FRAMEWORKS = ("torch", "tensorflow", "keras", "tf_keras", "jax", "optax", "mxnet", "paddle", "mlx")
 TINY = '[data]\nn_test = 10\n[train]\nepochs = 2\n[sweep]\n"penalty.kind" = ["none", "l2_loss", "regularizer"]\n'
 
 
@@ -52,6 +52,31 @@ def test_run_with_probe_writes_the_fingerprint_probe_writes(tmp_path, fake_torch
     assert together.penalties == alone.penalties and together.conventions == alone.conventions
     assert len(together.penalties) > 20 and together.command == "decaylens run --backend torch --probe"
     assert len(list((tmp_path / "a" / "torch").glob("*.json"))) == 3
+
+
+def test_run_with_probe_probes_again_only_when_probes_or_versions_changed(tmp_path, fake_torch, capsys, monkeypatch):
+    """A second ``run --probe`` trains nothing and keeps the fingerprint; ``--force``, another framework
+    version, or another set of probe cases (another digest) makes it probe again."""
+    spec_file = tmp_path / "tiny.toml"
+    spec_file.write_text(TINY)
+    command = ["run", "--backend", "torch", "--spec", str(spec_file), "--out", str(tmp_path), "--probe"]
+    path = tmp_path / "semantics-torch.json"
+
+    def probed(*extra):
+        """Whether the command probed (and wrote the fingerprint) or said it is up to date."""
+        trained = len(fake_torch)
+        assert cli.main(command + list(extra)) == 0
+        out = capsys.readouterr().out
+        assert (f"wrote {path}" in out) != (f"{path} is up to date" in out), out
+        return f"wrote {path}" in out and len(fake_torch) > trained
+
+    assert probed() and fingerprint.Fingerprint.load(path).probes_sha256 == probes.digest({})
+    assert not probed()
+    assert probed("--force")
+    monkeypatch.setattr(backends.load("torch"), "versions", lambda: {"fake": "2"})
+    assert probed() and not probed()
+    monkeypatch.setattr(probes, "digest", lambda variants: "another set of probes")
+    assert probed() and not probed()
 
 
 def test_a_framework_exception_is_stored_as_error_and_the_run_goes_on(tmp_path, use_adapters):
@@ -106,7 +131,7 @@ def test_report_shows_each_case_and_marks_missing_backends(tmp_path, fake_torch)
     )
     assert f"| {result.final.w_norm:.4g} |" in l2
     assert "| jax | missing |" in text and "unsupported: no regularizer here" in text
-    assert "no results for: tensorflow, tensorflow-keras2, keras-jax, keras-torch, jax, mxnet, paddle" in text
+    assert "no results for: tensorflow, tensorflow-keras2, keras-jax, keras-torch, jax, mxnet, paddle, mlx" in text
 
 
 def decaylens(*args, cwd):

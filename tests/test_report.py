@@ -38,6 +38,7 @@ RULES = {
     "jax": "coupled",
     "mxnet": "coupled",
     "paddle": "coupled",
+    "mlx": "coupled",
 }
 SPECS = ("d2l", "d2l-book", "sweep", "bias", "lr", "schedules", "mlp")
 
@@ -287,7 +288,7 @@ def test_divergence_learning_rate_and_parting_come_from_the_runs(rendered):
         r["pairs (e² at lr, ½e² at 2·lr)"] == "2" and r["pairs that part while finite"] == "none" for r in half.values()
     )
     parted = {(r["case"], r["group A"], r["group B"]) for r in found["Spec `d2l`", "Where two frameworks part"][0]}
-    groups = ("torch = keras-torch = jax = mxnet = paddle", "tensorflow = tensorflow-keras2 = keras-jax")
+    groups = ("torch = keras-torch = jax = mxnet = paddle = mlx", "tensorflow = tensorflow-keras2 = keras-jax")
     assert ("momentum, weight_decay, λ=3", *groups) in parted
     title = "Summary: is weight decay an L2 penalty in the loss?"
     summary = {(r["optimizer"], r["API"]): r for r in found[title, title][0]}
@@ -295,10 +296,10 @@ def test_divergence_learning_rate_and_parting_come_from_the_runs(rendered):
     assert summary["momentum", "weight_decay"]["tensorflow"].startswith("**never**: λ bypasses momentum")
     # each distinct API run at λ > 0, bias spared, with an l2_loss twin (the fake has no regularizer): per backend,
     # d2l's 4 (weight_decay with sgd, momentum and adam, and adamw), sweep's 7 (weight_decay at each λ > 0) and
-    # bias's 1 (weight_decay at λ = 30; λ = 3 is d2l's case): 8 backends × 12 = 96; and d2l-book's mxnet listing
+    # bias's 1 (weight_decay at λ = 30; λ = 3 is d2l's case): 9 backends × 12 = 108; and d2l-book's mxnet listing
     # (native loss and weight_decay, against its loss-only variant; the other listings' twins are d2l's or spare no
-    # bias): 97; and mlp's weight_decay and decoupled sparing the biases, each with its l2_loss twin, 8 × 2 more: 113
-    assert "in all 113 runs of an API at λ > 0 that have an l2_loss twin" in text
+    # bias): 109; and mlp's weight_decay and decoupled sparing the biases, each with its l2_loss twin, 9 × 2 more: 127
+    assert "in all 127 runs of an API at λ > 0 that have an l2_loss twin" in text
     agreement = found["What the nominal λ does", "Probe versus the full runs"][0]
     assert agreement and all(row["disagreeing"] == "—" for row in agreement)
 
