@@ -1,14 +1,16 @@
-"""Command line: ``decaylens run | probe | validate | specs | report | bench``."""
+"""Command line: ``decaylens run | probe | port | validate | specs | report | bench``."""
 
 import argparse
 import json
 import os
 import signal
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import backends
-from harness import bench, files, probes, report, spec
+from harness import bench, files, fingerprint, port, probes, report, spec, store
 from harness.errors import UsageError
 from harness.run import print_progress, run
 
@@ -61,6 +63,20 @@ def _parser():
         "--update-golden",
         action="store_true",
         help=f"also write {GOLDEN}/<backend>.json (run from the repository root)",
+    )
+
+    port_cmd = commands.add_parser(
+        "port", help="the call of another framework that trains like an optimizer call, from the fingerprints"
+    )
+    port_cmd.add_argument("call", help='the optimizer call as written: "torch.optim.AdamW(params, lr=1e-3)"')
+    port_cmd.add_argument("--from", dest="source", required=True, metavar="BACKEND", help="the call's backend")
+    port_cmd.add_argument(
+        "--to", dest="targets", action="append", metavar="BACKEND", help="a target backend (repeatable; default: "
+        "every other one with a fingerprint)"
+    )  # fmt: skip
+    port_cmd.add_argument("--results", default="results", help="where semantics-<backend>.json are (default results)")
+    port_cmd.add_argument(
+        "--check", action="store_true", help="train both on the probe problem in their tox envs, print the gap"
     )
 
     validate = commands.add_parser("validate", help="check a spec and list its cases")
@@ -176,6 +192,66 @@ def _known_backend(name):
         raise UsageError(f"unknown backend {name!r}; allowed backends: {', '.join(backends.NAMES)}")
 
 
+def _port(args):
+    for name in [args.source, *(args.targets or [])]:
+        _known_backend(name)
+    source = _fingerprint(args.results, args.source)
+    targets = args.targets or [
+        name
+        for name in backends.NAMES
+        if name != args.source and (Path(args.results) / f"semantics-{name}.json").exists()
+    ]
+    if not targets:
+        raise UsageError(f"no fingerprint of another backend in {args.results}/; make them: python3 -m tox -m compare")
+    answers = [port.port(args.call, source, _fingerprint(args.results, name)) for name in targets]
+    print(f"{args.source}: {args.call}")
+    print(port.reading(answers[0].source))
+    for answer in answers:
+        print("\n".join(port.describe(answer)))
+        if args.check and answer.lines:
+            _check(args.source, answer)
+    return 0
+
+
+def _fingerprint(results, backend):
+    path = Path(results) / f"semantics-{backend}.json"
+    if not path.is_file():
+        raise UsageError(
+            f"no fingerprint of {backend} in {results}/ ({path}); make it: "
+            f"python3 -m tox exec -e {backend} -- decaylens probe --backend {backend} --out {results}"
+        )
+    try:
+        return fingerprint.Fingerprint.load(path)
+    except ValueError as error:
+        raise UsageError(f"{error}; make it again: python3 -m tox exec -e {backend} -- decaylens probe") from None
+
+
+def _check(source_backend, answer):
+    """Train the source's call and the answer on the probe problem, each in its backend's tox env, and
+    print the step-by-step gap of ‖w‖ and the final weights'."""
+    with tempfile.TemporaryDirectory() as directory:
+        found = []
+        for backend, case in zip((source_backend, answer.target), port.check_cases(answer)):
+            program = Path(".tox") / backend / "bin" / "decaylens"
+            if not program.exists():
+                raise UsageError(
+                    f"--check trains in the {backend} env, not built here ({program}): "
+                    f"python3 -m tox -e {backend} --notest, from the repository root"
+                )
+            spec_file = Path(directory) / f"{backend}.toml"
+            spec_file.write_text(port.toml(case))
+            command = [str(program), "run", "--backend", backend, "--spec", str(spec_file), "--out", directory]
+            subprocess.run(command, check=True, capture_output=True)
+            (path,) = (Path(directory) / backend).glob("*.json")
+            found.append(store.read(path))
+    if not all(result.status == "ok" for result in found):
+        print("  check: " + "; ".join(f"{r.backend} {r.status} {r.reason}" for r in found))
+        return
+    per_step, final = port.gaps(*found)
+    steps = ", ".join(f"{gap:.2g}" for gap in per_step[1:])
+    print(f"  check on the probe problem: relative ‖w‖ gap per step {steps}; final weights apart by {final:.2g}")
+
+
 def _validate(args):
     loaded = spec.load(args.spec)
     for backend in backends.NAMES:
@@ -209,4 +285,12 @@ def _bench(args):
     return 0
 
 
-_COMMANDS = {"run": _run, "probe": _probe, "validate": _validate, "specs": _specs, "report": _report, "bench": _bench}
+_COMMANDS = {
+    "run": _run,
+    "probe": _probe,
+    "port": _port,
+    "validate": _validate,
+    "specs": _specs,
+    "report": _report,
+    "bench": _bench,
+}

@@ -238,10 +238,8 @@ def conversions(fingerprints, schedule=None):
     conventions the two rules were explained with), or no setting reproduces the run exactly.
     The target's own API of the same kind is tried first, l2_loss last.
     """
-    found, probed = {}, {}
+    found, by_backend = {}, {fingerprint.backend: fingerprint for fingerprint in fingerprints}
     for fingerprint in fingerprints:
-        for key, value in conventions(fingerprint).items():
-            probed[fingerprint.backend, key.optimizer, key.field] = value
         for key, probe in _probes(fingerprint, schedule):
             found[fingerprint.backend, key.optimizer, api(key)] = probe.explained
     backends = list(dict.fromkeys(backend for backend, _, _ in found))
@@ -253,16 +251,7 @@ def conversions(fingerprints, schedule=None):
         for target in backends:
             if target == source:
                 continue
-            fields = [f for (b, o, f) in probed if (b, o) == (source, optimizer)]
-            apart = [f for f in fields if probed.get((target, optimizer, f)) != probed[source, optimizer, f]]
-            if apart:
-                values = {
-                    b: convention_value(apart[0], probed.get((b, optimizer, apart[0]), "not probed"))
-                    for b in (source, target)
-                }
-                reason = (
-                    f"{optimizer}'s {apart[0]} convention is {values[source]} in {source}, {values[target]} in {target}"
-                )
+            if reason := convention_gap(by_backend[source], by_backend[target], optimizer):
                 targets[target] = Conversion(None, reason=reason)
                 continue
             options = {k: e for (b, o, k), e in found.items() if (b, o) == (target, optimizer)}
@@ -271,6 +260,20 @@ def conversions(fingerprints, schedule=None):
             targets[target] = convert(explained, {k: options[k] for k in preferred}, scheduled=schedule is not None)
         result[source, optimizer, kind] = targets
     return result
+
+
+def convention_gap(source, target, optimizer):
+    """Why ``optimizer`` cannot train alike in the backends of two Fingerprints: the first of the
+    source's convention probes of it whose value the target's differs from, in words; else ""."""
+    mine, theirs = (
+        {k.field: v for k, v in conventions(f).items() if k.optimizer == optimizer} for f in (source, target)
+    )
+    for field, value in mine.items():
+        other = theirs.get(field, "not probed")
+        if other != value:
+            words = [convention_value(field, found) for found in (value, other)]
+            return f"{optimizer}'s {field} convention is {words[0]} in {source.backend}, {words[1]} in {target.backend}"
+    return ""
 
 
 def _probes(fingerprint, schedule):
@@ -311,18 +314,19 @@ def _takes_as_is(conversion):
     return conversion.kind is not None and conversion.lr_power == 0
 
 
-def convert(explained, options, scheduled=False):
+def convert(explained, options, scheduled=False, conventions=True):
     """The Conversion to the first of ``options`` ({kind: Explanation}, in preference order) that puts
     λ where ``explained`` does (``scaling``), on the same parameters (a bias either run cannot tell
-    aside), with known multipliers and the same conventions; else none, and why: where each option
-    puts λ, or the first convention in which a matching one differs."""
+    aside), with known multipliers and (unless ``conventions`` is false: the same decay, whatever the
+    optimizer's conventions) the same conventions; else none, and why: where each option puts λ, or
+    the first convention in which a matching one differs."""
     reasons = []
     for kind, candidate in options.items():
         if not _same_bias(explained, candidate):
             reasons.append(f"{kind} {'decays' if candidate.rule.decay_bias else 'spares'} the bias")
             continue
         scaled = scaling(explained, candidate, scheduled)
-        told = [f for f in CONVENTIONS if f not in explained.ambiguous and f not in candidate.ambiguous]
+        told = [f for f in CONVENTIONS if f not in explained.ambiguous and f not in candidate.ambiguous and conventions]
         apart = [f for f in told if getattr(explained.rule, f) != getattr(candidate.rule, f)]
         known = not (multiplier_unseen(explained) or multiplier_unseen(candidate))
         if scaled is not None and known and not apart:
