@@ -37,6 +37,18 @@ class Table:
     rows: tuple  # tuples of cell texts
 
 
+@dataclass(frozen=True)
+class Matrix:
+    """A table to read at a glance: every cell is (text, tone), the tone a key of ``legend``
+    ({tone: meaning}) that colours it on the page, where the rows run in ``panels`` tables side by
+    side; in Markdown, one table of the texts after a line of the legend."""
+
+    columns: tuple
+    rows: tuple  # tuples of (text, tone) cells; a row's first cells may have tone ""
+    legend: dict
+    panels: int = 2
+
+
 def table(columns, rows):
     """A Table of rows given as tuples, or as dicts keyed by the columns."""
     columns = tuple(columns)
@@ -58,6 +70,10 @@ def markdown(blocks, drawn=None):
             out += ["\n".join(f"- {item}" for item in block.items)]
         elif isinstance(block, Table):
             out += ["\n".join([_row(block.columns), "|" + "---|" * len(block.columns), *map(_row, block.rows)])]
+        elif isinstance(block, Matrix):
+            out += ["; ".join(block.legend.values())]
+            rows = [tuple(text for text, _ in row) for row in block.rows]
+            out += ["\n".join([_row(block.columns), "|" + "---|" * len(block.columns), *map(_row, rows)])]
         elif drawn is None or block.name in drawn:
             out += [f"![{block.caption}](figures/{block.name}.svg)", f"*Figure: {block.caption}.*"]
         else:
@@ -70,6 +86,8 @@ def _row(cells):
     return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
 
 
+FOLD_ROWS = 15  # a longer table is folded on the page (<details>), its row count shown; Markdown shows it all
+
 STYLE = """
 body { font: 15px/1.5 system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 13px; display: block; overflow-x: auto; }
@@ -79,6 +97,18 @@ code { font-size: 12px; background: #f6f6f6; }
 figure { margin: 1.5em 0; }
 figure img { max-width: 100%; height: auto; }
 figcaption { font-style: italic; color: #555; }
+details > summary { cursor: pointer; color: #555; }
+.matrix { display: flex; gap: 1.5em; align-items: flex-start; }
+.matrix table { font-size: 12px; margin: 0.3em 0; }
+.matrix th, .matrix td { padding: 0 5px; line-height: 16px; }
+.matrix th.name { writing-mode: vertical-rl; transform: rotate(180deg); text-align: left; padding: 3px 0; }
+.legend span, .matrix td.same, .matrix td.convert, .matrix td.never, .matrix td.unsupported { text-align: center; }
+.same { background: #b9e4b0; }
+.convert { background: #ffe08a; }
+.never { background: #f5b5b0; }
+.unsupported { background: #f1f1f1; color: #999; }
+.unknown { background: #fff; color: #777; }
+.legend span { display: inline-block; padding: 0 6px; margin-right: 4px; }
 """
 
 
@@ -86,13 +116,13 @@ def page(blocks, drawn, title):
     """One HTML page: a contents list after the title; ``drawn`` maps figure names to SVG text."""
     ids = _ids(blocks)
     contents = (
-        "<nav><ul>"
+        "<nav><details><summary>Contents</summary><ul>"
         + "".join(
             f'<li><a href="#{ids[i]}">{_inline(b.text)}</a></li>'
             for i, b in enumerate(blocks)
             if isinstance(b, Heading) and b.level == 2
         )
-        + "</ul></nav>"
+        + "</ul></details></nav>"
     )
     body = []
     for i, block in enumerate(blocks):
@@ -106,7 +136,11 @@ def page(blocks, drawn, title):
         elif isinstance(block, Table):
             head = "".join(f"<th>{_inline(c)}</th>" for c in block.columns)
             rows = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>" for row in block.rows)
-            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+            shown = f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+            folded = len(block.rows) > FOLD_ROWS
+            body.append(f"<details><summary>{len(block.rows)} rows</summary>{shown}</details>" if folded else shown)
+        elif isinstance(block, Matrix):
+            body.append(_matrix(block))
         elif isinstance(block, Figure) and block.name in drawn:
             data = base64.b64encode(drawn[block.name].encode()).decode()
             body.append(
@@ -119,6 +153,26 @@ def page(blocks, drawn, title):
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
         f"<style>{STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
     )
+
+
+def _matrix(block):
+    """A Matrix's legend, then its rows in ``panels`` tables side by side, each with every column's name
+    (the first cells of a row, those without a tone, as names; the others' names set vertically)."""
+    legend = "".join(f'<span class="{tone}">{html.escape(meaning)}</span>' for tone, meaning in block.legend.items())
+    named = sum(1 for _, tone in block.rows[0] if not tone) if block.rows else 0
+    head = "".join(
+        f"<th>{_inline(c)}</th>" if i < named else f'<th class="name">{_inline(c)}</th>'
+        for i, c in enumerate(block.columns)
+    )
+    size = -(-len(block.rows) // block.panels)
+    panels = []
+    for start in range(0, len(block.rows), size or 1):
+        rows = "".join(
+            "<tr>" + "".join(f'<td class="{tone}">{_inline(text)}</td>' for text, tone in row) + "</tr>"
+            for row in block.rows[start : start + size]
+        )
+        panels.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+    return f'<p class="legend">{legend}</p><div class="matrix">{"".join(panels)}</div>'
 
 
 def _inline(text):

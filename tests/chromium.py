@@ -2,6 +2,7 @@
 protocol through a pipe, with no network and a fresh profile."""
 
 import base64
+import contextlib
 import fcntl
 import json
 import os
@@ -90,10 +91,11 @@ class DevTools:
             os.close(self._from_browser)
 
 
-def in_chromium(page, tmp_path):
-    """Open ``page`` in headless Chromium at 1200 × 900: the figures' [loaded, natural width and
-    height, shown width and height], the console errors, the URLs requested, and a PNG
-    screenshot of the first figure."""
+@contextlib.contextmanager
+def opened(page, tmp_path):
+    """``page`` open in headless Chromium at 1200 × 900: yields (evaluate a JavaScript expression,
+    take a PNG screenshot of a clip {x, y, width, height, scale}), the browser's events kept in
+    ``events`` (the list yielded third) once it is closed."""
     if not os.path.exists(CHROMIUM):
         if os.environ.get("CI"):
             pytest.fail(f"CI must install Chromium (Debian package chromium) for this test: {CHROMIUM} is missing")
@@ -115,6 +117,32 @@ def in_chromium(page, tmp_path):
                 "value"
             ]
 
+        def screenshot(clip):
+            found = browser.send("Page.captureScreenshot", session, format="png", clip=clip, captureBeyondViewport=True)
+            return base64.b64decode(found["data"])
+
+        yield evaluate, screenshot, browser.events
+    finally:
+        browser.close()
+
+
+def first_screen(page, tmp_path):
+    """The bounding box {top, bottom, left, right} of the page's first ``.matrix`` and a PNG
+    screenshot of the first screen, 1200 × 900 from the top."""
+    with opened(page, tmp_path) as (evaluate, screenshot, _):
+        box = evaluate(
+            "(() => { const r = document.querySelector('.matrix').getBoundingClientRect();"
+            " return {top: r.top, bottom: r.bottom, left: r.left, right: r.right}; })()"
+        )
+        png = screenshot({"x": 0, "y": 0, "width": 1200, "height": 900, "scale": 1})
+    return box, png
+
+
+def in_chromium(page, tmp_path):
+    """Open ``page`` in headless Chromium at 1200 × 900: the figures' [loaded, natural width and
+    height, shown width and height], the console errors, the URLs requested, and a PNG
+    screenshot of the first figure."""
+    with opened(page, tmp_path) as (evaluate, screenshot, events):
         sizes = evaluate(
             "[...document.querySelectorAll('figure img')].map(i => [i.complete, i.naturalWidth, "
             "i.naturalHeight, i.getBoundingClientRect().width, i.getBoundingClientRect().height])"
@@ -123,23 +151,17 @@ def in_chromium(page, tmp_path):
             "(() => { const r = document.querySelector('figure').getBoundingClientRect();"
             " return {x: r.x, y: r.y + window.scrollY, width: r.width, height: r.height, scale: 1}; })()"
         )
-        png = base64.b64decode(
-            browser.send("Page.captureScreenshot", session, format="png", clip=clip, captureBeyondViewport=True)["data"]
-        )
-    finally:
-        browser.close()
+        png = screenshot(clip)
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", png[16:24]) == (
         round(clip["width"]),
         round(clip["height"]),
     )
     errors = [
         e["params"]
-        for e in browser.events
+        for e in events
         if e.get("method") == "Runtime.exceptionThrown"
         or (e.get("method") == "Runtime.consoleAPICalled" and e["params"]["type"] in ("error", "assert"))
         or (e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")
     ]
-    requested = [
-        e["params"]["request"]["url"] for e in browser.events if e.get("method") == "Network.requestWillBeSent"
-    ]
+    requested = [e["params"]["request"]["url"] for e in events if e.get("method") == "Network.requestWillBeSent"]
     return sizes, errors, requested, png

@@ -8,6 +8,7 @@ need /usr/bin/chromium (Debian package ``chromium``). Locally, either missing sk
 under CI it fails them.
 """
 
+import io
 import json
 import os
 import re
@@ -17,11 +18,11 @@ from importlib import resources
 import fake_backend
 import numpy as np
 import pytest
-from chromium import in_chromium
+from chromium import first_screen, in_chromium
 from conftest import ENV_BACKEND
 
 import backends
-from harness import cli, figures, probes, report, spec, store
+from harness import cli, document, figures, probes, report, spec, store
 from harness.spec import describe
 
 if ENV_BACKEND:
@@ -135,6 +136,7 @@ def test_each_spec_gets_the_sections_its_cases_meet(rendered):
     text, _, _ = rendered
     headings = re.findall(r"^## (.*)$", text, re.MULTILINE)
     assert headings == [
+        "At a glance: does weight_decay train like an L2 penalty in the loss?",
         "Frameworks in this report",
         "Summary: is weight decay an L2 penalty in the loss?",
         "The same code on several backends",
@@ -452,6 +454,49 @@ def test_the_page_opens_in_chromium_without_errors_and_shows_every_figure(render
     assert all(loaded and min(natural_w, natural_h, w, h) > 100 for loaded, natural_w, natural_h, w, h in sizes), sizes
     assert errors == []
     assert requested[0] == (out / "index.html").as_uri() and all(url.startswith("data:") for url in requested[1:])
+
+
+def test_the_first_screen_shows_the_whole_matrix(rendered, tmp_path):
+    """At 1200 × 900 the answer at a glance is on the first screen: the matrix's box lies within it,
+    and the screenshot of it holds the colours of its same and never cells (document.STYLE)."""
+    import matplotlib.image
+
+    _, out, _ = rendered
+    box, png = first_screen(out / "index.html", tmp_path)
+    assert 0 < box["top"] < box["bottom"] <= 900 and box["right"] <= 1200, box
+    pixels = np.round(matplotlib.image.imread(io.BytesIO(png), format="png")[..., :3] * 255)
+    for tone in ("same", "never"):
+        colour = re.search(rf"\.{tone} {{ background: #(\w{{6}});", document.STYLE).group(1)
+        rgb = [int(colour[i : i + 2], 16) for i in (0, 2, 4)]
+        assert np.all(np.abs(pixels - rgb) <= 2, axis=-1).sum() > 500, f"no {tone} cell on the first screen"
+
+
+def test_the_glance_says_what_the_summary_says_for_every_api_but_lr_decay(rendered):
+    text, _, _ = rendered
+    found = tables(text)
+    title = "Summary: is weight decay an L2 penalty in the loss?"
+    summary = {(r["optimizer"], r["API"]): r for r in found[title, title][0]}
+    glance_title = "At a glance: does weight_decay train like an L2 penalty in the loss?"
+    glance = {(r["optimizer"], r["API"]): r for r in found[glance_title, glance_title][0]}
+    shown = {key for key, row in summary.items() if any(row[b] != "unsupported" for b in backends.NAMES)}
+    assert glance.keys() == {key for key in shown if key[1] != "lr_decay"}  # a row of no API at all is left out
+    signs = {"=": "**same**", "≠": "**never**", "–": "unsupported"}
+    for key, row in glance.items():
+        for backend in backends.NAMES:
+            mine, theirs = row[backend], summary[key][backend]
+            if mine == "?":  # no rule, or the probe cannot tell
+                assert not theirs.startswith((*signs.values(), "**convert**")), (key, backend, theirs)
+            else:
+                expected = signs.get(mine, f"**convert**: λ' = {mine[1:]}·λ")
+                assert theirs.startswith(expected), (key, backend, mine, theirs)
+
+
+@pytest.mark.parametrize("rows, folded", [(document.FOLD_ROWS, False), (document.FOLD_ROWS + 1, True)])
+def test_a_long_table_is_folded_on_the_page_and_whole_in_the_markdown(rows, folded):
+    blocks = [document.table(("n",), [(i,) for i in range(rows)])]
+    page = document.page(blocks, {}, "t")
+    assert (f"<details><summary>{rows} rows</summary><table>" in page) == folded
+    assert page.count("<tr>") == rows + 1 and document.markdown(blocks).count("\n| ") == rows
 
 
 def test_the_chromium_check_sees_errors_missing_figures_and_fetches(tmp_path):

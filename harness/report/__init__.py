@@ -3,9 +3,9 @@
 Every number is read from the results files (``<results>/<backend>/*.json``) and the
 fingerprint documents (``<results>/semantics-<backend>.json``), loaded once into a
 ``context.Context``; every verdict is derived from them (``harness.verdict``). Then the
-sections, one module each under ``sections/``, run in the declared order: ``OVERVIEW``; for
-each spec, every section of ``PER_SPEC`` whose ``NEEDS`` its cases meet (built-in spec or
-the user's own: no section knows a spec's name); ``CLOSING``. A framework or spec without
+sections, one module each under ``sections/``, run in the declared order: ``FIRST``, the
+introduction, ``OVERVIEW``; for each spec, every section of ``PER_SPEC`` whose ``NEEDS`` its
+cases meet (built-in spec or the user's own: no section knows a spec's name); ``CLOSING``. A framework or spec without
 results is named with the command that makes them, and files that cannot be trusted are
 listed and skipped.
 """
@@ -23,6 +23,7 @@ from harness.report.sections import (
     curves,
     environment,
     frameworks,
+    glance,
     layers,
     lr,
     partings,
@@ -35,6 +36,7 @@ from harness.report.sections import (
     sweep,
 )  # fmt: skip
 
+FIRST = (glance,)  # the answer, before the introduction: within the page's first screen
 OVERVIEW = (frameworks, summary, shared_code, semantics, scheduled, roles)
 PER_SPEC = (curves, partings, book, sweep, bias, lr, schedule, layers, cases)
 CLOSING = (environment,)
@@ -43,8 +45,10 @@ CLOSING = (environment,)
 def blocks(specs, results):
     """The report as blocks (``harness.document``) for Specs over a results directory."""
     ctx = context.load(specs, results)
-    out = [
-        Heading(1, "decaylens report"),
+    out = [Heading(1, "decaylens report")]
+    for section in FIRST:
+        out += section.build(ctx)
+    out += [
         Text(
             "Specs: " + ", ".join(s.spec.source for s in ctx.specs) + f"; results from `{results}`. "
             "Every number and every rule below was derived from runs: each backend's weights after every step, "
