@@ -5,6 +5,7 @@ A figure is data (panels of series, every number read from results files by
 text can be built in an environment without it.
 """
 
+import hashlib
 import io
 from dataclasses import dataclass
 
@@ -50,6 +51,13 @@ def available():
     except ImportError:
         return False
     return True
+
+
+def digest(figure):
+    """SHA-256 of what ``svg`` draws ``figure`` from: its data and the matplotlib version."""
+    import matplotlib
+
+    return hashlib.sha256(f"{matplotlib.__version__} {figure!r}".encode()).hexdigest()
 
 
 def svg(figure):

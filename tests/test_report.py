@@ -210,6 +210,25 @@ def test_the_same_results_give_the_same_report(rendered, tmp_path):
     assert drop_time((tmp_path / "index.html").read_text()) == drop_time((out / "index.html").read_text())
 
 
+def test_a_report_again_over_the_same_results_draws_no_figure_again(rendered, tmp_path, monkeypatch):
+    """The figures of the report there, of the same data (their digests), are read back, byte for byte;
+    a figure whose digest differs is drawn again."""
+    _, out, results = rendered
+    paths = [str(results.parent / "specs" / f"{name}.toml") for name in SPECS]
+    shutil.copytree(out, tmp_path / "out")
+    before = {path.name: path.read_bytes() for path in (tmp_path / "out" / "figures").glob("*.svg")}
+    drawn, draw = [], figures.svg
+    monkeypatch.setattr(figures, "svg", lambda figure: drawn.append(figure.name) or draw(figure))
+    report.write([spec.load(path) for path in paths], results, tmp_path / "out")
+    assert drawn == [] and before == {p.name: p.read_bytes() for p in (tmp_path / "out" / "figures").glob("*.svg")}
+    digests = tmp_path / "out" / "figures" / "digests.json"
+    changed = json.loads(digests.read_text())
+    name = next(iter(changed))
+    digests.write_text(json.dumps(changed | {name: "another figure"}))
+    report.write([spec.load(path) for path in paths], results, tmp_path / "out")
+    assert drawn == [name]
+
+
 def test_the_markdown_reads_well(rendered):
     text, _, _ = rendered
     lines = text.splitlines()

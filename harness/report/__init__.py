@@ -10,6 +10,7 @@ results is named with the command that makes them, and files that cannot be trus
 listed and skipped.
 """
 
+import json
 from pathlib import Path
 
 from harness import document, figures, files
@@ -100,14 +101,37 @@ def _point_keys(spec_runs):
 
 def write(specs, results, out):
     """Write ``out/REPORT.md`` with its figures in ``out/figures/``, and ``out/index.html``;
-    return the two reports' paths. Figures are drawn where matplotlib is installed."""
+    return the two reports' paths. Figures are drawn where matplotlib is installed; a figure whose
+    data and matplotlib are those the report there last drew it from (``figures.digest``, kept in
+    ``out/figures/digests.json``) is read back instead."""
     report = blocks(specs, results)
-    drawn = {b.name: figures.svg(b) for b in report if isinstance(b, Figure)} if figures.available() else {}
-    for stale in Path(out, "figures").glob("*.svg"):  # from an earlier report
-        stale.unlink()
+    directory = Path(out, "figures")
+    shown = [block for block in report if isinstance(block, Figure)] if figures.available() else []
+    digests = {figure.name: figures.digest(figure) for figure in shown}
+    before = _digests(directory)
+    drawn = {
+        figure.name: (directory / f"{figure.name}.svg").read_text(encoding="utf-8")
+        if before.get(figure.name) == digests[figure.name] and (directory / f"{figure.name}.svg").is_file()
+        else figures.svg(figure)
+        for figure in shown
+    }
+    for stale in directory.glob("*.svg"):  # from an earlier report
+        if stale.stem not in drawn:
+            stale.unlink()
     for name, svg in drawn.items():
-        files.write_atomically(f"{out}/figures/{name}.svg", svg)
+        files.write_atomically(directory / f"{name}.svg", svg)
+    if digests:
+        files.write_atomically(directory / "digests.json", json.dumps(digests, indent=1) + "\n")
     paths = [f"{out}/REPORT.md", f"{out}/index.html"]
     files.write_atomically(paths[0], document.markdown(report, drawn))
     files.write_atomically(paths[1], document.page(report, drawn, "decaylens report"))
     return paths
+
+
+def _digests(directory):
+    """{figure name: digest} of the figures the last report in ``directory`` drew, {} if none or unreadable."""
+    try:
+        found = json.loads((directory / "digests.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
