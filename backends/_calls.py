@@ -6,10 +6,15 @@ arguments, returns the result and keeps the line ``torch.optim.SGD([model.weight
 the text is made from the very path and arguments that ran, so it cannot drift from them.
 Arguments show as a user would write them: a named value by its name (``let``, ``name``), the
 result of an earlier call by that call's text (the earlier line is folded into this one),
-lists, tuples and dicts element by element, anything else by ``repr``.
+lists, tuples and dicts element by element, anything else by ``repr``. A path through a module
+that lacks the next name (an API of another release of the framework) raises ``Unsupported``.
 """
 
+import sys
+import types
 from dataclasses import dataclass
+
+from backends.contract import Unsupported
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,9 @@ class Calls:
         head, *rest = path.split(".")
         target = self._roots[head]
         for name in rest:
+            if isinstance(target, types.ModuleType) and not hasattr(target, name):
+                version = getattr(sys.modules.get(target.__name__.partition(".")[0]), "__version__", "")
+                raise Unsupported(f"the installed {target.__name__} {version} has no {name} ({path})")
             target = getattr(target, name)
         shown = [*map(self._show, args), *(f"{key}={self._show(value)}" for key, value in kwargs.items())]
         result = target(*map(_value, args), **{key: _value(value) for key, value in kwargs.items()})

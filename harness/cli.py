@@ -3,6 +3,7 @@
 import argparse
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -63,6 +64,13 @@ def _parser():
         "--update-golden",
         action="store_true",
         help=f"also write {GOLDEN}/<backend>.json (run from the repository root)",
+    )
+    probe_cmd.add_argument(
+        "--release",
+        type=_release,
+        metavar="TAG",
+        help="a release other than the pinned one (the release matrix, e.g. optax-0.1.7): write "
+        "releases/semantics-<backend>@TAG.json instead (and the golden under releases/)",
     )
 
     port_cmd = commands.add_parser(
@@ -144,7 +152,7 @@ def _run(args):
     if errors:
         print(f"decaylens: {errors} case(s) raised an error; see their results files", file=sys.stderr)
     if args.probe:
-        path = Path(args.out) / f"semantics-{args.backend}.json"
+        path = fingerprint.document_path(args.out, args.backend)
         if not args.force and probes.is_current(path, args.backend, backends.load(args.backend)):
             print(f"{path} is up to date (the same probes and framework versions); --force probes again")
         else:
@@ -164,26 +172,40 @@ def _probe(args):
         raise UsageError(
             f"--update-golden writes {GOLDEN}/, but there is no tests/ here; run it from the repository root"
         )
-    command = "decaylens probe --backend " + args.backend + (" --update-golden" if args.update_golden else "")
-    errors = _write_fingerprint(
-        args.backend, args.out, command, golden / f"{args.backend}.json" if args.update_golden else None
+    command = " ".join(
+        ["decaylens probe --backend", args.backend]
+        + (["--release", args.release] if args.release else [])
+        + (["--update-golden"] if args.update_golden else [])
     )
-    return 1 if errors else 0
+    goldens = [_golden_path(args.backend, args.release)] if args.update_golden else []
+    return 1 if _write_fingerprint(args.backend, args.out, command, goldens, args.release) else 0
 
 
-def _write_fingerprint(backend, out, command, golden=None):
-    """Probe ``backend`` and write ``<out>/semantics-<backend>.json`` (and ``golden``, if given);
-    return the number of probes whose framework raised (each is stored as an ``error`` probe)."""
-    found = probes.probe(backend, backends.load(backend), command)
-    for path in [Path(out) / f"semantics-{backend}.json"] + ([golden] if golden else []):
+def _golden_path(backend, release=""):
+    """The checked-in fingerprint of ``backend`` (at ``release``, one of the release matrix)."""
+    path = fingerprint.document_path(GOLDEN, backend, release)
+    return path.with_name(path.name.removeprefix("semantics-"))
+
+
+def _release(text):
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not allowed; allowed: letters, digits, . _ + -, e.g. optax-0.1.7"
+        )
+    return text
+
+
+def _write_fingerprint(backend, out, command, goldens=(), release=""):
+    """Probe ``backend`` and write its fingerprint into ``out`` (``fingerprint.document_path``) and
+    ``goldens``; return the number of probes whose framework raised (each is stored as an ``error`` probe)."""
+    found = probes.probe(backend, backends.load(backend), command, progress=print_progress)
+    written = fingerprint.document_path(out, backend, release)
+    for path in [written, *goldens]:
         found.save(path)
         print(f"wrote {path}")
     failed = [key for key, probe in found.probes if probe.status == "error"]
     if failed:
-        print(
-            f"decaylens: {len(failed)} probe(s) raised an error; see {Path(out) / f'semantics-{backend}.json'}",
-            file=sys.stderr,
-        )
+        print(f"decaylens: {len(failed)} probe(s) raised an error; see {written}", file=sys.stderr)
     return len(failed)
 
 

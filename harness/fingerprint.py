@@ -9,6 +9,17 @@ from typing import NamedTuple
 
 from harness import explain, files
 
+RELEASES = "releases"  # the subdirectory of the fingerprints of other releases than the pinned ones
+
+
+def document_path(directory, backend, release=""):
+    """Where a fingerprint of ``backend`` lives in ``directory``: ``semantics-<backend>.json``, or for
+    a ``release`` other than the pinned one (the release matrix) ``releases/semantics-<backend>@<release>.json``."""
+    if release:
+        return Path(directory, RELEASES, f"semantics-{backend}@{release}.json")
+    return Path(directory, f"semantics-{backend}.json")
+
+
 SCHEMA_VERSION = 2  # 1 (no schema_version): probes keyed by a list or a name, explanations flat, with their text
 
 

@@ -28,6 +28,7 @@ no rule explains carries the adapter's account of it, where it gives one (its ``
 import dataclasses
 import hashlib
 import platform
+import time
 
 import numpy as np
 
@@ -175,32 +176,43 @@ def _role_probes(optimizer, kind, variant=""):
         yield RoleKey(optimizer, kind, sparing, variant), probe_case(optimizer, given, ROLE_PROBE)
 
 
-def probe(backend, adapter, command):
+def probe(backend, adapter, command, progress=None):
     """Run every probe through ``adapter`` (an exception in one is that probe's ``error``): its
-    Fingerprint. A probe the framework cannot run in float64 is run in float32, where it can."""
+    Fingerprint. ``progress`` gets a line at every tenth of the probes: probes done of the total,
+    and the time left at this pace."""
     parts = {part: {} for part in KEYS}
-    for key, case in probe_cases(adapter.VARIANTS):
+    cases = list(probe_cases(adapter.VARIANTS))
+    start, every = time.perf_counter(), -(-len(cases) // 10)
+    for done, (key, case) in enumerate(cases, start=1):
         part = next(part for part, kind in KEYS.items() if isinstance(key, kind))
-        arrays = role_arrays(case) if isinstance(key, RoleKey) else probe_arrays(case)
-        (tried,) = attempt(adapter, [case], arrays)
-        if tried.failure == "unsupported":
-            float32 = case.replace({"model.dtype": "float32"})
-            (again,) = attempt(adapter, [float32], arrays)
-            case, tried = (float32, again) if again.trajectory is not None else (case, tried)
-        if tried.trajectory is None:
-            parts[part][key] = Probe(tried.failure, tried.reason)
-            continue
-        strength, explained = None, None
-        if isinstance(key, DefaultKey):
-            strength, explained = explain.fit_strength(case, arrays, tried.trajectory, _placements(parts, key))
-        else:
-            explained = explain.explain(case, arrays, tried.trajectory)
-        note = "" if explained.matched else own_behaviour(adapter, case)
-        parts[part][key] = Probe(
-            "ok", api=tried.trajectory.api, explained=explained, note=note, strength=strength, dtype=case.model.dtype
-        )
+        parts[part][key] = _probe(adapter, key, case, parts)
+        if progress and (done % every == 0 or done == len(cases)):
+            left = (time.perf_counter() - start) / done * (len(cases) - done)
+            progress(f"{backend} probes {done}/{len(cases)} (about {left:.0f} s left)")
     return Fingerprint(
         backend, versions(adapter), command, platform.platform(), **parts, probes_sha256=digest(adapter.VARIANTS)
+    )
+
+
+def _probe(adapter, key, case, parts):
+    """The Probe of ``case`` (the probes so far in ``parts``); a probe the framework cannot run in
+    float64 is run in float32, where it can."""
+    arrays = role_arrays(case) if isinstance(key, RoleKey) else probe_arrays(case)
+    (tried,) = attempt(adapter, [case], arrays)
+    if tried.failure == "unsupported":
+        float32 = case.replace({"model.dtype": "float32"})
+        (again,) = attempt(adapter, [float32], arrays)
+        case, tried = (float32, again) if again.trajectory is not None else (case, tried)
+    if tried.trajectory is None:
+        return Probe(tried.failure, tried.reason)
+    strength, explained = None, None
+    if isinstance(key, DefaultKey):
+        strength, explained = explain.fit_strength(case, arrays, tried.trajectory, _placements(parts, key))
+    else:
+        explained = explain.explain(case, arrays, tried.trajectory)
+    note = "" if explained.matched else own_behaviour(adapter, case)
+    return Probe(
+        "ok", api=tried.trajectory.api, explained=explained, note=note, strength=strength, dtype=case.model.dtype
     )
 
 

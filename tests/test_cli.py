@@ -79,6 +79,25 @@ def test_run_with_probe_probes_again_only_when_probes_or_versions_changed(tmp_pa
     assert probed() and not probed()
 
 
+def test_probe_shows_the_probes_done_of_the_total_and_the_time_left(tmp_path, fake_torch, capsys):
+    assert cli.main(["probe", "--backend", "torch", "--out", str(tmp_path)]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("torch probes ")]
+    total = len(list(probes.probe_cases({})))
+    done = [int(line.split()[2].split("/")[0]) for line in lines]
+    assert 9 <= len(lines) <= 11 and done == sorted(done)
+    assert lines[-1] == f"torch probes {total}/{total} (about 0 s left)"
+
+
+def test_probe_of_another_release_writes_it_under_releases(tmp_path, fake_torch, capsys):
+    assert cli.main(["probe", "--backend", "torch", "--out", str(tmp_path), "--release", "torch-2.12.0"]) == 0
+    found = fingerprint.Fingerprint.load(tmp_path / "releases" / "semantics-torch@torch-2.12.0.json")
+    assert found.command == "decaylens probe --backend torch --release torch-2.12.0"
+    assert not (tmp_path / "semantics-torch.json").exists()
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["probe", "--backend", "torch", "--out", str(tmp_path), "--release", "2.12 and later"])
+    assert stopped.value.code == 2 and "'2.12 and later' is not allowed" in capsys.readouterr().err
+
+
 def test_a_framework_exception_is_stored_as_error_and_the_run_goes_on(tmp_path, use_adapters):
     use_adapters(fake_backend.make(raises=True))
     spec_file = tmp_path / "tiny.toml"

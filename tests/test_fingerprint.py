@@ -3,6 +3,7 @@ read well, and every framework's fingerprint still matches the golden one under 
 
 import dataclasses
 import itertools
+import os
 from pathlib import Path
 
 import fake_backend
@@ -145,10 +146,14 @@ def test_a_changed_semantics_is_a_readable_difference():
 # --------------------------------------------------------------------------- per framework env
 
 
+RELEASE = os.environ.get("DECAYLENS_RELEASE", "")  # a release matrix env's release (tox.ini), else the pinned one
+
+
 def golden(name):
-    path = GOLDEN / f"{name}.json"
+    path = GOLDEN / fingerprint.RELEASES / f"{name}@{RELEASE}.json" if RELEASE else GOLDEN / f"{name}.json"
     if not path.exists():
-        pytest.fail(f"no golden fingerprint for {name}: run `decaylens probe --backend {name} --update-golden`")
+        flags = f"--release {RELEASE} --update-golden" if RELEASE else "--update-golden"
+        pytest.fail(f"no golden fingerprint {path}: run `decaylens probe --backend {name} {flags}`")
     return fingerprint.Fingerprint.load(path)
 
 
@@ -162,7 +167,7 @@ def test_the_fingerprint_is_the_golden_one(backend):
     )
 
 
-@pytest.mark.parametrize("path", sorted(GOLDEN.glob("*.json")), ids=lambda path: path.stem)
+@pytest.mark.parametrize("path", sorted(GOLDEN.rglob("*.json")), ids=lambda path: path.stem)
 def test_every_golden_probe_is_explained_or_accounted_for_by_its_adapter(path):
     """No unexplained probe without a reason: each is named as the framework's own behaviour."""
     found = fingerprint.Fingerprint.load(path)

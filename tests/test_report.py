@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 from importlib import resources
+from pathlib import Path
 
 import fake_backend
 import numpy as np
@@ -143,6 +144,7 @@ def test_each_spec_gets_the_sections_its_cases_meet(rendered):
         "What the nominal λ does",
         "Under a learning-rate schedule",
         "Which parameters a penalty decays",
+        "Across releases",
         *(f"Spec `{name}`" for name in SPECS),
         "Environment",
     ]
@@ -227,6 +229,30 @@ def test_a_report_again_over_the_same_results_draws_no_figure_again(rendered, tm
     digests.write_text(json.dumps(changed | {name: "another figure"}))
     report.write([spec.load(path) for path in paths], results, tmp_path / "out")
     assert drawn == [name]
+
+
+def test_across_releases_shows_each_release_probed_and_where_an_outcome_changed(tmp_path):
+    """Over the checked-in fingerprints of optax 0.1.7 (tests/golden/releases/) and 0.2.8: additive_weight_decay,
+    add_decayed_weights' alias in 0.1.7 (transform.py:1181), is gone from 0.2.8; 0.1.7 has no nadam, no
+    adadelta; no API that ran in both changed its rule."""
+    golden = Path(__file__).parent / "golden"
+    shutil.copy(golden / "jax.json", tmp_path / "semantics-jax.json")
+    (tmp_path / "releases").mkdir()
+    shutil.copy(golden / "releases" / "jax@optax-0.1.7.json", tmp_path / "releases" / "semantics-jax@optax-0.1.7.json")
+    assert cli.main(["report", "--spec", "d2l", "--results", str(tmp_path), "--out", str(tmp_path / "out")]) == 0
+    text = (tmp_path / "out" / "REPORT.md").read_text()
+    section = text[text.index("## Across releases") : text.index("## Spec")]
+    old, new = "jax 0.4.23, jaxlib 0.4.23, optax 0.1.7", "jax 0.10.2, jaxlib 0.10.2, optax 0.2.8"
+    assert f"### jax: {old}, {new}" in section
+    assert "No API that ran in two releases changed its meaning." in section
+    rule = "coupled ×1 (≡ decoupled × lr ×1), bias not decayed, loss half_mse"
+    assert f"- sgd weight_decay [additive_weight_decay]: {rule} in {old}; unsupported in {new}" in section
+    assert f"- nadam weight_decay: unsupported in {old}; " in section
+    (rows,) = tables(section).values()
+    row = next(r for r in rows[0] if (r["optimizer"], r["API"]) == ("sgd", "weight_decay [additive_weight_decay]"))
+    assert row[old] == rule and row[new].startswith(
+        "**unsupported: the installed optax 0.2.8 has no additive_weight_decay"
+    )
 
 
 def test_the_markdown_reads_well(rendered):

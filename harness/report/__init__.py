@@ -28,6 +28,7 @@ from harness.report.sections import (
     layers,
     lr,
     partings,
+    releases,
     roles,
     schedule,
     scheduled,
@@ -38,7 +39,7 @@ from harness.report.sections import (
 )  # fmt: skip
 
 FIRST = (glance,)  # the answer, before the introduction: within the page's first screen
-OVERVIEW = (frameworks, summary, shared_code, semantics, scheduled, roles)
+OVERVIEW = (frameworks, summary, shared_code, semantics, scheduled, roles, releases)
 PER_SPEC = (curves, partings, book, sweep, bias, lr, schedule, layers, cases)
 CLOSING = (environment,)
 

@@ -10,7 +10,7 @@ from harness import data, diff, store
 from harness.case import Case
 from harness.document import Text
 from harness.figures import Figure
-from harness.fingerprint import Fingerprint
+from harness.fingerprint import RELEASES, Fingerprint
 from harness.spec import Spec, describe
 
 
@@ -74,6 +74,7 @@ class Context:
     results: dict  # (backend, case_id) -> Result, every trusted one in the directory
     fingerprints: list  # Fingerprint, in backends.NAMES order
     problems: list  # one line per file skipped
+    releases: list = dataclasses.field(default_factory=list)  # Fingerprints of other releases (RELEASES)
 
 
 def load(specs, results):
@@ -89,14 +90,7 @@ def load(specs, results):
             problems.append(
                 f"{path}: made from other arrays (SHA-256 {result.data_sha256[:16]}…) than its case gives; skipped"
             )
-    fingerprints = []
-    for path in sorted(Path(results).glob("semantics-*.json")):
-        try:
-            fingerprints.append(Fingerprint.load(path))
-        except ValueError as error:
-            problems.append(f"{error}; skipped")
-    order = {name: i for i, name in enumerate(backends.NAMES)}
-    fingerprints.sort(key=lambda f: order.get(f.backend, len(order)))
+    fingerprints, releases = _fingerprints(Path(results), problems), _fingerprints(Path(results, RELEASES), problems)
     slugs = []
     for spec in specs:
         slug = re.sub(r"[^a-z0-9]+", "-", spec.name.lower()).strip("-") or "spec"
@@ -109,7 +103,20 @@ def load(specs, results):
         )
         for spec, slug in zip(specs, slugs)
     ]
-    return Context(str(results), spec_runs, trusted, fingerprints, problems)
+    return Context(str(results), spec_runs, trusted, fingerprints, problems, releases)
+
+
+def _fingerprints(directory, problems):
+    """Every readable ``semantics-*.json`` of ``directory``, in backends.NAMES order (a line in
+    ``problems`` for each other one)."""
+    found = []
+    for path in sorted(directory.glob("semantics-*.json")):
+        try:
+            found.append(Fingerprint.load(path))
+        except ValueError as error:
+            problems.append(f"{error}; skipped")
+    order = {name: i for i, name in enumerate(backends.NAMES)}
+    return sorted(found, key=lambda f: order.get(f.backend, len(order)))
 
 
 # --------------------------------------------------------------------------- helpers for sections
