@@ -20,6 +20,7 @@ elsewhere) and differentiated with it.
 
 import functools
 import importlib
+import inspect
 import os
 
 # TensorFlow logs to stderr while it loads and on its first ops; both must be set before
@@ -36,7 +37,14 @@ from backends._calls import Calls, Shown
 from backends.contract import Trajectory, Unsupported
 
 if os.environ.get("TF_USE_LEGACY_KERAS") in ("true", "True", "1"):  # as TensorFlow reads it
-    import tf_keras as keras
+    try:
+        import tf_keras as keras
+    except ModuleNotFoundError:  # TensorFlow up to 2.15 bundles Keras 2, whose public API is tf.keras (2.12 has
+        import tensorflow  # no tf-keras package, and its `import keras` holds the legacy optimizers)
+
+        keras = tensorflow.keras
+        if not keras.__version__.startswith("2."):
+            raise ImportError("Keras 2 needs tf-keras (pip install tf-keras) beside Keras 3", name="tf_keras") from None
 else:
     import keras
 
@@ -82,7 +90,10 @@ VARIANTS = {
     ("adam", "adamw"): {"var_names": "exclude_from_weight_decay(var_names=['bias', output_layer.name])"},
 }  # fmt: skip
 
-KERAS = keras.__name__  # "keras" or "tf_keras": the prefix of every call written into ``api``
+# "keras", "tf_keras" or "tf.keras": the prefix of every call written into ``api``, from the root module
+KERAS = "tf.keras" if keras.__name__.startswith("keras.api") else keras.__name__
+ROOT = {KERAS.partition(".")[0]: importlib.import_module("tensorflow") if KERAS == "tf.keras" else keras}
+KERAS2 = keras.__version__.startswith("2.")  # tf-keras, or the Keras 2 that TensorFlow up to 2.15 bundles
 
 # On TensorFlow, runs of fewer steps go eagerly: tracing a run costs about 85 ms, an eager step 2.5-3 ms
 # (measured on d2l cases), so a 6-step probe is 5x faster eagerly and a 400-step run 10x
@@ -90,7 +101,7 @@ KERAS = keras.__name__  # "keras" or "tf_keras": the prefix of every call writte
 TRACED_FROM_STEPS = 32
 # ... except where tracing changes the result: tf-keras 2's Nadam (OWN_BEHAVIOURS), which a user's
 # model.fit traces, so that its runs are traced however short.
-TRACED_ALWAYS = ("nadam",) if KERAS == "tf_keras" else ()
+TRACED_ALWAYS = ("nadam",) if KERAS2 else ()
 _LR = "⟨lr⟩"  # where a shape's recorded calls show the learning rate, filled in per case
 
 
@@ -224,7 +235,7 @@ def _optimizer(shape, model, calls):
     at the placeholder lr; each run sets the case's lr in its variable (``_Run.reset``)."""
     opt, penalty = shape.optimizer, shape.penalty
     name = _CLASSES.get(opt.name)
-    legacy = penalty.kind == "lr_decay" and KERAS == "tf_keras"  # Keras 3 has no legacy optimizers
+    legacy = penalty.kind == "lr_decay" and KERAS2  # Keras 3 has no legacy optimizers
     module = keras.optimizers.legacy if legacy else keras.optimizers
     if name is None or not hasattr(module, name):
         where = f"{KERAS}.optimizers" + (".legacy" if legacy else "")
@@ -285,6 +296,8 @@ def _schedule(shape, calls):
         return calls.let("schedule", f"{schedules}.CosineDecay", lr, steps, alpha=schedule.floor)
     if schedule.kind == "warmup_cosine":
         warmup = schedule.warmup
+        if "warmup_target" not in inspect.signature(keras.optimizers.schedules.CosineDecay).parameters:
+            raise Unsupported(f"{schedules}.CosineDecay of Keras {keras.__version__} has no warmup (warmup_target)")
         return calls.let(
             "schedule", f"{schedules}.CosineDecay", 0.0, steps - warmup, alpha=schedule.floor, warmup_target=lr,
             warmup_steps=warmup,
@@ -333,7 +346,7 @@ class _Run:
     """
 
     def __init__(self, shape):
-        calls = Calls(**{KERAS: keras})
+        calls = Calls(**ROOT)
         calls(f"{KERAS}.backend.set_floatx", shape.model.dtype)
         self.model = _model(shape, calls)
         self.layers = [dense for _, dense, _ in _dense(shape, self.model)]
