@@ -84,7 +84,7 @@ def _parser():
     )  # fmt: skip
     port_cmd.add_argument("--results", default="results", help="where semantics-<backend>.json are (default results)")
     port_cmd.add_argument(
-        "--check", action="store_true", help="train both on the probe problem in their tox envs, print the gap"
+        "--check", action="store_true", help="train both on the probe case in their tox envs, print the gap"
     )
 
     validate = commands.add_parser("validate", help="check a spec and list its cases")
@@ -249,8 +249,8 @@ def _fingerprint(results, backend):
 
 
 def _check(source_backend, answer):
-    """Train the source's call and the answer on the probe problem, each in its backend's tox env, and
-    print the step-by-step gap of ‖w‖ and the final weights'."""
+    """Train the source's call and the answer on the probe case (``port.check_cases``), each in its
+    backend's tox env, and print the step-by-step gap of ‖w‖ and the final weights'."""
     with tempfile.TemporaryDirectory() as directory:
         found = []
         for backend, case in zip((source_backend, answer.target), port.check_cases(answer)):
@@ -262,16 +262,20 @@ def _check(source_backend, answer):
                 )
             spec_file = Path(directory) / f"{backend}.toml"
             spec_file.write_text(port.toml(case))
-            command = [str(program), "run", "--backend", backend, "--spec", str(spec_file), "--out", directory]
-            subprocess.run(command, check=True, capture_output=True)
-            (path,) = (Path(directory) / backend).glob("*.json")
-            found.append(store.read(path))
+            out = Path(directory) / f"{len(found)}"  # one results directory a side: --to may be --from
+            command = [str(program), "run", "--backend", backend, "--spec", str(spec_file), "--out", str(out)]
+            done = subprocess.run(command, capture_output=True, text=True)
+            stored = sorted((out / backend).glob("*.json"))
+            if not stored:
+                print(f"  check: decaylens run in the {backend} env stored nothing: {done.stderr.strip()[-500:]}")
+                return
+            found.append(store.read(stored[0]))
     if not all(result.status == "ok" for result in found):
         print("  check: " + "; ".join(f"{r.backend} {r.status} {r.reason}" for r in found))
         return
     per_step, final = port.gaps(*found)
     steps = ", ".join(f"{gap:.2g}" for gap in per_step[1:])
-    print(f"  check on the probe problem: relative ‖w‖ gap per step {steps}; final weights apart by {final:.2g}")
+    print(f"  check on the probe case: relative ‖w‖ gap per step {steps}; final weights apart by {final:.2g}")
 
 
 def _validate(args):

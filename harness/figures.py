@@ -8,6 +8,7 @@ text can be built in an environment without it.
 import hashlib
 import io
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -54,10 +55,12 @@ def available():
 
 
 def digest(figure):
-    """SHA-256 of what ``svg`` draws ``figure`` from: its data and the matplotlib version."""
+    """SHA-256 of what ``svg`` draws ``figure`` from: its data, this module's drawing code and the
+    matplotlib version."""
     import matplotlib
 
-    return hashlib.sha256(f"{matplotlib.__version__} {figure!r}".encode()).hexdigest()
+    code = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+    return hashlib.sha256(f"{matplotlib.__version__} {code} {figure!r}".encode()).hexdigest()
 
 
 def svg(figure):

@@ -67,7 +67,7 @@ def _dotted(node):
 
 def _literals(node, slot=()):
     """(slot, value) of every number, string and bool in a call's arguments, at any depth of tuples,
-    lists, dicts and nested calls (a nested call's slots start with its name)."""
+    lists, dicts and nested calls (a nested call's slots continue its argument's)."""
     if isinstance(node, ast.Call):
         for index, arg in enumerate(node.args):
             yield from _literals(arg, (*slot, index))
@@ -121,7 +121,7 @@ def identify(call, fingerprint):
         if key.kind not in CALL_KINDS or key.decay_bias != "default" or key.variant or probe.status != "ok":
             continue
         for found in _calls_in(probe.api):
-            if found.name == call.name:
+            if _functions(found) == _functions(call):
                 case = _probe_case(key)
                 candidates.append((_distance(call, found, case), CALL_KINDS.index(key.kind), key, probe, case, found))
                 break
@@ -134,6 +134,14 @@ def identify(call, fingerprint):
     slots = _slots(found, case)
     lr = _given(call, slots["lr"], is_lr=True)
     strength = _given(call, slots["strength"])
+    placed = [slot for slot in call.literals if slot in found.literals or call.literals[slot] == lr]
+    if unplaced := [call.literals[s] for s in call.literals if s not in placed and _number(call.literals[s])]:
+        raise UsageError(
+            f"cannot tell what {', '.join(map(repr, unplaced))} stand(s) for in {call.function}(...); pass them by "
+            f"keyword, as the probed call does: {ast.unparse(found.source)}"
+        )
+    if not all(value is None or _number(value) for value in (lr, strength)):
+        raise UsageError(f"the lr and λ of {call.function}(...) must be numbers, as in {ast.unparse(found.source)}")
     given = ""
     if strength is None:
         default = fingerprint.defaults.get(DefaultKey(key.optimizer, key.kind))
@@ -141,6 +149,14 @@ def identify(call, fingerprint):
         strength = default.strength if fitted else 0.0
         given = "the API's default, fitted by its default probe" if fitted else "not given: 0 (no probe of its default)"
     return Source(key, probe, case, found, call, lr, float(strength), given)
+
+
+def _functions(call):
+    """The last names of the function of a call and of every call with arguments it nests, itself
+    first: (chain, add_decayed_weights, sgd); ``model.parameters()`` and the like are the user's own."""
+    nested = [n for n in ast.walk(call.source) if isinstance(n, ast.Call) and (n.args or n.keywords)]
+    nested = [n for n in nested if n is not call.source]
+    return (call.name, *(_dotted(node.func).rpartition(".")[2] for node in nested))
 
 
 def _probed(probe):
@@ -225,8 +241,11 @@ def port(text, source_fingerprint, target_fingerprint):
         reason = f"λ' = {conversion.factor:g}·lr^{conversion.lr_power}·λ depends on the lr: give the lr in the call"
         return Answer(source, target, verdict.Conversion(None, reason=reason))
     key, probe = options[conversion.kind]
-    strength = _short(conversion.factor * (source.lr or 1.0) ** conversion.lr_power * source.strength)
-    caveat = verdict.convention_gap(source_fingerprint, target_fingerprint, optimizer)
+    strength = _short(
+        conversion.factor * (1.0 if source.lr is None else source.lr) ** conversion.lr_power * source.strength
+    )
+    # the native loss's convention is the user's loss line, not the optimizer call's
+    caveat = verdict.convention_gap(source_fingerprint, target_fingerprint, optimizer, skip=("loss",))
     if not caveat and (apart := verdict.convert(explained, {conversion.kind: probe.explained})).kind is None:
         caveat = apart.reason
     lines = tuple(_rewritten(probe.api, _probe_case(key), source, strength))
@@ -251,10 +270,12 @@ def _options(fingerprint, optimizer, kind, decay_bias):
 
 
 def _rewritten(api_text, case, source, strength):
-    """The target probe's statements that set its lr and λ, with the user's values: in the arguments
-    of its calls, the probe's lr, λ and the hyperparameters the user gave replaced by the user's
-    (only floats: a layer's width 1 is no lr of 1.0); in a penalty written into the loss (``loss =
-    loss + c·(…)``), c = λ/2 (l2_loss) or λ (l1_loss) by λ'/2 or λ'."""
+    """The target probe's statements that set its lr and λ (every statement, where the probe asks
+    for the bias to decay or be spared: its idiom may take several), with the user's values: in the
+    arguments of its calls, the probe's lr, λ and the hyperparameters the user gave replaced by the
+    user's (only floats: a layer's width 1 is no lr of 1.0); in a penalty written into the loss
+    (``loss = loss + c·(…)``), c = λ/2 (l2_loss) or λ (l1_loss) by λ'/2 or λ'."""
+    every = case.penalty.decay_bias != "default"
     values = {case.optimizer.lr: source.lr, case.penalty.strength: strength} | _hyperparameters(source)
     values = {probe: user for probe, user in values.items() if user is not None}
     lines = []
@@ -263,8 +284,8 @@ def _rewritten(api_text, case, source, strength):
             tree = ast.parse(statement)
         except SyntaxError:
             continue
-        if statement.startswith("loss = loss + "):
-            term = tree.body[0].value.right  # BinOp(c, *, (…))
+        term = getattr(tree.body[0].value, "right", None) if statement.startswith("loss = loss + ") else None
+        if isinstance(term, ast.BinOp) and isinstance(term.left, ast.Constant):  # loss + c * (…)
             term.left = ast.Constant(_short(strength / 2 if case.penalty.kind == "l2_loss" else strength))
             lines.append(ast.unparse(tree))
             continue
@@ -272,7 +293,7 @@ def _rewritten(api_text, case, source, strength):
         for node in [n for n in ast.walk(tree) if isinstance(n, ast.Call)]:
             node.args = [replace.visit(arg) for arg in node.args]
             node.keywords = [replace.visit(keyword) for keyword in node.keywords]
-        if replace.count:
+        if replace.count or every:
             lines.append(ast.unparse(_params(tree)))
     return lines
 
@@ -359,14 +380,17 @@ def describe(answer):
     asked = "" if bias == "default" else f" (asked to {'decay' if bias else 'spare'} the bias, as the source call does)"
     rule = f"{answer.conversion.kind} at λ' = {scaled}·λ = {answer.strength:g}: {answer.target_probe.explained}"
     lines = [f"{answer.target}:", *(f"  {line}" for line in answer.lines), f"  {rule}{asked}"]
+    if answer.source.lr is None:
+        lines.append(f"  (the call gives no lr: the probe's {answer.source.case.optimizer.lr:g} stands in; put yours)")
     if answer.caveat:
         lines.append(f"  but {answer.caveat}: the decay is the same, the steps part by it (--check measures how far)")
     return lines
 
 
 def check_cases(answer):
-    """(source case, target case): the probe problem trained by the user's API at their lr and λ, and
-    by the answer's at λ' (the optimizer's other hyperparameters its defaults)."""
+    """(source case, target case): the probe case (its sizes, with the data ``decaylens run`` makes for
+    it) of the user's API at their lr and λ, and of the answer's at λ' (the optimizer's other
+    hyperparameters its defaults)."""
     lr = {"optimizer.lr": answer.source.lr} if answer.source.lr is not None else {}
     return tuple(
         _probe_case(key).replace(lr | {"penalty.strength": strength})

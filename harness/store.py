@@ -13,6 +13,7 @@ from pathlib import Path
 from harness import explain, files
 from harness.case import Case
 from harness.errors import SpecError
+from harness.fingerprint import RELEASES
 
 SCHEMA_VERSION = 3
 STATUSES = ("ok", "diverged", "unsupported", "error")
@@ -196,6 +197,8 @@ def scan(results):
     case do not hash to its directory and file name)."""
     found, problems = {}, []
     for path in sorted(Path(results).glob("*/*.json")):
+        if path.parent.name == RELEASES:  # fingerprints of the release matrix, not results
+            continue
         try:
             result = read(path)
         except BadResult as error:

@@ -262,11 +262,13 @@ def conversions(fingerprints, schedule=None):
     return result
 
 
-def convention_gap(source, target, optimizer):
+def convention_gap(source, target, optimizer, skip=()):
     """Why ``optimizer`` cannot train alike in the backends of two Fingerprints: the first of the
-    source's convention probes of it whose value the target's differs from, in words; else ""."""
+    source's convention probes of it (but the fields in ``skip``) whose value the target's differs
+    from, in words; else ""."""
     mine, theirs = (
-        {k.field: v for k, v in conventions(f).items() if k.optimizer == optimizer} for f in (source, target)
+        {k.field: v for k, v in conventions(f).items() if k.optimizer == optimizer and k.field not in skip}
+        for f in (source, target)
     )
     for field, value in mine.items():
         other = theirs.get(field, "not probed")

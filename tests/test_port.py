@@ -23,9 +23,14 @@ GOLDEN = Path(__file__).parent / "golden"
 SGD = "torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)"
 ADAM = "torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=0.01)"
 ADAMW = "torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)"
-KERAS_REGULARIZED = (
+KERAS_REGULARIZED = (  # the whole probe's code: it asks for the bias to decay, by the layer's bias_regularizer
+    "keras.backend.set_floatx('float64')",
     "model = keras.Sequential([keras.layers.Dense(1, dtype='float64', kernel_regularizer=keras.regularizers.L2({l}), "
-    "bias_regularizer=keras.regularizers.L2({l}))])"
+    "bias_regularizer=keras.regularizers.L2({l}))])",
+    "model.build((None, 2))",
+    "mse = keras.losses.MeanSquaredError()",
+    "loss = 0.5 * mse(y, model(x))",
+    "loss = loss + sum(model.losses)",
 )
 QUESTIONS = {
     ("torch", SGD, "jax"): [
@@ -33,18 +38,18 @@ QUESTIONS = {
         "optax.sgd(learning_rate=0.1, momentum=0.9, nesterov=False))"
     ],
     ("torch", SGD, "tensorflow"): [
-        KERAS_REGULARIZED.format(l=5e-05),
-        "loss = loss + sum(model.losses)",
+        *(line.format(l=5e-05) for line in KERAS_REGULARIZED),
         "optimizer = keras.optimizers.SGD(learning_rate=0.1, momentum=0.9)",
+        "optimizer.build(params)",
     ],
     ("torch", ADAM, "jax"): [
         "optimizer = optax.chain(optax.add_decayed_weights(weight_decay=0.01), "
         "optax.adam(learning_rate=0.001, b1=0.9, b2=0.999, eps=1e-08))"
     ],
     ("torch", ADAM, "tensorflow"): [
-        KERAS_REGULARIZED.format(l=0.005),
-        "loss = loss + sum(model.losses)",
+        *(line.format(l=0.005) for line in KERAS_REGULARIZED),
         "optimizer = keras.optimizers.Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-08)",
+        "optimizer.build(params)",
     ],
     ("torch", ADAMW, "jax"): [
         "optimizer = optax.adamw(learning_rate=0.001, b1=0.9, b2=0.999, eps=1e-08, weight_decay=0.01)"
@@ -120,6 +125,22 @@ def test_an_lr_by_position_and_hyperparameters_by_keyword_carry_over():
     assert answer.lines == (
         "optimizer = torch.optim.AdamW(params, lr=0.001, betas=(0.9, 0.98), eps=1e-08, weight_decay=0.0001)",
     )
+
+
+def test_numbers_by_position_inside_a_chain_are_refused_with_the_probed_call():
+    call = "optax.chain(optax.add_decayed_weights(1e-4), optax.sgd(0.1))"
+    with pytest.raises(port.UsageError, match="pass them by keyword, as the probed call does: optax.chain"):
+        port.port(call, golden("jax"), golden("torch"))
+
+
+def test_an_answer_that_spares_the_bias_shows_every_statement_of_its_idiom():
+    """Keras's L2 regularizer on the kernel alone is λΣw² with the bias spared: in optax that is
+    add_decayed_weights with a mask, which the answer defines."""
+    call = "keras.layers.Dense(1, kernel_regularizer=keras.regularizers.L2(1e-4))"
+    answer = port.port(call, golden("tensorflow"), golden("jax"))
+    assert answer.target_key.decay_bias is False and answer.strength == 2e-4
+    assert any(line.startswith("mask = ") for line in answer.lines), answer.lines
+    assert any("add_decayed_weights(weight_decay=0.0002, mask=mask)" in line for line in answer.lines), answer.lines
 
 
 @pytest.fixture
