@@ -221,7 +221,7 @@ def _port(args):
     targets = args.targets or [
         name
         for name in backends.NAMES
-        if name != args.source and (Path(args.results) / f"semantics-{name}.json").exists()
+        if name != args.source and fingerprint.document_path(args.results, name).exists()
     ]
     if not targets:
         raise UsageError(f"no fingerprint of another backend in {args.results}/; make them: python3 -m tox -m compare")
@@ -236,7 +236,7 @@ def _port(args):
 
 
 def _fingerprint(results, backend):
-    path = Path(results) / f"semantics-{backend}.json"
+    path = fingerprint.document_path(results, backend)
     if not path.is_file():
         raise UsageError(
             f"no fingerprint of {backend} in {results}/ ({path}); make it: "
