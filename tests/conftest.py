@@ -2,6 +2,10 @@
 
 ``DECAYLENS_BACKEND`` names the env's framework backend (set by tox.ini). There, a
 missing framework fails the test; elsewhere, tests of other backends skip.
+
+A test that takes the ``backend`` or ``load_adapter`` fixture is marked ``framework``: a framework
+env runs those (``pytest -m framework``), the core env all the others (``pytest -m "not framework"``),
+so no harness test runs once per framework.
 """
 
 import os
@@ -21,7 +25,13 @@ if os.environ.get("CI"):
 ENV_BACKEND = os.environ.get("DECAYLENS_BACKEND", "")
 
 
-def load_adapter(name):
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if {"backend", "load_adapter"} & set(item.fixturenames):
+            item.add_marker(pytest.mark.framework)
+
+
+def _load_adapter(name):
     if name != ENV_BACKEND:
         pytest.skip(f"{name} runs in its own environment (tox -e {name})")
     try:
@@ -70,7 +80,13 @@ def use_adapters(monkeypatch):
     return use
 
 
+@pytest.fixture
+def load_adapter():
+    """``load_adapter(name)``: backend ``name``'s adapter module; the test skips outside its env."""
+    return _load_adapter
+
+
 @pytest.fixture(params=backends.NAMES)
 def backend(request):
     """(name, adapter module) for each backend; skipped outside the backend's env."""
-    return request.param, load_adapter(request.param)
+    return request.param, _load_adapter(request.param)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SPARING, load_adapter, mlp_case, reference_case
+from conftest import SPARING, mlp_case, reference_case
 
 from backends.contract import Unsupported
 from harness import data, diff, explain, metrics, oracle, run, spec, store
@@ -70,7 +70,7 @@ def pins(table):
 
 
 @pytest.mark.parametrize("name, optimizer, kind, expected", list(pins("optimizers")))
-def test_what_the_nominal_lambda_does_is_pinned(name, optimizer, kind, expected):
+def test_what_the_nominal_lambda_does_is_pinned(load_adapter, name, optimizer, kind, expected):
     """The rule a penalty API follows at λ = 3 in float64, found by harness.explain."""
     adapter = load_adapter(name)
     case = reference_case(name, optimizer__name=optimizer, penalty__kind=kind, penalty__strength=3.0)
@@ -79,7 +79,7 @@ def test_what_the_nominal_lambda_does_is_pinned(name, optimizer, kind, expected)
 
 
 @pytest.mark.parametrize("name, section, key, expected", list(pins("native")))
-def test_the_native_loss_convention_is_pinned(name, section, key, expected):
+def test_the_native_loss_convention_is_pinned(load_adapter, name, section, key, expected):
     adapter = load_adapter(name)
     case = reference_case(name, train__loss="native")
     found = explain.explain(case, *train(adapter, case))

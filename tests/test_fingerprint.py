@@ -9,7 +9,6 @@ from pathlib import Path
 import fake_backend
 import numpy as np
 import pytest
-from conftest import load_adapter
 
 from harness import data, diff, explain, fingerprint, oracle, probes, spec, verdict
 from harness.case import OPTIMIZERS
@@ -176,42 +175,47 @@ def test_every_golden_probe_is_explained_or_accounted_for_by_its_adapter(path):
 
 
 def equivalences():
-    """(target backend, source, optimizer, API, Conversion, the source's Explanation with its rule's
-    conventions resolved, the target probe's dtype) for every conversion the golden fingerprints
-    state, checked in the target's env."""
+    """(target backend, the target's d2l case at the converted setting, the oracle rule the source's API
+    follows there) for every conversion the golden fingerprints state, checked in the target's env.
+
+    The case is d2l's with the optimizer's own defaults, in float64 (or float32 where the target's
+    probe ran in float32), at λ = 3, or 3·lr for a source decay without lr (the same decay per step);
+    the rule is the source probe's, its conventions as the source's convention probes found them.
+    Sources whose conversions set the target alike and follow one rule are one check, named by all."""
     documents = {d.backend: d for d in map(fingerprint.Fingerprint.load, sorted(GOLDEN.glob("*.json")))}
     probes = {(d.backend, key.optimizer, fingerprint.api(key)): p for d in documents.values()
               for key, p in d.penalties.items() if key.decay_bias is False and p.status == "ok"}  # fmt: skip
+    d2l = spec.load("d2l")
+    reference = {target: d2l.cases(target)[0][1] for target in documents}
+    checks = {}
     for (source, optimizer, kind), targets in verdict.conversions(documents.values()).items():
         for target, conversion in targets.items():
-            if conversion.kind is not None:
-                explained = probes[source, optimizer, kind].explained
-                explained = dataclasses.replace(
-                    explained, rule=verdict.resolved(documents[source], optimizer, explained)
-                )
-                dtype = probes[target, optimizer, conversion.kind].dtype
-                yield pytest.param(target, source, optimizer, kind, conversion, explained, dtype,
-                                   id=f"{source}-{optimizer}-{kind}-in-{target}")  # fmt: skip
+            if conversion.kind is None:
+                continue
+            explained = probes[source, optimizer, kind].explained
+            dtype = probes[target, optimizer, conversion.kind].dtype
+            case = reference[target].replace({"optimizer.name": optimizer, "model.dtype": dtype})
+            case = case.with_optimizer_defaults({"optimizer.lr"})
+            lr = case.optimizer.lr
+            strength = 3.0 * (lr if explained.form.placement == "decoupled" else 1.0)
+            rule = verdict.resolved(documents[source], optimizer, explained)
+            rule = dataclasses.replace(rule, **{explained.form.placement: explained.form.multiplier * strength})
+            target_kind, _, variant = conversion.kind.removesuffix("]").partition(" [")  # as fingerprint.api names it
+            converted = strength * conversion.factor * lr**conversion.lr_power
+            case = case.replace(
+                {"penalty.kind": target_kind, "penalty.variant": variant, "penalty.strength": converted}
+            )
+            checks.setdefault((target, case, rule), []).append(f"{source}-{kind}")
+    for (target, case, rule), sources in checks.items():
+        kind = case.penalty.kind + (f"-{case.penalty.variant}" if case.penalty.variant else "")
+        yield pytest.param(target, case, rule, id=f"{case.optimizer.name}-{kind}-in-{target}-from-{'+'.join(sources)}")
 
 
-@pytest.mark.parametrize("target, source, optimizer, kind, conversion, explained, dtype", list(equivalences()))
-def test_a_conversion_reproduces_the_other_frameworks_run(
-    target, source, optimizer, kind, conversion, explained, dtype
-):
-    """On the d2l case (the optimizer's own defaults; float64, or float32 where the target's probe
-    ran in float32) at λ = 3, or 3·lr for a source decay without lr (the same decay per step), the
-    target's setting follows the oracle rule the source's golden fingerprint says the source's API
-    follows (its conventions as the source's convention probes found them), each step predicted
-    from the target's own previous one."""
+@pytest.mark.parametrize("target, case, rule", list(equivalences()))
+def test_a_conversion_reproduces_the_other_frameworks_run(load_adapter, target, case, rule):
+    """The target's setting follows, each step predicted from the target's own previous one, the oracle
+    rule the source's golden fingerprint says the source's API follows (``equivalences``)."""
     adapter = load_adapter(target)
-    _, case = spec.load("d2l").cases(target)[0]
-    case = case.replace({"optimizer.name": optimizer, "model.dtype": dtype}).with_optimizer_defaults({"optimizer.lr"})
-    lr = case.optimizer.lr
-    strength = 3.0 * (lr if explained.form.placement == "decoupled" else 1.0)
-    rule = dataclasses.replace(explained.rule, **{explained.form.placement: explained.form.multiplier * strength})
-    target_kind, _, variant = conversion.kind.removesuffix("]").partition(" [")  # as fingerprint.api names it
-    converted = strength * conversion.factor * lr**conversion.lr_power
-    case = case.replace({"penalty.kind": target_kind, "penalty.variant": variant, "penalty.strength": converted})
     arrays = data.make(case)
     trajectory = adapter.train(case, arrays)
     run = (trajectory.w, trajectory.b)
@@ -220,6 +224,4 @@ def test_a_conversion_reproduces_the_other_frameworks_run(
     gaps = diff.relative_gaps(run, (w[0], b[0]))
     tolerance = diff.tolerance(case.model.dtype, trajectory.hyperparameter_dtype, diff.STEP_TOLERANCE)
     step = diff.first_divergent_step(gaps, tolerance)
-    assert step is None, (
-        f"{target} {conversion.kind} λ' = {converted:g} parts from {source} {optimizer} {kind} at step {step}"
-    )
+    assert step is None, f"{target} {case.penalty.kind} λ' = {case.penalty.strength:g} parts at step {step}"

@@ -12,7 +12,7 @@ flip sign(wᵢ) of a weight near 0 and send two runs apart, however they are com
 
 import numpy as np
 import pytest
-from conftest import load_adapter, mlp_case
+from conftest import mlp_case
 
 from harness import data, diff, explain, spec
 
@@ -38,7 +38,7 @@ def cases(key, optimizer, kind, dtype="float64"):
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("optimizer, kind", PENALTIES)
 @pytest.mark.parametrize("key", SWEEPS)
-def test_a_sweep_trains_each_case_as_train_does(key, optimizer, kind, dtype):
+def test_a_sweep_trains_each_case_as_train_does(load_adapter, key, optimizer, kind, dtype):
     adapter = load_adapter("jax")
     swept = cases(key, optimizer, kind, dtype)
     arrays = data.make(swept[0])
@@ -51,7 +51,7 @@ def test_a_sweep_trains_each_case_as_train_does(key, optimizer, kind, dtype):
         assert trajectory.api == alone.api
 
 
-def test_a_sweep_is_traced_once_whatever_its_lr_and_lambda(monkeypatch):
+def test_a_sweep_is_traced_once_whatever_its_lr_and_lambda(load_adapter, monkeypatch):
     """The optimizer is built with traced lr and λ once per trace of the run; new values reuse it.
     (Each case's ``api`` builds it once more from the case's own numbers, outside the trace.)"""
     adapter = load_adapter("jax")
@@ -78,7 +78,7 @@ def test_a_sweep_is_traced_once_whatever_its_lr_and_lambda(monkeypatch):
     assert len(traces) == 1, f"traced {len(traces)} times: {traces}"
 
 
-def test_a_sweep_refuses_cases_that_differ_beyond_lr_and_lambda():
+def test_a_sweep_refuses_cases_that_differ_beyond_lr_and_lambda(load_adapter):
     adapter = load_adapter("jax")
     swept = cases("penalty.strength", "sgd", "weight_decay")
     mixed = [swept[0], swept[1].replace({"optimizer.name": "momentum"})]
@@ -86,7 +86,7 @@ def test_a_sweep_refuses_cases_that_differ_beyond_lr_and_lambda():
         adapter.train_sweep(mixed, data.make(swept[0]))
 
 
-def test_adamw_masked_off_the_output_layer_decays_only_the_hidden_layer():
+def test_adamw_masked_off_the_output_layer_decays_only_the_hidden_layer(load_adapter):
     """optax.adamw(mask=...) with the output layer's W and b masked out: p −= lrₜ·λ·p on the
     hidden layer's W and b only, beside Adam's step on every parameter."""
     adapter = load_adapter("jax")
@@ -100,7 +100,7 @@ def test_adamw_masked_off_the_output_layer_decays_only_the_hidden_layer():
     assert found.rule.decay_bias and found.rule.spared == ("output_weight", "output_bias"), found
 
 
-def test_a_native_mlp_starts_from_lecun_normal_kernels_keyed_by_split_and_zero_biases():
+def test_a_native_mlp_starts_from_lecun_normal_kernels_keyed_by_split_and_zero_biases(load_adapter):
     """Wₗ = lecun_normal()(split(PRNGKey(seed), layers)[ℓ], (fan_in, fan_out)), bₗ = 0."""
     adapter = load_adapter("jax")
     import jax

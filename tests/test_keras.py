@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import load_adapter, mlp_case, reference_case
+from conftest import mlp_case, reference_case
 
 from harness import data, diff, explain
 
@@ -26,14 +26,14 @@ ROOT = Path(__file__).parent.parent
         ("keras-torch", "torch", "keras", "3"),
     ],
 )
-def test_versions_name_the_keras_generation_and_its_backend(name, backend, package, major):
+def test_versions_name_the_keras_generation_and_its_backend(load_adapter, name, backend, package, major):
     found = load_adapter(name).versions()
     assert set(found) == {backend, package}
     assert found[package].split(".")[0] == major
 
 
 @pytest.mark.parametrize("name", TF_BACKENDS)
-def test_loading_and_training_print_nothing_to_stderr(name):
+def test_loading_and_training_print_nothing_to_stderr(load_adapter, name):
     """No oneDNN, absl or CPU-feature lines, although the caller set none of TF's log variables."""
     load_adapter(name)
     script = (
@@ -52,7 +52,7 @@ def test_loading_and_training_print_nothing_to_stderr(name):
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 @pytest.mark.parametrize("name", TF_BACKENDS)
-def test_the_train_step_is_traced_once_per_case_shape(name, optimizer, monkeypatch):
+def test_the_train_step_is_traced_once_per_case_shape(load_adapter, name, optimizer, monkeypatch):
     """The step's Python body, which opens the tape, runs only while tf.function traces it:
     once for cases that differ in lr (a Keras variable), again for another λ (a Python float
     that Keras builds into the graph)."""
@@ -78,7 +78,7 @@ def test_the_train_step_is_traced_once_per_case_shape(name, optimizer, monkeypat
 @pytest.mark.parametrize("init", ["shared", "native"])
 @pytest.mark.parametrize("optimizer, kind", [("momentum", "regularizer"), ("adam", "adamw")])
 @pytest.mark.parametrize("name", KERAS_BACKENDS)
-def test_a_run_that_reuses_a_shape_starts_as_fresh_as_the_first(name, optimizer, kind, init, epochs):
+def test_a_run_that_reuses_a_shape_starts_as_fresh_as_the_first(load_adapter, name, optimizer, kind, init, epochs):
     """Every variable (weights, lr, step count, momentum and Adam's moments) is reset: a case
     run after another of its shape, on other data, repeats its own first run bit for bit."""
     adapter = load_adapter(name)
@@ -105,7 +105,7 @@ def test_a_run_that_reuses_a_shape_starts_as_fresh_as_the_first(name, optimizer,
 
 @pytest.mark.parametrize("optimizer, kind", [("momentum", "weight_decay"), ("adam", "regularizer")])
 @pytest.mark.parametrize("name", TF_BACKENDS)
-def test_eager_and_traced_runs_agree(name, optimizer, kind, monkeypatch):
+def test_eager_and_traced_runs_agree(load_adapter, name, optimizer, kind, monkeypatch):
     """A short run goes eagerly, a long one as a traced graph (rewritten by Grappler): the same
     Keras calls, so the same trajectory up to float64 rounding."""
     adapter = load_adapter(name)
@@ -134,7 +134,7 @@ KERAS_DECAYS_THE_BIAS = {
 @pytest.mark.parametrize("decay_bias", [False, True, "default"])
 @pytest.mark.parametrize("optimizer, kind", [("momentum", "weight_decay"), ("adam", "adamw"), ("sgd", "regularizer")])
 @pytest.mark.parametrize("name", KERAS_BACKENDS)
-def test_the_bias_decays_exactly_when_the_case_says(name, optimizer, kind, decay_bias):
+def test_the_bias_decays_exactly_when_the_case_says(load_adapter, name, optimizer, kind, decay_bias):
     """exclude_from_weight_decay(var_list=[bias]) takes effect; bias_regularizer is added."""
     adapter = load_adapter(name)
     case = reference_case(
@@ -147,7 +147,7 @@ def test_the_bias_decays_exactly_when_the_case_says(name, optimizer, kind, decay
 
 
 @pytest.mark.parametrize("name", KERAS_BACKENDS)
-def test_native_init_is_a_seeded_glorot_uniform_kernel_and_a_zero_bias(name):
+def test_native_init_is_a_seeded_glorot_uniform_kernel_and_a_zero_bias(load_adapter, name):
     adapter = load_adapter(name)
     case = reference_case(name, model__init="native", train__epochs=1)
     first, again = (adapter.train(case, data.make(case)) for _ in range(2))
@@ -159,7 +159,7 @@ def test_native_init_is_a_seeded_glorot_uniform_kernel_and_a_zero_bias(name):
 
 
 @pytest.mark.parametrize("name", TF_BACKENDS)
-def test_float64_runs_claim_float64_only_when_keras_keeps_every_hyperparameter(name):
+def test_float64_runs_claim_float64_only_when_keras_keeps_every_hyperparameter(load_adapter, name):
     """Keras casts Python-float hyperparameters through float32 tensors: a float64 run says so
     (and is matched at the float32 tolerance) unless every value is a float32, and then it
     follows its rule at the float64 tolerance."""
@@ -182,7 +182,7 @@ def test_float64_runs_claim_float64_only_when_keras_keeps_every_hyperparameter(n
 
 
 @pytest.mark.parametrize("name", ["keras-jax", "keras-torch"])
-def test_float64_runs_off_tensorflow_claim_float32_and_part_from_float64_by_more_than_its_rounding(name):
+def test_float64_runs_off_tensorflow_claim_float32_and_part_from_float64_by_more_than_its_rounding(load_adapter, name):
     """Keras 3 promotes float64 to float32 off TensorFlow (``_hyperparameter_dtype``): a float64 run
     with float32 hyperparameters still claims float32, and its first step parts from the float64
     oracle's by more than float64 rounding, within float32's."""
@@ -208,7 +208,7 @@ SPARED_BY_THE_LAYERS_NAME = {
 @pytest.mark.parametrize("optimizer, kind", [("sgd", "weight_decay"), ("adam", "adamw")])
 @pytest.mark.parametrize("name", KERAS_BACKENDS)
 def test_exclude_from_weight_decay_spares_the_output_layer_by_list_and_by_name_on_tensorflow(
-    name, optimizer, kind, variant
+    load_adapter, name, optimizer, kind, variant
 ):
     """var_list=[its kernel, its bias] excludes those variables by identity; var_names=[its name as
     Keras named it] is matched by ``re.search(pattern, variable.name)`` (Keras 3 base_optimizer.py:944,
@@ -235,7 +235,7 @@ def test_exclude_from_weight_decay_spares_the_output_layer_by_list_and_by_name_o
 
 
 @pytest.mark.parametrize("name", KERAS_BACKENDS)
-def test_an_mlps_native_init_is_a_seeded_glorot_uniform_kernel_and_a_zero_bias_per_layer(name):
+def test_an_mlps_native_init_is_a_seeded_glorot_uniform_kernel_and_a_zero_bias_per_layer(load_adapter, name):
     """Each Dense layer's kernel ~ U(±√(6 / (fan_in + fan_out))), drawn alike from the seed every run."""
     adapter = load_adapter(name)
     case = mlp_case(model__init="native", model__hidden=[8, 5], train__epochs=1)

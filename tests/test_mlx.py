@@ -7,7 +7,7 @@ or of 0·Σw (no gradient: the step is the decay alone).
 
 import numpy as np
 import pytest
-from conftest import load_adapter, mlp_case, reference_case
+from conftest import mlp_case, reference_case
 
 from backends.contract import Unsupported
 from harness import data
@@ -15,7 +15,6 @@ from harness import data
 
 def one_step(optimizer, start, gradient_scale=1.0):
     """w after one ``optimizer`` step of the loss gradient_scale·Σw from w = ``start``, in float64."""
-    load_adapter("mlx")
     import mlx.core as mx
 
     w = mx.array(np.asarray(start, dtype=np.float64))
@@ -25,7 +24,7 @@ def one_step(optimizer, start, gradient_scale=1.0):
 
 
 @pytest.mark.parametrize("bias_correction, step", [(False, 0.1 / np.sqrt(0.001)), (True, 1.0)])
-def test_adam_leaves_out_its_bias_correction_by_default(bias_correction, step):
+def test_adam_leaves_out_its_bias_correction_by_default(load_adapter, bias_correction, step):
     """After one step m = 0.1·g and s = 0.001·g²: uncorrected, Δ = lr·m/(√s + ε) ≈ lr·3.16; corrected,
     m̂/√ŝ = 1 (optimizers.py:503, 542-549). (Why the fingerprint's ``uncorrected`` AdamW is unexplained.)"""
     load_adapter("mlx")
@@ -35,7 +34,7 @@ def test_adam_leaves_out_its_bias_correction_by_default(bias_correction, step):
     np.testing.assert_allclose(one_step(optim.Adam(learning_rate=0.1, **kwargs), [1.0]), [1 - 0.1 * step], rtol=1e-6)
 
 
-def test_adamax_has_no_bias_correction():
+def test_adamax_has_no_bias_correction(load_adapter):
     """One Adamax step: m = 0.1·g, u = |g|, Δ = lr·m/(u + ε) = 0.1·lr, where Adam's corrected m̂
     would step lr (optimizers.py:659). (Why every Adamax probe is unexplained: OWN_BEHAVIOURS.)"""
     load_adapter("mlx")
@@ -44,7 +43,7 @@ def test_adamax_has_no_bias_correction():
     np.testing.assert_allclose(one_step(optim.Adamax(learning_rate=0.1), [1.0]), [1 - 0.01], rtol=1e-6)
 
 
-def test_adafactor_decays_by_its_scaled_step_size():
+def test_adafactor_decays_by_its_scaled_step_size(load_adapter):
     """With no gradient the step is the decay alone: w ← w·(1 − λ·lr·max(10⁻³, RMS(w))) (optimizers.py:864),
     from w = (3, 4) with RMS √12.5, λ = 0.5, lr = 0.1: w·0.8232, not the w·(1 − λ·lr) = w·0.95 of a decay by lr."""
     load_adapter("mlx")
@@ -55,7 +54,7 @@ def test_adafactor_decays_by_its_scaled_step_size():
     np.testing.assert_allclose(one_step(adafactor, [3.0, 4.0], gradient_scale=0.0), [3 * factor, 4 * factor])
 
 
-def test_multioptimizer_cannot_spare_a_layer_of_an_nn_sequential():
+def test_multioptimizer_cannot_spare_a_layer_of_an_nn_sequential(load_adapter):
     """The adapter's MultiOptimizer spares the biases of an MLP, but merging the updates of parts that
     hold different layers raises in tree_merge (mlx/utils.py:338): the case is unsupported, with why."""
     adapter = load_adapter("mlx")
@@ -67,7 +66,7 @@ def test_multioptimizer_cannot_spare_a_layer_of_an_nn_sequential():
 
 
 @pytest.mark.parametrize("optimizer, kind", [("sgd", "weight_decay"), ("adam", "adamw"), ("lion", "decoupled")])
-def test_a_float64_run_is_float64_with_a_float32_lr(optimizer, kind):
+def test_a_float64_run_is_float64_with_a_float32_lr(load_adapter, optimizer, kind):
     """The optimizer keeps its lr as mx.array(lr), float32 (optimizers.py:153), whatever the parameters'."""
     adapter = load_adapter("mlx")
     import mlx.core as mx

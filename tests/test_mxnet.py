@@ -9,7 +9,7 @@ states, but hyperparameters rounded to float32.
 
 import numpy as np
 import pytest
-from conftest import load_adapter, mlp_case, reference_case
+from conftest import mlp_case, reference_case
 
 from harness import data, diff, explain, oracle
 
@@ -19,7 +19,7 @@ def as_float32(value):
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov"])
-def test_float64_trains_in_float64_with_float32_hyperparameters(optimizer):
+def test_float64_trains_in_float64_with_float32_hyperparameters(load_adapter, optimizer):
     """A float64 run is the float64 oracle with lr and μ rounded to float32 and the gradient
     scaled by rescale_grad = float32(1/batch_size). (Adam is left out: mx.optimizer.Adam folds
     the bias correction, computed in float64 from the nominal β, into a float32 lr.)"""
@@ -48,7 +48,7 @@ def test_float64_trains_in_float64_with_float32_hyperparameters(optimizer):
         ("adam", "adamw", "decoupled × lr ×1, bias decayed, loss half_mse"),
     ],
 )
-def test_the_trainer_decays_the_bias_unless_told_otherwise(optimizer, kind, expected):
+def test_the_trainer_decays_the_bias_unless_told_otherwise(load_adapter, optimizer, kind, expected):
     """With decay_bias = true the adapter leaves Gluon's default wd_mult = 1 on every parameter
     (optimizer.py:487 multiplies wd by param.wd_mult): explain finds the bias decayed. In
     float32, the precision MXNet applies its hyperparameters in, so its tolerance holds."""
@@ -68,7 +68,7 @@ def test_the_trainer_decays_the_bias_unless_told_otherwise(optimizer, kind, expe
     assert str(found) == expected, f"{optimizer} {kind} with Gluon's default wd_mult: pinned {expected!r}, now {found}"
 
 
-def test_nag_decays_its_momentum_with_the_weight_it_has_just_written():
+def test_nag_decays_its_momentum_with_the_weight_it_has_just_written(load_adapter):
     """mx.optimizer.NAG calls nag_mom_update(weight, grad, mom, out=weight); the kernel writes the
     new weight, then computes mom = μ·mom − lr·(g + wd·w) from it. Into a separate output, w is the
     old weight. (Why [nesterov] weight_decay is unexplained in tests/semantics/mxnet.toml.)
@@ -86,7 +86,7 @@ def test_nag_decays_its_momentum_with_the_weight_it_has_just_written():
     assert step(in_place=True) == (-0.125, -0.5 * (1 + 0.5 * -0.125))
 
 
-def test_native_init_is_gluons_default_uniform_weight_and_zero_bias():
+def test_native_init_is_gluons_default_uniform_weight_and_zero_bias(load_adapter):
     """Block.initialize()'s default init.Uniform(): weight ~ U(−0.07, 0.07); Dense's bias: zeros."""
     adapter = load_adapter("mxnet")
     case = reference_case("mxnet", model__init="native", train__epochs=1)
@@ -106,7 +106,7 @@ def test_native_init_is_gluons_default_uniform_weight_and_zero_bias():
         ("adam", "adamw", "mse", "float64"),
     ],
 )
-def test_the_hybridized_objective_trains_bit_for_bit_as_the_imperative_loop(optimizer, kind, loss, dtype):
+def test_the_hybridized_objective_trains_bit_for_bit_as_the_imperative_loop(load_adapter, optimizer, kind, loss, dtype):
     """The adapter's fast path (net, loss and penalty in one hybridized block with static_alloc,
     x and y in one array, weights read through a NumPy view) gives exactly the weights of the
     plain Gluon loop: the same loss and penalty run imperatively, read with asnumpy() each step."""
@@ -152,7 +152,9 @@ def test_the_hybridized_objective_trains_bit_for_bit_as_the_imperative_loop(opti
         ("spare biases", ".*bias", False, ()),
     ],
 )
-def test_an_mlp_spares_what_its_collect_params_regex_matches(optimizer, kind, sparing, select, decay_bias, spared):
+def test_an_mlp_spares_what_its_collect_params_regex_matches(
+    load_adapter, optimizer, kind, sparing, select, decay_bias, spared
+):
     """``net.collect_params(select).setattr('wd_mult', 0.0)``: collect_params keeps a parameter when
     ``pattern.match(name)`` (block.py:405, ``pattern = re.compile(select)``), name its full name
     (dense0_weight, dense0_bias, dense1_weight, dense1_bias); the optimizer decays each by

@@ -8,14 +8,13 @@ is the decay alone: w' = 1 − λ·1 for an L2 decay of λ, 1 − λ·sign(1) fo
 
 import numpy as np
 import pytest
-from conftest import load_adapter, reference_case
+from conftest import reference_case
 
 from harness import data
 
 
 def one_step(optimizer_class, weight_attr=None, groups=False, **kwargs):
     """(weight, bias) of a ``paddle.nn.Linear(1, 1)`` at w = b = 1 after one step of 0·(w + b)."""
-    load_adapter("paddle")
     import paddle
 
     paddle.set_default_dtype("float64")
@@ -30,7 +29,7 @@ def one_step(optimizer_class, weight_attr=None, groups=False, **kwargs):
 
 
 @pytest.mark.parametrize("name, extra", [("SGD", {}), ("Momentum", {"momentum": 0.9})])
-def test_a_paramattr_regularizer_replaces_the_optimizers_weight_decay_on_its_parameter(name, extra):
+def test_a_paramattr_regularizer_replaces_the_optimizers_weight_decay_on_its_parameter(load_adapter, name, extra):
     """ParamAttr(regularizer=L2Decay(0.5)) on the weight and weight_decay=2.0 on the optimizer: the
     weight decays by 0.5 only (optimizer.py:1775-1779; Momentum fuses it, momentum.py:292-296), the
     bias, which has no ParamAttr regularizer, by the optimizer's 2.0."""
@@ -43,7 +42,9 @@ def test_a_paramattr_regularizer_replaces_the_optimizers_weight_decay_on_its_par
 
 
 @pytest.mark.parametrize("name, extra, spared", [("SGD", {}, True), ("Momentum", {"momentum": 0.9}, False)])
-def test_a_param_group_with_weight_decay_0_spares_under_l1decay_in_sgd_but_not_in_momentum(name, extra, spared):
+def test_a_param_group_with_weight_decay_0_spares_under_l1decay_in_sgd_but_not_in_momentum(
+    load_adapter, name, extra, spared
+):
     """weight_decay=L1Decay(0.5) with the bias in a group of weight_decay=0.0: SGD's group sets the
     bias's regularizer to L2Decay(0.0) (optimizer.py:2130-2135); Momentum first turns a float group
     decay into None (momentum.py:184), so the bias has no regularizer and the optimizer's L1Decay
@@ -58,7 +59,7 @@ def test_a_param_group_with_weight_decay_0_spares_under_l1decay_in_sgd_but_not_i
 
 
 @pytest.mark.parametrize("always_adapt", [False, True])
-def test_lamb_skips_its_trust_ratio_at_zero_weight_decay_unless_always_adapt(always_adapt):
+def test_lamb_skips_its_trust_ratio_at_zero_weight_decay_unless_always_adapt(load_adapter, always_adapt):
     """From w = (3, 4) and g = (1, 1), LAMB's first r is m̂/(√v̂ + ε) ≈ (1, 1): with the trust ratio
     ‖w‖/‖r‖ = 5/√2 the step is lr·(5/√2)·r, without it lr·r (lamb_kernel_impl.h:262). (Why the LAMB
     probes other than a decay of every parameter are unexplained: OWN_BEHAVIOURS.)"""
@@ -79,7 +80,7 @@ def test_lamb_skips_its_trust_ratio_at_zero_weight_decay_unless_always_adapt(alw
 @pytest.mark.parametrize(
     "optimizer, expected", [("sgd", None), ("adam", None), ("momentum", "float32"), ("nesterov", "float32")]
 )
-def test_a_float64_run_is_float64_with_the_kernels_float_hyperparameters(optimizer, expected):
+def test_a_float64_run_is_float64_with_the_kernels_float_hyperparameters(load_adapter, optimizer, expected):
     """Momentum's μ and L2 coefficient are C++ float (phi/kernels/momentum_kernel.h); SGD has only
     the lr tensor, Adam's β and ε are Scalars."""
     adapter = load_adapter("paddle")

@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import load_adapter
 
 from harness import cli, diff, oracle, port, probes
 from harness.explain import PLACEMENTS
@@ -197,7 +196,7 @@ def oracle_of(explained, strength, conventions_of):
 
 
 @pytest.mark.parametrize("source, call, target", [q for q, lines in QUESTIONS.items() if lines])
-def test_the_answer_run_in_the_target_trains_as_the_source_call_does(source, call, target):
+def test_the_answer_run_in_the_target_trains_as_the_source_call_does(load_adapter, source, call, target):
     """In the target's env: the answer's case on the probe problem runs the printed statements, and its
     weights follow, step by step, the source's rule at the user's λ (in the target's own conventions
     where the answer says they differ)."""
