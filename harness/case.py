@@ -6,6 +6,7 @@ and a bad value raises ``SpecError`` naming the dotted key and the allowed value
 """
 
 import dataclasses
+import functools
 import hashlib
 import json
 import re
@@ -274,7 +275,7 @@ class Case:
     def from_dict(cls, sections):
         return cls(**{name: SECTIONS[name](**values) for name, values in sections.items()})
 
-    @property
+    @functools.cached_property
     def id(self):
         """First 16 hex digits of the SHA-256 of the canonical JSON of the case, less the
         ADDED_FIELDS that hold their default (and a section they leave empty)."""
@@ -311,12 +312,14 @@ class Case:
         return self.replace({key: value for key, value in defaults.items() if key not in given})
 
     def replace(self, values):
-        """A copy with dotted keys replaced: ``{"optimizer.lr": 0.03}``; every other key keeps its value."""
-        sections = self.to_dict()
+        """A copy with dotted keys replaced: ``{"optimizer.lr": 0.03}``; every other key keeps its value
+        (only the sections it changes are built, and checked, again)."""
+        changes = {}
         for key, value in values.items():
             section, name = key.split(".")
-            sections[section][name] = value
-        return Case.from_dict(sections)
+            changes.setdefault(section, {})[name] = value
+        sections = {section: dataclasses.replace(getattr(self, section), **values) for section, values in changes.items()}
+        return dataclasses.replace(self, **sections)
 
     def problem(self):
         """Why this combination makes no sense, or None."""
