@@ -269,7 +269,11 @@ class Case:
     penalty: Penalty = Penalty()
 
     def to_dict(self):
-        return dataclasses.asdict(self)
+        """``{section: {key: value}}``, new dicts of the case's values (numbers, strings and tuples)."""
+        return {
+            name: {field.name: getattr(section, field.name) for field in dataclasses.fields(section)}
+            for name, section in ((name, getattr(self, name)) for name in SECTIONS)
+        }
 
     @classmethod
     def from_dict(cls, sections):
@@ -318,8 +322,9 @@ class Case:
         for key, value in values.items():
             section, name = key.split(".")
             changes.setdefault(section, {})[name] = value
-        sections = {section: dataclasses.replace(getattr(self, section), **values) for section, values in changes.items()}
-        return dataclasses.replace(self, **sections)
+        return dataclasses.replace(
+            self, **{section: dataclasses.replace(getattr(self, section), **new) for section, new in changes.items()}
+        )
 
     def problem(self):
         """Why this combination makes no sense, or None."""

@@ -1,5 +1,7 @@
 """The decay each framework applies at each step under a learning-rate schedule, and ‖w‖ over the run."""
 
+import functools
+
 from harness import data, oracle
 from harness.document import Heading, Text, table
 from harness.figures import Panel, Series
@@ -51,8 +53,14 @@ def _decay(run):
     explained = run.result.explained if run.ok else None
     if explained is None or not explained.matched:
         return Series(run.backend, run.backend, (), ())
-    shares = oracle.decay_per_step(explained.rule, run.case, data.make(run.case))
+    shares = _decay_per_step(explained.rule, run.case)
     return Series(run.backend, run.backend, tuple(range(1, len(shares) + 1)), tuple(shares.tolist()))
+
+
+@functools.cache
+def _decay_per_step(rule, case):
+    """oracle.decay_per_step on the case's arrays, once for the backends whose runs one rule explains."""
+    return oracle.decay_per_step(rule, case, data.make(case))
 
 
 def _norms(run):
