@@ -270,9 +270,10 @@ class Case:
 
     def to_dict(self):
         """``{section: {key: value}}``, new dicts of the case's values (numbers, strings and tuples)."""
+        sections = {name: getattr(self, name) for name in SECTIONS}
         return {
-            name: {field.name: getattr(section, field.name) for field in dataclasses.fields(section)}
-            for name, section in ((name, getattr(self, name)) for name in SECTIONS)
+            name: {f.name: getattr(section, f.name) for f in dataclasses.fields(section)}
+            for name, section in sections.items()
         }
 
     @classmethod
