@@ -2,8 +2,6 @@
 
 import numpy as np
 
-from harness import network
-
 # Largest per-step relative gap between a backend's trajectory and the float64 oracle
 # that still counts as the same semantics, by the backend's dtype:
 TOLERANCE = {
@@ -35,12 +33,17 @@ def relative_gaps(a, b):
     Either side may hold several trajectories along leading axes (e.g. one per oracle rule),
     which broadcast; trajectories of different shapes are apart (inf) at every step.
     """
-    pa, pb = network.joined(*a), network.joined(*b)
-    if pa.shape[-2:] != pb.shape[-2:]:
-        leading = np.broadcast_shapes(pa.shape[:-2], pb.shape[:-2])
-        return np.full((*leading, max(pa.shape[-2], pb.shape[-2])), np.inf)
-    scale = np.maximum(np.linalg.norm(pb, axis=-1), np.finfo(np.float64).tiny)
-    return np.linalg.norm(pa - pb, axis=-1) / scale
+    (wa, ba), (wb, bb) = [[np.asarray(x, np.float64) for x in pair] for pair in (a, b)]
+    if wa.shape[-2:] != wb.shape[-2:] or ba.shape[wa.ndim - 2 :] != bb.shape[wb.ndim - 2 :]:
+        leading = np.broadcast_shapes(wa.shape[:-2], wb.shape[:-2])
+        return np.full((*leading, max(wa.shape[-2], wb.shape[-2])), np.inf)
+    scale = np.maximum(np.sqrt(_squares(wb, bb)), np.finfo(np.float64).tiny)
+    return np.sqrt(_squares(wa - wb, ba - bb)) / scale
+
+
+def _squares(w, b):
+    """‖p‖² along the last axis of p = (w, b), without joining them (a linear model's b is one number a step)."""
+    return np.einsum("...i,...i->...", w, w) + (b * b if b.ndim < w.ndim else np.einsum("...i,...i->...", b, b))
 
 
 def first_divergent_step(gaps, tolerance):

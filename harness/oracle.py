@@ -107,9 +107,12 @@ def simulate_rules(rules, case, arrays, start=None, along=None):
     trajectory[:, 0] = p
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for t, batch in enumerate(order, start=1):
-            if along is not None:
+            if along is not None:  # every rule steps from the run's parameters: one gradient serves all
+                g = network.gradient(case, run[t - 1], x[batch], y[batch])
                 p = np.broadcast_to(run[t - 1], p.shape)
-            p = step(p, step.grad_scale * network.gradient(case, p, x[batch], y[batch]), t)
+            else:
+                g = network.gradient(case, p, x[batch], y[batch])
+            p = step(p, step.grad_scale * g, t)
             trajectory[:, t] = p
     return network.split(case, trajectory)
 
