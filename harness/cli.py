@@ -224,7 +224,9 @@ def _port(args):
         if name != args.source and fingerprint.document_path(args.results, name).exists()
     ]
     if not targets:
-        raise UsageError(f"no fingerprint of another backend in {args.results}/; make them: python3 -m tox -m compare")
+        raise UsageError(
+            f"no fingerprint of another backend in {args.results}/; make them: python3 -m tox -m compare -p auto -o"
+        )
     answers = [port.port(args.call, source, _fingerprint(args.results, name)) for name in targets]
     print(f"{args.source}: {args.call}")
     print(port.reading(answers[0].source))

@@ -38,7 +38,9 @@ def cell(found):
 def build(ctx):
     out = [Heading(2, TITLE)]
     if not ctx.fingerprints:
-        return out + [Text("No fingerprint yet: run `python3 -m tox -m compare`, or `decaylens probe` in each env.")]
+        return out + [
+            Text("No fingerprint yet: run `python3 -m tox -m compare -p auto -o`, or `decaylens probe` in each env.")
+        ]
     names = [name for name in backends.NAMES if any(f.backend == name for f in ctx.fingerprints)]
     found = verdicts(ctx.fingerprints)
     rows = []
