@@ -133,19 +133,29 @@ def test_every_l1_run_of_the_builtin_specs_is_explained(backend, dtype):
 BEFORE_SCHEDULES = Path(__file__).parent / "legacy" / "before-schedules"
 
 
-def test_a_constant_schedule_trains_bit_identically_to_the_run_before_schedules(backend):
+def test_a_constant_schedule_trains_as_the_run_before_schedules(backend):
     """d2l's momentum weight_decay λ = 3, with ``schedule.kind = "constant"`` said outright, against
     the result the code before the schedule section stored running that case alone, as here
     (tests/legacy/before-schedules/; JAX's sweep of λ = 0 and 3 in one vmapped call rounds the last
-    digits otherwise)."""
+    digits otherwise). That file was recorded on another CPU (an AMD EPYC), whose vectorised kernels
+    may round the last digit apart from this one's (torch and MXNet on an AVX-512 Xeon do): so the
+    run must follow the same rule, step for step within the run tolerance, not bit for bit. Reruns
+    on one machine are bit-identical (test_running_a_spec_twice_stores_bit_identical_trajectories)."""
     name, adapter = backend
     if not (BEFORE_SCHEDULES / f"{name}.json").exists():
         pytest.skip(f"{name} was added after the schedule section: no run of the code before it")
     before = store.read(BEFORE_SCHEDULES / f"{name}.json")
     case = before.case.replace({"schedule.kind": "constant"})
     assert case.id == before.case_id
-    now = metrics.evaluate(case, *train(adapter, case))
-    assert now.final.w == before.final.w and now.steps.w_norm == before.steps.w_norm
+    arrays, trajectory = train(adapter, case)
+    now = metrics.evaluate(case, arrays, trajectory)
+    tolerance = diff.tolerance(case.model.dtype, trajectory.hyperparameter_dtype)
+    gaps = diff.norm_gaps(now.steps.w_norm, before.steps.w_norm)
+    assert len(now.steps.w_norm) == len(before.steps.w_norm) and np.max(gaps) <= tolerance, np.max(gaps)
+    final = (np.array(now.final.w), [now.final.b]), (np.array(before.final.w), [before.final.b])
+    assert not diff.final_moves(*final, tolerance)
+    found = explain.explain(case, arrays, trajectory)
+    assert found.matched and (found.form, found.rule) == (before.explained.form, before.explained.rule), found
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
