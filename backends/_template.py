@@ -36,7 +36,7 @@ def train(case, arrays):
     schedule = _schedule(case, optimizer, calls)
     raise NotImplementedError(
         f"train {model}, {loss_fn} + {penalty} with {optimizer} (lr by {schedule}) over arrays.batch_order(), "
-        f"keeping the weights after every step, and return Trajectory(w, b, api={calls.text!r})"
+        f"keeping the weights after every step, and return Trajectory(w, b, statements={calls.statements!r})"
     )
 
 
@@ -53,7 +53,7 @@ def _model(case, arrays, calls):
 
 def _loss(case, calls):
     """(pred, y) -> mean ½e² (``half_mse``), mean e² (``mse``), or the framework's own regression loss (``native``)."""
-    raise NotImplementedError("calls.say('loss = ...') beside the function it describes")
+    raise NotImplementedError("calls.loss('loss = ...') beside the function it describes")
 
 
 def _penalty(case, model, calls):
@@ -61,7 +61,7 @@ def _penalty(case, model, calls):
     regularizers' losses (``regularizer``); None for any other kind."""
     if case.penalty.kind == "regularizer":
         raise Unsupported("<framework> has no layer regularizer API; write the penalty into the loss (l2_loss)")
-    raise NotImplementedError("calls.say('loss = loss + ...') beside the function it describes")
+    raise NotImplementedError("calls.penalty('loss = loss + ...') beside the function it describes")
 
 
 def _optimizer(case, model, calls):

@@ -16,6 +16,16 @@ is the checked starting point for a new framework):
     versions()                  -> dict[str, str]    the framework's package versions
     train(case, arrays)         -> Trajectory        parameters before and after every step
     train_sweep(cases, arrays)  -> list[Trajectory]  one per case, in order
+    train_code(case, arrays, statements) -> Trajectory
+                                the case's model (its initial weights from ``arrays``) and loss,
+                   trained by what ``statements`` (``Statement``s a user wrote, e.g. the lines
+                   ``decaylens port`` prints) build: their ``call`` and ``code`` statements run once,
+                   in order, in a namespace holding the modules and the model under the names the
+                   adapter's own statements give them (a model they make anew gets the case's
+                   initial weights); the optimizer (and schedule) they assign trains the model;
+                   their ``penalty`` statements add to the loss at every step, as the adapter's own
+                   penalty statements do; ``loss`` and ``note`` statements do not run. The case's
+                   optimizer, schedule and penalty are not read.
 
 followed by its private helpers ``HELPERS``, in this order, each building one part of the
 training with the framework's own API (the model: ``case.layers``, dense layers of
@@ -27,13 +37,30 @@ parameter. An adapter raises
 writes files: the harness does.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
-EXPORTS = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "VARIANTS", "versions", "train", "train_sweep")
+EXPORTS = (
+    "SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "VARIANTS", "versions", "train", "train_sweep", "train_code",
+)  # fmt: skip
 HELPERS = ("_model", "_loss", "_penalty", "_optimizer", "_schedule")
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One statement of what an adapter ran, as a user writes it (``backends._calls.Calls`` records
+    them): ``kind`` is ``call`` (a native call that ran), ``code`` (Python a user writes, run once),
+    ``loss`` (the loss computed at every step), ``penalty`` (a penalty added to it at every step) or
+    ``note`` (prose, not code); ``signatures``, of a call: {dotted path: ((parameter, default), ...)}
+    of each function it calls, the default as literal text (``backends._calls.signature``)."""
+
+    kind: str
+    text: str
+    signatures: dict = field(default_factory=dict, compare=False)
+
+    KINDS = ("call", "code", "loss", "penalty", "note")
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,8 +70,8 @@ class Trajectory:
     ``w``: (steps + 1, weights), every weight of the model: each layer's W as (fan_in, fan_out),
     flattened row-major, input layer first (``case.layers``); the linear model's is its w, (steps
     + 1, dim). ``b``: the linear model's bias, (steps + 1,), or an MLP's every bias, input layer
-    first, (steps + 1, biases). ``api``: the native calls that produced them, as a user would write
-    them (``Calls.text``), including which parameters the penalty covers;
+    first, (steps + 1, biases). ``statements``: the native calls and code that produced them, as a
+    user would write them (``Calls.statements``), including which parameters the penalty covers;
     ``hyperparameter_dtype``: the dtype the framework applies lr, momentum, β, ε and weight
     decay in, or computes the update in, when coarser than the case's (MXNet's operators take
     the hyperparameters as float32; Keras 3 off TensorFlow computes float64 in float32), else None.
@@ -52,8 +79,13 @@ class Trajectory:
 
     w: np.ndarray
     b: np.ndarray
-    api: str
+    statements: tuple
     hyperparameter_dtype: str | None = None
+
+    @property
+    def api(self):
+        """The statements as one line of text, ``; ``-joined: how a result shows what ran."""
+        return "; ".join(statement.text for statement in self.statements)
 
 
 class Unsupported(Exception):
@@ -73,3 +105,5 @@ class Adapter(Protocol):
     def train(self, case, arrays) -> Trajectory: ...
 
     def train_sweep(self, cases, arrays) -> list[Trajectory]: ...
+
+    def train_code(self, case, arrays, statements) -> Trajectory: ...

@@ -80,12 +80,12 @@ def _train_shape(shape, cases, arrays):
     w, b = map(np.asarray, _compiled(shape)(params, x, y, jnp.asarray(arrays.batch_order()), lr, strength))
     coarser = _hyperparameter_dtype(shape) if dtype == "float64" else None
     return [
-        Trajectory(w=w_i, b=b_i, api=_api(case, arrays), hyperparameter_dtype=coarser)
+        Trajectory(w=w_i, b=b_i, statements=_statements(case, arrays), hyperparameter_dtype=coarser)
         for w_i, b_i, case in zip(w, b, cases, strict=True)
     ]
 
 
-def _api(case, arrays):
+def _statements(case, arrays):
     """The calls that train ``case`` as a user writes them: each helper run once more, outside the
     compiled program, with the case's own lr and λ, building what the program builds."""
     calls = _calls()
@@ -94,7 +94,7 @@ def _api(case, arrays):
     _loss(case, calls)
     _penalty(case, calls)
     _optimizer(case, case.optimizer.lr, case.penalty.strength, calls)
-    return calls.text
+    return calls.statements
 
 
 def _model(case, arrays, calls):
@@ -110,7 +110,7 @@ def _model(case, arrays, calls):
         # Same initializer on the same (dim, 1) kernel, keyed by PRNGKey(seed) itself rather
         # than by Flax's per-parameter split of it (Flax is not a dependency).
         kernel = calls.let("kernel", "init", calls("jax.random.PRNGKey", case.data.seed), (case.data.dim, 1), dtype)
-        calls.say(f"params = {{'w': kernel[:, 0], 'b': jnp.zeros((), {dtype!r})}}")
+        calls.code(f"params = {{'w': kernel[:, 0], 'b': jnp.zeros((), {dtype!r})}}")
         return {"w": kernel[:, 0], "b": jnp.zeros((), dtype)}
     if case.model.kind == "mlp":
         layers = case.layers
@@ -118,14 +118,14 @@ def _model(case, arrays, calls):
             f"{{'w': W{number} {(layer.fan_in, layer.fan_out)}, 'b': b{number} {(layer.fan_out,)}}}"
             for number, layer in enumerate(layers, start=1)
         ]
-        calls.say(f"params = [{', '.join(shown)}] from the shared w0, b0 (each W row-major)")
+        calls.note(f"params = [{', '.join(shown)}] from the shared w0, b0 (each W row-major)")
         weights = np.split(arrays.w0, np.cumsum([layer.fan_in * layer.fan_out for layer in layers])[:-1])
         biases = np.split(arrays.b0, np.cumsum([layer.fan_out for layer in layers])[:-1])
         return [
             {"w": jnp.asarray(w.reshape(layer.fan_in, layer.fan_out), dtype), "b": jnp.asarray(b, dtype)}
             for layer, w, b in zip(layers, weights, biases, strict=True)
         ]
-    calls.say("params = {'w': w0, 'b': b0} from the shared arrays")
+    calls.note("params = {'w': w0, 'b': b0} from the shared arrays")
     return {"w": jnp.asarray(arrays.w0, dtype), "b": jnp.asarray(arrays.b0, dtype)}
 
 
@@ -141,7 +141,7 @@ def _native_mlp(case, calls):
         kernel = calls.let(f"W{index + 1}", "init", key, (layer.fan_in, layer.fan_out), dtype)
         params.append({"w": kernel, "b": jnp.zeros((layer.fan_out,), dtype)})
         shown.append(f"{{'w': W{index + 1}, 'b': jnp.zeros({(layer.fan_out,)}, {dtype!r})}}")
-    calls.say(f"params = [{', '.join(shown)}]")
+    calls.code(f"params = [{', '.join(shown)}]")
     return params
 
 
@@ -152,8 +152,8 @@ def _forward(case, calls):
         return lambda params, x: x @ params["w"] + params["b"]
     name = "jax.nn.relu" if case.model.activation == "relu" else "jnp.tanh"
     activation = jax.nn.relu if case.model.activation == "relu" else jnp.tanh
-    calls.say(f"h = functools.reduce(lambda h, p: {name}(h @ p['w'] + p['b']), params[:-1], x)")
-    calls.say("pred = (h @ params[-1]['w'] + params[-1]['b'])[:, 0]")
+    calls.loss(f"h = functools.reduce(lambda h, p: {name}(h @ p['w'] + p['b']), params[:-1], x)")
+    calls.loss("pred = (h @ params[-1]['w'] + params[-1]['b'])[:, 0]")
 
     def forward(params, x):
         h = functools.reduce(lambda h, p: activation(h @ p["w"] + p["b"]), params[:-1], x)
@@ -165,12 +165,12 @@ def _forward(case, calls):
 def _loss(case, calls):
     """(pred, y) -> mean ½e² (half_mse, and native: optax.l2_loss is ½e²) or mean e² (mse)."""
     if case.train.loss == "native":
-        calls.say("loss = jnp.mean(optax.l2_loss(pred, y))")
+        calls.loss("loss = jnp.mean(optax.l2_loss(pred, y))")
         return lambda pred, y: jnp.mean(optax.l2_loss(pred, y))
     if case.train.loss == "mse":
-        calls.say("loss = jnp.mean(optax.squared_error(pred, y))")
+        calls.loss("loss = jnp.mean(optax.squared_error(pred, y))")
         return lambda pred, y: jnp.mean(optax.squared_error(pred, y))
-    calls.say("loss = 0.5 * jnp.mean(optax.squared_error(pred, y))")
+    calls.loss("loss = 0.5 * jnp.mean(optax.squared_error(pred, y))")
     return lambda pred, y: 0.5 * jnp.mean(optax.squared_error(pred, y))
 
 
@@ -193,10 +193,10 @@ def _penalty(case, calls):
 
     if penalty.kind == "l2_loss":
         terms = " + ".join(f"jnp.sum({name} ** 2)" for name in names) or "0"
-        calls.say(f"loss = loss + {penalty.strength / 2!r} * ({terms})")
+        calls.penalty(f"loss = loss + {penalty.strength / 2!r} * ({terms})")
         return lambda p, s: s / 2 * sum(jnp.sum(leaf**2) for leaf in leaves(p))
     terms = " + ".join(f"jnp.sum(jnp.abs({name}))" for name in names) or "0"
-    calls.say(f"loss = loss + {penalty.strength!r} * ({terms})")
+    calls.penalty(f"loss = loss + {penalty.strength!r} * ({terms})")
     return lambda p, s: s * sum(jnp.sum(jnp.abs(leaf)) for leaf in leaves(p))
 
 
@@ -238,7 +238,7 @@ def _optimizer(case, lr, strength, calls):
     mask = _mask(case) if penalty.in_optimizer else None
     decay = {} if penalty.omit_strength else {"weight_decay": strength}
     if mask is not None:
-        calls.say(f"mask = {mask!r}")
+        calls.code(f"mask = {mask!r}")
         decay["mask"] = calls.name(mask, "mask")
     own = _OWN_DECAY.get(opt.name, {}).get(penalty.kind)
     if penalty.kind == "adamw" or own:

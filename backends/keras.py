@@ -18,6 +18,7 @@ added to the loss, or into penalties written in the loss (with TF ops on TensorF
 elsewhere) and differentiated with it.
 """
 
+import dataclasses
 import functools
 import importlib
 import inspect
@@ -34,7 +35,7 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 import numpy as np
 
 from backends._calls import Calls, Shown
-from backends.contract import Trajectory, Unsupported
+from backends.contract import Statement, Trajectory, Unsupported
 
 if os.environ.get("TF_USE_LEGACY_KERAS") in ("true", "True", "1"):  # as TensorFlow reads it
     try:
@@ -125,7 +126,7 @@ def train(case, arrays):
     w0, b0 = run.numpy_parameters()
     w, b = run.function(xs, ys)
     w, b = np.concatenate([w0[None], w]), np.concatenate([b0[None], b])
-    return Trajectory(w=w, b=b, api=run.api(case), hyperparameter_dtype=_hyperparameter_dtype(case))
+    return Trajectory(w=w, b=b, statements=run.statements(case), hyperparameter_dtype=_hyperparameter_dtype(case))
 
 
 def train_sweep(cases, arrays):
@@ -155,7 +156,7 @@ def _model(shape, calls):
     for name, variable, _ in _tensors(shape, model):
         calls.name(variable, name)
     if shape.model.init == "shared":
-        calls.say("each layer's kernel and bias assigned from the shared arrays")
+        calls.note("each layer's kernel and bias assigned from the shared arrays")
     return model
 
 
@@ -186,9 +187,9 @@ def _loss(shape, calls):
     (mse, and native: keras.losses.MeanSquaredError)."""
     mse = calls.let("mse", f"{KERAS}.losses.MeanSquaredError")  # mean over the batch of e²
     if shape.train.loss == "half_mse":
-        calls.say("loss = 0.5 * mse(y, model(x))")
+        calls.loss("loss = 0.5 * mse(y, model(x))")
         return lambda y, pred: 0.5 * mse(y, pred)
-    calls.say("loss = mse(y, model(x))")
+    calls.loss("loss = mse(y, model(x))")
     return mse
 
 
@@ -200,9 +201,9 @@ def _penalty(shape, model, calls):
     penalty = shape.penalty
     if penalty.kind == "regularizer":
         if not TRACED_SCAN:
-            calls.say("(train_on_batch adds sum(model.losses) to the loss)")
+            calls.note("(train_on_batch adds sum(model.losses) to the loss)")
             return None
-        calls.say("loss = loss + sum(model.losses)")
+        calls.penalty("loss = loss + sum(model.losses)")
         return lambda: sum(model.losses)
     if not penalty.in_loss:
         return None
@@ -210,7 +211,7 @@ def _penalty(shape, model, calls):
     op, scale = ("square", penalty.strength / 2) if penalty.kind == "l2_loss" else ("abs", penalty.strength)
     ops, total = ("tf", "tf.reduce_sum") if TRACED_SCAN else ("keras.ops", "keras.ops.sum")
     terms = " + ".join(f"{total}({ops}.{op}({n}))" for n, _ in params)
-    calls.say(f"loss = loss + {scale!r} * ({terms})" if TRACED_SCAN else f"penalty = lambda: {scale!r} * ({terms})")
+    calls.penalty(f"loss = loss + {scale!r} * ({terms})" if TRACED_SCAN else f"penalty = lambda: {scale!r} * ({terms})")
     if TRACED_SCAN:
         return lambda: scale * tf.add_n([tf.reduce_sum(getattr(tf, op)(p)) for _, p in params])
     return lambda: scale * sum(keras.ops.sum(getattr(keras.ops, op)(p)) for _, p in params)
@@ -361,9 +362,9 @@ class _Run:
             total = (lambda y, pred: loss_fn(y, pred) + penalty()) if penalty else loss_fn
             shown = "lambda y, pred: loss(y, pred) + penalty()" if penalty else "loss"
             calls("model.compile", optimizer=self.optimizer, loss=Shown(total, shown))
-            calls.say("model.train_on_batch(x, y) for each batch")
+            calls.note("model.train_on_batch(x, y) for each batch")
             self.function = self._train_on_batches
-        self._calls = calls.text
+        self._statements = calls.statements
         # (a legacy optimizer's variables are a method, and made on its first step: its run is not reused)
         optimizer = self.optimizer
         optimizer_variables = optimizer.variables() if callable(optimizer.variables) else optimizer.variables
@@ -434,14 +435,19 @@ class _Run:
         b = tf.concat([dense.bias for dense in self.layers], axis=0)
         return (w, b[0]) if self._linear else (w, b)
 
-    def api(self, case):
-        """The shape's calls as the user writes them for ``case``, and how its lr was set."""
+    def statements(self, case):
+        """The shape's statements as the user writes them for ``case``, and how its lr was set."""
         lr = repr(case.optimizer.lr)
         if case.schedule.varies:
-            return self._calls
+            return self._statements
+        shown = tuple(dataclasses.replace(s, text=s.text.replace(_LR, lr)) for s in self._statements)
         return (
-            self._calls.replace(_LR, lr) + f"; optimizer.learning_rate = {lr} (the optimizer is built once per "
-            "case shape with learning_rate=1.0, then given each case's lr in its learning-rate variable)"
+            *shown,
+            Statement(
+                "note",
+                f"optimizer.learning_rate = {lr} (the optimizer is built once per case shape with "
+                "learning_rate=1.0, then given each case's lr in its learning-rate variable)",
+            ),
         )
 
 

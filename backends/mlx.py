@@ -65,7 +65,7 @@ def train(case, arrays):
         return loss + penalty(model) if penalty else loss
 
     loss_and_grad = nn.value_and_grad(model, total)
-    calls.say(
+    calls.note(
         "loss, grads = nn.value_and_grad(model, loss_fn)(model, x, y); optimizer.update(model, grads); "
         "mx.eval(model.parameters(), optimizer.state) every step"
     )
@@ -96,7 +96,7 @@ def train(case, arrays):
     return Trajectory(
         w=w,
         b=b[:, 0] if case.model.kind == "linear" else b,
-        api=calls.text,
+        statements=calls.statements,
         hyperparameter_dtype="float32" if case.model.dtype == "float64" else None,
     )
 
@@ -157,7 +157,7 @@ def _model(case, arrays, calls):
         values += [weight.reshape(layer.fan_in, layer.fan_out).T, bias]
     dtype = getattr(mx, case.model.dtype)
     model.load_weights([(path, mx.array(value, dtype=dtype)) for (_, path), value in zip(_paths(case), values)])
-    calls.say("model.load_weights([(path, mx.array(value)), ...]) of every weight and bias from the shared arrays")
+    calls.note("model.load_weights([(path, mx.array(value)), ...]) of every weight and bias from the shared arrays")
     return model
 
 
@@ -166,9 +166,9 @@ def _loss(case, calls):
     whose default reduction is the mean)."""
     mse = nn.losses.mse_loss
     if case.train.loss in ("native", "mse"):
-        calls.say("loss = nn.losses.mse_loss(model(x), y)")
+        calls.loss("loss = nn.losses.mse_loss(model(x), y)")
         return mse
-    calls.say("loss = 0.5 * nn.losses.mse_loss(model(x), y)")
+    calls.loss("loss = 0.5 * nn.losses.mse_loss(model(x), y)")
     return lambda pred, y: 0.5 * mse(pred, y)
 
 
@@ -184,7 +184,7 @@ def _penalty(case, paths, calls):
     decayed = [path for role, path in paths if penalty.decays(role)]
     names = [_shown(path) for path in decayed]
     op, scale = ("square", penalty.strength / 2) if penalty.kind == "l2_loss" else ("abs", penalty.strength)
-    calls.say(f"loss = loss + {scale!r} * ({' + '.join(f'mx.sum(mx.{op}({name}))' for name in names)})")
+    calls.penalty(f"loss = loss + {scale!r} * ({' + '.join(f'mx.sum(mx.{op}({name}))' for name in names)})")
     apply = getattr(mx, op)
 
     def term(model):

@@ -75,11 +75,11 @@ def train(case, arrays):
     # Overrides Gluon's defaults (memory planned per call, shapes checked per call): every step
     # has the same shapes, so the cached graph keeps its memory and skips the checks.
     objective.hybridize(static_alloc=True, static_shape=True)
-    calls.say(
+    calls.note(
         "the loss and penalty run in one gluon.HybridBlock around net, hybridize(static_alloc=True, static_shape=True)"
     )
     trainer = _optimizer(case, net, calls)
-    calls.say(f"trainer.step({case.train.batch_size}) after loss.backward()")
+    calls.note(f"trainer.step({case.train.batch_size}) after loss.backward()")
     # Every step's batch, gathered once: (steps, batch size, dim + 1), the targets in the last column.
     order = arrays.batch_order()
     batches = mx.nd.array(np.concatenate([arrays.x_train, arrays.y_train[:, None]], axis=1)[order], dtype=dtype)
@@ -118,7 +118,9 @@ def train(case, arrays):
                 f"float32 ({str(error).splitlines()[-1].strip()[:80]})"
             ) from None
         read(step + 1)
-    return Trajectory(w=w, b=b if case.model.kind == "mlp" else b[:, 0], api=calls.text, hyperparameter_dtype="float32")
+    return Trajectory(
+        w=w, b=b if case.model.kind == "mlp" else b[:, 0], statements=calls.statements, hyperparameter_dtype="float32"
+    )
 
 
 def train_sweep(cases, arrays):
@@ -152,14 +154,14 @@ def _model(case, arrays, calls):
         if case.model.kind == "linear":
             net.weight.set_data(mx.nd.array(arrays.w0[None], dtype=dtype))
             net.bias.set_data(mx.nd.array(arrays.b0[None], dtype=dtype))
-            calls.say("net.weight.set_data(w0); net.bias.set_data(b0) with the shared arrays")
+            calls.note("net.weight.set_data(w0); net.bias.set_data(b0) with the shared arrays")
         else:
             weights = np.split(arrays.w0, np.cumsum([layer.fan_in * layer.fan_out for layer in case.layers])[:-1])
             biases = np.split(arrays.b0, np.cumsum([layer.fan_out for layer in case.layers])[:-1])
             for dense, layer, weight, bias in zip(_layers(case, net), case.layers, weights, biases):
                 dense.weight.set_data(mx.nd.array(weight.reshape(layer.fan_in, layer.fan_out).T, dtype=dtype))
                 dense.bias.set_data(mx.nd.array(bias, dtype=dtype))
-            calls.say(
+            calls.note(
                 "net[i].weight.set_data(W_i.T); net[i].bias.set_data(b_i) for each layer i with the shared arrays, "
                 "W_i (fan_in, fan_out)"
             )
@@ -181,12 +183,12 @@ def _loss(case, calls):
     (n, 1), or (n,) from ``L2Loss``, which averages all but the batch axis."""
     if case.train.loss == "native":
         native = calls.let("loss_fn", "gluon.loss.L2Loss")  # ½e² per example
-        calls.say("loss = loss_fn(net(x), y)")
+        calls.loss("loss = loss_fn(net(x), y)")
         return lambda F, pred, y: native(pred, y)
     if case.train.loss == "mse":
-        calls.say("loss = F.square(net(x) - y)")
+        calls.loss("loss = F.square(net(x) - y)")
         return lambda F, pred, y: F.square(pred - y)
-    calls.say("loss = 0.5 * F.square(net(x) - y)")
+    calls.loss("loss = 0.5 * F.square(net(x) - y)")
     return lambda F, pred, y: 0.5 * F.square(pred - y)
 
 
@@ -211,7 +213,7 @@ def _penalty(case, calls):
         return scale * total
 
     shown = " + ".join(f"F.sum(F.{op}({names[index]}))" for index in decayed)
-    calls.say(f"loss = F.broadcast_add(loss, {scale!r} * ({shown}))")
+    calls.penalty(f"loss = F.broadcast_add(loss, {scale!r} * ({shown}))")
     return term
 
 
@@ -293,7 +295,7 @@ def _optimizer(case, net, calls):
             if kwargs.get("eta_multiplier")
             else (correction, "lr_t")
         )
-        calls.say(
+        calls.note(
             "ContribAdamW's update at step t is mx.nd.contrib.adamw_update(weight, grad, mean, var, "
             f"rescale_grad=mx.nd.full((1,), 1/{case.train.batch_size}), lr={lr}, eta={eta}, "
             f"wd={kwargs.get('wd', 0.0)!r} * wd_mult, beta1={opt.beta1!r}, beta2={opt.beta2!r}, "

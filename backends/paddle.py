@@ -77,7 +77,7 @@ def train(case, arrays):
     loss_fn = _loss(case, calls)
     penalty = _penalty(case, _roles(case, model), calls)
     optimizer, scheduler = _optimizer(case, _roles(case, model), calls)
-    calls.say("loss.backward(); optimizer.step(); optimizer.clear_grad() every step")
+    calls.note("loss.backward(); optimizer.step(); optimizer.clear_grad() every step")
     order = arrays.batch_order()
     dtype = case.model.dtype
     xs = paddle.to_tensor(arrays.x_train[order].astype(dtype))
@@ -100,7 +100,7 @@ def train(case, arrays):
     return Trajectory(
         w=w,
         b=b[:, 0] if case.model.kind == "linear" else b,
-        api=calls.text,
+        statements=calls.statements,
         hyperparameter_dtype=_FLOAT_ATTRIBUTES.get(type(optimizer).__name__) if dtype == "float64" else None,
     )
 
@@ -157,7 +157,7 @@ def _model(case, arrays, calls):
         linear.weight.set_value(w0[weights : weights + size].reshape(layer.fan_in, layer.fan_out))
         linear.bias.set_value(b0[biases : biases + layer.fan_out])
         weights, biases = weights + size, biases + layer.fan_out
-    calls.say("every weight.set_value(W) and bias.set_value(b) from the shared arrays")
+    calls.note("every weight.set_value(W) and bias.set_value(b) from the shared arrays")
     return model
 
 
@@ -185,12 +185,12 @@ def _loss(case, calls):
     mse = paddle.nn.functional.mse_loss
     if case.train.loss == "native":
         native = calls.let("loss_fn", "paddle.nn.MSELoss")
-        calls.say("loss = loss_fn(model(x), y)")
+        calls.loss("loss = loss_fn(model(x), y)")
         return native
     if case.train.loss == "mse":
-        calls.say("loss = paddle.nn.functional.mse_loss(model(x), y)")
+        calls.loss("loss = paddle.nn.functional.mse_loss(model(x), y)")
         return mse
-    calls.say("loss = 0.5 * paddle.nn.functional.mse_loss(model(x), y)")
+    calls.loss("loss = 0.5 * paddle.nn.functional.mse_loss(model(x), y)")
     return lambda pred, y: 0.5 * mse(pred, y)
 
 
@@ -204,7 +204,7 @@ def _penalty(case, roles, calls):
     params = [parameter for role, parameter in roles if penalty.decays(role)]
     names = [calls.shown(parameter) for parameter in params]
     op, scale = ("square", penalty.strength / 2) if penalty.kind == "l2_loss" else ("abs", penalty.strength)
-    calls.say(f"loss = loss + {scale!r} * ({' + '.join(f'paddle.sum(paddle.{op}({n}))' for n in names)})")
+    calls.penalty(f"loss = loss + {scale!r} * ({' + '.join(f'paddle.sum(paddle.{op}({n}))' for n in names)})")
     apply = getattr(paddle, op)
     return lambda: scale * functools.reduce(lambda a, b: a + b, (paddle.sum(apply(p)) for p in params))
 
@@ -303,7 +303,7 @@ def _schedule(case, optimizer, calls):
         found = calls.let("scheduler", "paddle.optimizer.lr.LinearWarmup", cosine, schedule.warmup, 0.0, lr)
     else:
         return None
-    calls.say("scheduler.step() after every optimizer.step(): the schedule counts optimizer steps")
+    calls.note("scheduler.step() after every optimizer.step(): the schedule counts optimizer steps")
     return found
 
 

@@ -8,16 +8,18 @@ are written with torch ops and differentiated by autograd. PyTorch has no layer 
 """
 
 import functools
+import inspect
 import math
 import operator
 
+import numpy as np
 import torch
 
 from backends._calls import Calls
 from backends.contract import Trajectory, Unsupported
 
 # contract.EXPORTS
-__all__ = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "VARIANTS", "versions", "train", "train_sweep")
+__all__ = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "VARIANTS", "versions", "train", "train_sweep", "train_code")
 
 SWEEPABLE = ()  # one case per call
 RATIO_TARGET = 10.0
@@ -33,35 +35,77 @@ def versions():
 def train(case, arrays):
     """``case`` trained on ``arrays``: the model's parameters before and after every step."""
     dtype = getattr(torch, case.model.dtype)
-    calls = Calls(torch=torch, functools=functools)
+    calls = _calls()
     model = _model(case, arrays, dtype, calls)
     loss_fn = _loss(case, calls)
     penalty = _penalty(case, _roles(case, model), calls)
     optimizer = _optimizer(case, _roles(case, model), calls)
     scheduler = _schedule(case, optimizer, calls)
-    # Every step's batch, gathered once: (steps, batch size, dim) and targets (steps, batch
-    # size, 1) shaped like the predictions.
-    order = arrays.batch_order()
-    xs = torch.from_numpy(arrays.x_train[order]).to(dtype)
-    ys = torch.from_numpy(arrays.y_train[order][..., None]).to(dtype)
 
-    w, b = _flat(case, model, dtype)
-    for step, (xb, yb) in enumerate(zip(xs, ys), start=1):
-        optimizer.zero_grad()
+    def objective(xb, yb):
         loss = loss_fn(model(xb), yb)
-        if penalty:
-            loss = loss + penalty()
-        loss.backward()
-        optimizer.step()
-        if scheduler:
-            scheduler.step()
-        _flat(case, model, dtype, w, b, step)
-    return Trajectory(w=w.numpy(), b=b.numpy(), api=calls.text, hyperparameter_dtype=_state_dtype(optimizer, dtype))
+        return loss + penalty() if penalty else loss
+
+    w, b = _steps(case, arrays, model, objective, optimizer, scheduler)
+    return Trajectory(w=w, b=b, statements=calls.statements, hyperparameter_dtype=_state_dtype(optimizer, dtype))
 
 
 def train_sweep(cases, arrays):
     """One ``train`` call per case: SWEEPABLE is empty."""
     return [train(case, arrays) for case in cases]
+
+
+def train_code(case, arrays, statements):
+    """``case``'s model and loss trained by the ``optimizer`` and ``scheduler`` that ``statements`` build
+    (their call and code run once, with ``torch``, ``functools``, ``math`` and ``model``), the penalties they add
+    to ``loss`` added at every step."""
+    dtype = getattr(torch, case.model.dtype)
+    model = _model(case, arrays, dtype, _calls())
+    loss_fn = _loss(case, _calls())
+    namespace = {"torch": torch, "functools": functools, "math": math, "model": model}
+    for statement in statements:
+        if statement.kind in ("call", "code"):
+            exec(statement.text, namespace)
+    if namespace["model"] is not model:  # the statements made the model anew
+        model = namespace["model"]
+        if case.model.init == "shared":
+            _start(case, arrays, model)
+    penalties = [compile(s.text, "<penalty>", "exec") for s in statements if s.kind == "penalty"]
+
+    def objective(xb, yb):
+        scope = namespace | {"loss": loss_fn(model(xb), yb)}
+        for penalty in penalties:
+            exec(penalty, scope)
+        return scope["loss"]
+
+    optimizer = namespace["optimizer"]
+    w, b = _steps(case, arrays, model, objective, optimizer, namespace.get("scheduler"))
+    return Trajectory(w=w, b=b, statements=tuple(statements), hyperparameter_dtype=_state_dtype(optimizer, dtype))
+
+
+def _calls():
+    """A recorder of the calls this adapter makes."""
+    return Calls(torch=torch, functools=functools)
+
+
+def _steps(case, arrays, model, objective, optimizer, scheduler):
+    """(w, b) of ``model`` before and after every step of ``optimizer`` on ``objective(xb, yb)`` over the
+    batches, ``scheduler`` (if any) stepped after each."""
+    dtype = getattr(torch, case.model.dtype)
+    # Every step's batch, gathered once: (steps, batch size, dim) and targets (steps, batch
+    # size, 1) shaped like the predictions.
+    order = arrays.batch_order()
+    xs = torch.from_numpy(arrays.x_train[order]).to(dtype)
+    ys = torch.from_numpy(arrays.y_train[order][..., None]).to(dtype)
+    w, b = _flat(case, model, dtype)
+    for step, (xb, yb) in enumerate(zip(xs, ys), start=1):
+        optimizer.zero_grad()
+        objective(xb, yb).backward()
+        optimizer.step()
+        if scheduler:
+            scheduler.step()
+        _flat(case, model, dtype, w, b, step)
+    return w.numpy(), b.numpy()
 
 
 def _flat(case, model, dtype, w=None, b=None, step=0):
@@ -115,23 +159,22 @@ def _model(case, arrays, dtype, calls):
             if isinstance(linear, torch.nn.Linear):
                 calls.name(linear.weight, f"model[{index}].weight")
                 calls.name(linear.bias, f"model[{index}].bias")
-    if case.model.init == "native":
-        return model
+    if case.model.init == "shared":
+        _start(case, arrays, model)
+        calls.note("every weight and bias copied from the shared arrays")
+    return model
+
+
+def _start(case, arrays, model):
+    """Copy the shared initial weights into ``model``'s parameters (each layer's W is its weight's transpose)."""
+    weights, biases = 0, 0  # where each layer's parameters start in the layout
     with torch.no_grad():
-        if case.model.kind == "linear":
-            model.weight.copy_(torch.from_numpy(arrays.w0)[None])
-            model.bias.fill_(float(arrays.b0))
-            calls.say("model.weight and model.bias copied from the shared arrays")
-            return model
-        weights, biases = 0, 0  # where each layer's parameters start in the layout
         for layer, linear in zip(case.layers, _linears(model), strict=True):
             size = layer.fan_in * layer.fan_out
             kernel = torch.from_numpy(arrays.w0[weights : weights + size]).reshape(layer.fan_in, layer.fan_out)
             linear.weight.copy_(kernel.T)
-            linear.bias.copy_(torch.from_numpy(arrays.b0[biases : biases + layer.fan_out]))
+            linear.bias.copy_(torch.from_numpy(np.atleast_1d(arrays.b0)[biases : biases + layer.fan_out]))
             weights, biases = weights + size, biases + layer.fan_out
-    calls.say("every weight and bias copied from the shared arrays")
-    return model
 
 
 def _loss(case, calls):
@@ -139,12 +182,12 @@ def _loss(case, calls):
     mse = torch.nn.functional.mse_loss
     if case.train.loss == "native":
         native = calls.let("loss_fn", "torch.nn.MSELoss")
-        calls.say("loss = loss_fn(model(x), y)")
+        calls.loss("loss = loss_fn(model(x), y)")
         return native
     if case.train.loss == "mse":
-        calls.say("loss = torch.nn.functional.mse_loss(model(x), y)")
+        calls.loss("loss = torch.nn.functional.mse_loss(model(x), y)")
         return mse
-    calls.say("loss = 0.5 * torch.nn.functional.mse_loss(model(x), y)")
+    calls.loss("loss = 0.5 * torch.nn.functional.mse_loss(model(x), y)")
     return lambda pred, y: 0.5 * mse(pred, y)
 
 
@@ -160,9 +203,9 @@ def _penalty(case, roles, calls):
     names = [calls.shown(parameter) for parameter in params]
     if penalty.kind == "l2_loss":
         scale = penalty.strength / 2
-        calls.say(f"loss = loss + {scale!r} * ({' + '.join(f'{n}.pow(2).sum()' for n in names)})")
+        calls.penalty(f"loss = loss + {scale!r} * ({' + '.join(f'{n}.pow(2).sum()' for n in names)})")
         return lambda: scale * _sum(p.pow(2).sum() for p in params)
-    calls.say(f"loss = loss + {penalty.strength!r} * ({' + '.join(f'{n}.abs().sum()' for n in names)})")
+    calls.penalty(f"loss = loss + {penalty.strength!r} * ({' + '.join(f'{n}.abs().sum()' for n in names)})")
     return lambda: penalty.strength * _sum(p.abs().sum() for p in params)
 
 
@@ -203,6 +246,9 @@ def _optimizer(case, roles, calls):
     spared = [parameter for role, parameter in roles if penalty.decays(role) is False]
     if penalty.in_optimizer and penalty.kind != "lr_decay" and spared:
         decayed = [parameter for role, parameter in roles if penalty.decays(role) is not False]
+        for text, group in (("decayed", decayed), ("spared", spared)):
+            calls.code(f"{text} = {calls.shown(group)}")
+            calls.name(group, text)
         groups = [{"params": decayed}, {"params": spared, "weight_decay": 0.0}]
     else:
         groups = [parameter for _, parameter in roles]
@@ -222,14 +268,15 @@ def _schedule(case, optimizer, calls):
             "scheduler", "torch.optim.lr_scheduler.CosineAnnealingLR", optimizer, steps, eta_min=schedule.floor * lr
         )
     elif schedule.kind == "warmup_cosine":
-        calls.name(_warmup_cosine, "warmup_cosine")
+        calls.code(inspect.getsource(_warmup_cosine))  # the multiplier as a user defines it, its docstring too
+        calls.name(_warmup_cosine, "_warmup_cosine")
         multiplier = calls.let(
             "multiplier", "functools.partial", _warmup_cosine, warmup=schedule.warmup, steps=steps, floor=schedule.floor
         )
         found = calls.let("scheduler", "torch.optim.lr_scheduler.LambdaLR", optimizer, multiplier)
     else:
         return None
-    calls.say("scheduler.step() after every optimizer.step(): the schedule counts optimizer steps")
+    calls.note("scheduler.step() after every optimizer.step(): the schedule counts optimizer steps")
     return found
 
 

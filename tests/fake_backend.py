@@ -13,11 +13,11 @@ import os
 import time
 from types import SimpleNamespace
 
-from backends.contract import Trajectory, Unsupported
+from backends.contract import Statement, Trajectory, Unsupported
 from harness import oracle
 
 # contract.EXPORTS
-__all__ = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "VARIANTS", "versions", "train", "train_sweep")
+__all__ = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "VARIANTS", "versions", "train", "train_sweep", "train_code")
 
 SWEEPABLE = ()
 RATIO_TARGET = 10.0
@@ -35,6 +35,10 @@ def train(case, arrays):
 
 def train_sweep(cases, arrays):
     return _from_environment().train_sweep(cases, arrays)
+
+
+def train_code(case, arrays, statements):
+    return _from_environment().train_code(case, arrays, statements)
 
 
 def _from_environment():
@@ -73,13 +77,22 @@ def make(weight_decay="coupled", raises=False, sleep=0.0, sweepable=(), trained=
         else:
             rule = oracle.loss_penalty_rule(case.replace({"train.loss": loss}))
         rule = dataclasses.replace(rule, momentum_decay=case.optimizer.momentum_decay)
-        w, b = oracle.simulate(rule, case, arrays)
-        return Trajectory(w=w, b=b, api=f"oracle.simulate({rule})")
+        return train_code(case, arrays, (Statement("code", f"rule = oracle.{rule!r}"),))
 
     def train_sweep(cases, arrays):
         return [train(case, arrays) for case in cases]
 
+    def train_code(case, arrays, statements):
+        """The oracle's run of the ``rule`` that the code statements assign."""
+        namespace = {"oracle": oracle}
+        for statement in statements:
+            if statement.kind in ("call", "code"):
+                exec(statement.text, namespace)
+        w, b = oracle.simulate(namespace["rule"], case, arrays)
+        return Trajectory(w=w, b=b, statements=tuple(statements))
+
     return SimpleNamespace(
         SWEEPABLE=sweepable, RATIO_TARGET=RATIO_TARGET, OWN_BEHAVIOURS=OWN_BEHAVIOURS,
         VARIANTS=MULTIPLIER if variants else VARIANTS, versions=versions, train=train, train_sweep=train_sweep,
+        train_code=train_code,
     )  # fmt: skip

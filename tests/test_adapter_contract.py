@@ -18,7 +18,10 @@ from harness.errors import SpecError
 BACKENDS = Path(backends.__file__).parent
 NOT_ADAPTERS = ("__init__.py", "contract.py", "_calls.py")
 ADAPTERS = sorted(path for path in BACKENDS.glob("*.py") if path.name not in NOT_ADAPTERS)
-SIGNATURES = {"versions": [], "train": ["case", "arrays"], "train_sweep": ["cases", "arrays"]}
+SIGNATURES = {
+    "versions": [], "train": ["case", "arrays"], "train_sweep": ["cases", "arrays"],
+    "train_code": ["case", "arrays", "statements"],
+}  # fmt: skip
 
 
 def parsed(path):

@@ -9,7 +9,7 @@ import pytest
 from conftest import SPARING, mlp_case, reference_case
 
 from backends.contract import Unsupported
-from harness import data, diff, explain, metrics, oracle, run, spec, store
+from harness import data, diff, explain, metrics, oracle, probes, run, spec, store
 
 SEMANTICS = Path(__file__).parent / "semantics"
 
@@ -193,3 +193,51 @@ def test_every_mlp_run_of_a_framework_api_is_explained_per_role(backend, kind, s
         pytest.skip(f"{name} cannot express {kind}")
     found = explain.explain(case, arrays, trajectory)
     assert found.matched, f"{name} {kind} {sparing}: {found}"
+
+
+# Probe cases whose recorded statements are run again as code (``train_code``): a parameter group or
+# mask sparing the bias, a penalty in the loss, a decoupled form, a layer regularizer, an MLP sparing its
+# output layer, and schedules given to the optimizer. ``decaylens port --check`` runs the lines it prints so.
+CODE_CASES = {
+    "sgd weight_decay, bias spared": ("sgd", {"penalty.kind": "weight_decay", "penalty.decay_bias": False}),
+    "momentum l2_loss, bias decayed": ("momentum", {"penalty.kind": "l2_loss", "penalty.decay_bias": True}),
+    "adam decoupled, the default": ("adam", {"penalty.kind": "decoupled"}),
+    "adam regularizer, bias decayed": ("adam", {"penalty.kind": "regularizer", "penalty.decay_bias": True}),
+    "rmsprop weight_decay, bias spared": ("rmsprop", {"penalty.kind": "weight_decay", "penalty.decay_bias": False}),
+    "adam decoupled, step schedule": ("adam", {"penalty.kind": "decoupled", **probes.SCHEDULE_PROBES["step"]}),
+    "sgd weight_decay, warmup cosine": (
+        "sgd",
+        {"penalty.kind": "weight_decay", **probes.SCHEDULE_PROBES["warmup_cosine"]},
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(CODE_CASES))
+def test_the_statements_a_run_records_train_as_the_run_did_when_run_as_code(backend, name):
+    """A run's statements are what a user writes: given back to ``train_code`` (their calls and code run
+    once, their penalty every step), they train the case's model as the run did, step for step."""
+    backend_name, adapter = backend
+    optimizer, values = CODE_CASES[name]
+    case = probes.probe_case(optimizer, values)
+    arrays = probes.probe_arrays(case)
+    try:
+        ran = adapter.train(case, arrays)
+    except Unsupported as why:
+        pytest.skip(f"{backend_name} cannot express {name}: {why}")
+    again = adapter.train_code(case, arrays, ran.statements)
+    gaps = diff.relative_gaps((again.w, again.b), (ran.w, ran.b))
+    tolerance = diff.tolerance(case.model.dtype, ran.hyperparameter_dtype, diff.STEP_TOLERANCE)
+    assert gaps.max() <= tolerance, f"{name}: apart by {gaps.max():.3g} at step {int(gaps.argmax())}"
+    assert again.statements == ran.statements
+
+
+def test_code_that_trains_otherwise_trains_otherwise(backend):
+    """The statements are run, not the case: the same case given another optimizer's statements
+    (the case's own run at another lr) trains as those say."""
+    backend_name, adapter = backend
+    case = probes.probe_case("sgd", {"penalty.kind": "l2_loss"})
+    arrays = probes.probe_arrays(case)
+    other = adapter.train(case.replace({"optimizer.lr": 0.05}), arrays)
+    again = adapter.train_code(case, arrays, other.statements)
+    tolerance = diff.tolerance(case.model.dtype, other.hyperparameter_dtype, diff.STEP_TOLERANCE)
+    assert diff.relative_gaps((again.w, again.b), (other.w, other.b)).max() <= tolerance

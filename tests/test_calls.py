@@ -4,7 +4,7 @@ import types
 
 import pytest
 
-from backends._calls import Calls, Shown
+from backends._calls import Calls, Shown, signature
 
 
 def library():
@@ -55,7 +55,7 @@ def test_a_shown_argument_runs_as_its_value_and_reads_as_its_text():
     lib, made = library()
     calls = Calls(lib=lib)
     calls("lib.optim.SGD", [], lr=Shown(1.0, "LR"))
-    calls.say("lr set later")
+    calls.note("lr set later")
     assert made[0][2] == 1.0 and calls.text == "lib.optim.SGD([], lr=LR); lr set later"
 
 
@@ -70,3 +70,41 @@ def test_a_call_that_returns_none_or_a_number_stays_a_line_of_its_own():
     calls("lib.set_mode", "float64")
     calls("lib.build", (None, 2))
     assert calls.text == "lib.set_mode('float64'); lib.build((None, 2))"
+
+
+def test_each_statement_keeps_its_kind_and_the_signatures_of_what_it_called():
+    lib, _ = library()
+    calls = Calls(lib=lib)
+    calls.let("tx", "lib.chain", calls("lib.decay", 0.5))
+    calls.loss("loss = f(x)")
+    calls.penalty("loss = loss + 0.25 * w")
+    kinds = [(s.kind, s.text) for s in calls.statements]
+    assert kinds == [
+        ("call", "tx = lib.chain(lib.decay(0.5))"),
+        ("loss", "loss = f(x)"),
+        ("penalty", "loss = loss + 0.25 * w"),
+    ]
+    # the folded call's signature travels with the statement it was folded into
+    assert calls.statements[0].signatures == {"lib.decay": (("rate", None),), "lib.chain": ()}
+
+
+class Base:
+    def __init__(self, learning_rate=None, wd=0.0, clip=object()):
+        pass
+
+
+class Child(Base):
+    def __init__(self, momentum=0.0, **kwargs):
+        super().__init__(**kwargs)
+
+
+def test_a_signature_reads_defaults_as_literals_and_follows_kwargs_to_the_bases():
+    assert signature(Child) == (("momentum", "0.0"), ("learning_rate", "None"), ("wd", "0.0"), ("clip", "…"))
+    assert signature(len) == (("obj", None),)
+
+
+def test_defaults_of_a_named_configuration_take_the_frameworks_own_values_for_none():
+    calls = Calls()
+    calls.defaults("Trainer:'child'", Child, learning_rate=0.01)
+    (note,) = calls.statements
+    assert note.kind == "note" and note.signatures["Trainer:'child'"][1] == ("learning_rate", "0.01")

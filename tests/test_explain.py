@@ -11,7 +11,7 @@ CASE = Case().replace({"train.epochs": 5, "penalty.kind": "weight_decay", "penal
 def run_of(rule, case):
     arrays = data.make(case)
     w, b = oracle.simulate(rule, case, arrays)
-    return arrays, Trajectory(w=w, b=b, api="")
+    return arrays, Trajectory(w=w, b=b, statements=())
 
 
 def test_the_catalog_tries_no_decay_then_each_place_with_each_multiplier():
@@ -95,7 +95,7 @@ def test_an_mlp_run_no_rule_explains_falls_back_to_the_whole_catalog(monkeypatch
     monkeypatch.setattr(
         oracle, "simulate_rules", lambda rules, *a, **k: tried.extend(rules) or simulate(rules, *a, **k)
     )
-    found = explain.explain(MLP, arrays, Trajectory(w=w, b=run.b, api=""))
+    found = explain.explain(MLP, arrays, Trajectory(w=w, b=run.b, statements=()))
     assert not found.matched
     # the catalog, then (a framework API's run) its L1 rules: each rule once, the closest once more (its drift)
     assert set(tried) == {rule for _, rule in [*explain.candidates(MLP), *explain.candidates(MLP, where=("l1",))]}

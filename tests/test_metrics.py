@@ -20,7 +20,7 @@ CASE = Case().replace({"data.dim": 2, "data.n_train": 2, "data.n_test": 2, "trai
 
 def test_losses_and_norms_by_hand():
     w = np.array([[0.0, 0.0], [3.0, 4.0], [1.0, 0.0]])
-    result = metrics.evaluate(CASE, arrays(), Trajectory(w=w, b=np.array([0.0, 0.0, 1.0]), api=""))
+    result = metrics.evaluate(CASE, arrays(), Trajectory(w=w, b=np.array([0.0, 0.0, 1.0]), statements=()))
     assert result.status == "ok"
     # train: e = (-1, 0) -> 0.25; e = (2, 8) -> (4 + 64)/4 = 17; e = (1, 1) -> 0.5
     assert result.steps.train_loss == [0.25, 17.0, 0.5]
@@ -34,6 +34,6 @@ def test_losses_and_norms_by_hand():
 
 def test_non_finite_weights_end_the_run_as_diverged():
     w = np.array([[0.0, 0.0], [3.0, 4.0], [np.inf, 0.0]])
-    result = metrics.evaluate(CASE, arrays(), Trajectory(w=w, b=np.zeros(3), api=""))
+    result = metrics.evaluate(CASE, arrays(), Trajectory(w=w, b=np.zeros(3), statements=()))
     assert result.status == "diverged" and "step 2" in result.reason
     assert len(result.steps.train_loss) == 2 and result.final.w == [3.0, 4.0]
