@@ -90,7 +90,9 @@ class Calls:
         """Keep the parameters and defaults of ``target`` under ``path``, how a user names what they
         configure without calling it (an optimizer a Trainer makes from its name), a default the
         signature leaves None replaced by the value the framework's own object holds (``config``)."""
-        found = [(name, repr(config[name]) if name in config else default) for name, default in signature(target)]
+        found = [
+            (name, repr(config[name]) if name in config else default, how) for name, default, how in signature(target)
+        ]
         self._lines.append(_Line("note", f"the defaults of {path} are {_name(target)}'s", {path: tuple(found)}))
 
     def shown(self, value):
@@ -143,10 +145,11 @@ class Calls:
 
 
 def signature(target):
-    """((name, default), ...) of what ``target`` takes by name, as its signature states it: the default
-    as Python literal text, ``"…"`` for an object that has no literal, None where there is no default.
-    A class whose ``__init__`` passes ``**kwargs`` on takes its bases' parameters too; () when
-    Python cannot read the signature (a builtin)."""
+    """((name, default, how), ...) of the parameters ``target`` takes, as its signature states them:
+    the default as Python literal text, ``"…"`` for an object that has no literal, None where there is
+    none; ``how`` is ``"p"`` (by position or name), ``"k"`` (by name only) or ``"*"`` (the rest of the
+    positional arguments). A class whose ``__init__`` passes ``**kwargs`` on takes its bases' parameters
+    too, by name; () when Python cannot read the signature (a builtin)."""
     try:
         own = inspect.signature(target)
     except (TypeError, ValueError):
@@ -154,14 +157,15 @@ def signature(target):
     found, chain = {}, [own]
     if inspect.isclass(target):
         chain += [inspect.signature(base.__init__) for base in target.__mro__[1:] if "__init__" in vars(base)]
-    for step in chain:
+    for depth, step in enumerate(chain):
         for parameter in step.parameters.values():
-            if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD) or parameter.name == "self":
+            if parameter.kind == parameter.VAR_KEYWORD or parameter.name == "self":
                 continue
-            found.setdefault(parameter.name, _literal(parameter.default))
+            how = {parameter.VAR_POSITIONAL: "*", parameter.KEYWORD_ONLY: "k"}.get(parameter.kind, "p")
+            found.setdefault(parameter.name, (parameter.name, _literal(parameter.default), "k" if depth else how))
         if not any(p.kind == p.VAR_KEYWORD for p in step.parameters.values()):
             break
-    return tuple(found.items())
+    return tuple(found.values())
 
 
 def _literal(default):

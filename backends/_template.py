@@ -13,7 +13,7 @@ from backends._calls import Calls
 from backends.contract import Trajectory, Unsupported  # noqa: F401 (Trajectory: what train returns)
 
 # contract.EXPORTS
-__all__ = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "VARIANTS", "versions", "train", "train_sweep")
+__all__ = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "VARIANTS", "versions", "train", "train_sweep", "train_code")
 
 SWEEPABLE = ()  # one case per call; list keys such as "optimizer.lr" only if one call can vary them
 RATIO_TARGET = 10.0
@@ -43,6 +43,13 @@ def train(case, arrays):
 def train_sweep(cases, arrays):
     """One ``train`` call per case: SWEEPABLE is empty."""
     return [train(case, arrays) for case in cases]
+
+
+def train_code(case, arrays, statements):
+    """``case``'s model and loss trained by the optimizer that ``statements`` build (their call and code
+    run once, in a namespace holding the framework's modules and ``model``), their penalties added to
+    the loss at every step (``contract.EXPORTS``)."""
+    raise NotImplementedError("exec each call and code statement, then train the model as train does")
 
 
 def _model(case, arrays, calls):

@@ -12,6 +12,7 @@ state, as MLX's own training loops do (its arrays are lazy).
 import functools
 import operator
 
+import mlx
 import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
@@ -22,7 +23,7 @@ from backends._calls import Calls
 from backends.contract import Trajectory, Unsupported
 
 # contract.EXPORTS
-__all__ = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "VARIANTS", "versions", "train", "train_sweep")
+__all__ = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "VARIANTS", "versions", "train", "train_sweep", "train_code")
 
 SWEEPABLE = ()  # one case per call
 RATIO_TARGET = 10.0
@@ -47,6 +48,10 @@ OWN_BEHAVIOURS = {
 VARIANTS = {("adam", "adamw"): {"uncorrected": "optim.AdamW(...) with its default bias_correction=False"}}
 
 
+# The modules the recorded calls start from, under the names an MLX user imports them as.
+_ROOTS = {"mx": mx, "nn": nn, "optim": optim}
+
+
 def versions():
     """The installed MLX version."""
     return {"mlx": mx.__version__}
@@ -54,7 +59,7 @@ def versions():
 
 def train(case, arrays):
     """``case`` trained on ``arrays``: the model's parameters before and after every step."""
-    calls = Calls(mx=mx, nn=nn, optim=optim)
+    calls = Calls(**_ROOTS)
     model = _model(case, arrays, calls)
     loss_fn = _loss(case, calls)
     penalty = _penalty(case, _paths(case), calls)
@@ -64,11 +69,50 @@ def train(case, arrays):
         loss = loss_fn(model(x), y)
         return loss + penalty(model) if penalty else loss
 
-    loss_and_grad = nn.value_and_grad(model, total)
     calls.note(
         "loss, grads = nn.value_and_grad(model, loss_fn)(model, x, y); optimizer.update(model, grads); "
         "mx.eval(model.parameters(), optimizer.state) every step"
     )
+    w, b = _steps(case, arrays, model, total, optimizer)
+    return Trajectory(w=w, b=b, statements=calls.statements, hyperparameter_dtype=_hyperparameter_dtype(case))
+
+
+def train_sweep(cases, arrays):
+    """One ``train`` call per case: SWEEPABLE is empty."""
+    return [train(case, arrays) for case in cases]
+
+
+def train_code(case, arrays, statements):
+    """``case``'s model and loss trained by the ``optimizer`` that ``statements`` build (their call and code
+    run once, with ``mx``, ``nn``, ``optim``, ``mlx`` and ``model``), the penalties they add to ``loss``
+    added at every step."""
+    model = _model(case, arrays, Calls(**_ROOTS))
+    loss_fn = _loss(case, Calls(**_ROOTS))
+    # A dtype shows as its repr, mlx.core.float64: the recorded set_dtype call names mlx.
+    namespace = {**_ROOTS, "mlx": mlx, "model": model}
+    for statement in statements:
+        if statement.kind in ("call", "code"):
+            exec(statement.text, namespace)
+    if namespace["model"] is not model:  # the statements made the model anew
+        model = namespace["model"]
+        if case.model.init == "shared":
+            _start(case, arrays, model)
+    penalties = [compile(s.text, "<penalty>", "exec") for s in statements if s.kind == "penalty"]
+
+    def total(model, x, y):
+        scope = namespace | {"model": model, "loss": loss_fn(model(x), y)}
+        for penalty in penalties:
+            exec(penalty, scope)
+        return scope["loss"]
+
+    w, b = _steps(case, arrays, model, total, namespace["optimizer"])
+    return Trajectory(w=w, b=b, statements=tuple(statements), hyperparameter_dtype=_hyperparameter_dtype(case))
+
+
+def _steps(case, arrays, model, total, optimizer):
+    """(w, b) of ``model`` before and after every ``optimizer.update`` by the gradient of ``total(model, x,
+    y)`` (``nn.value_and_grad``) over the batches, each step ending in ``mx.eval``, in ``Trajectory``'s layout."""
+    loss_and_grad = nn.value_and_grad(model, total)
     dtype = getattr(mx, case.model.dtype)
     order = arrays.batch_order()
     xs = mx.array(arrays.x_train[order], dtype=dtype)
@@ -91,19 +135,14 @@ def train(case, arrays):
         rows[step + 1] = _flat(case, model)
     biases = sum(layer.fan_out for layer in case.layers)
     w, b = rows[:, :-biases], rows[:, -biases:]
+    return w, b[:, 0] if case.model.kind == "linear" else b
+
+
+def _hyperparameter_dtype(case):
+    """The dtype the optimizer applies its lr in, where coarser than the case's: float32 for a float64 run."""
     # The lr is a float32 mx.array whatever the parameters' dtype (optimizers.py:153, mx.array(lr)),
     # cast to theirs in each update: a float64 run steps by the float32-rounded lr.
-    return Trajectory(
-        w=w,
-        b=b[:, 0] if case.model.kind == "linear" else b,
-        statements=calls.statements,
-        hyperparameter_dtype="float32" if case.model.dtype == "float64" else None,
-    )
-
-
-def train_sweep(cases, arrays):
-    """One ``train`` call per case: SWEEPABLE is empty."""
-    return [train(case, arrays) for case in cases]
+    return "float32" if case.model.dtype == "float64" else None
 
 
 def _linears(case, model):
@@ -150,15 +189,23 @@ def _model(case, arrays, calls):
     calls("model.set_dtype", getattr(mx, case.model.dtype))
     if case.model.init == "native":
         return model
+    _start(case, arrays, model)
+    calls.note("model.load_weights([(path, mx.array(value)), ...]) of every weight and bias from the shared arrays")
+    return model
+
+
+def _start(case, arrays, model):
+    """Load the shared initial weights into ``model`` (each layer's W is its weight's transpose), each in
+    the dtype of the parameter it replaces."""
     weights = np.split(arrays.w0, np.cumsum([layer.fan_in * layer.fan_out for layer in case.layers])[:-1])
     biases = np.split(np.atleast_1d(arrays.b0), np.cumsum([layer.fan_out for layer in case.layers])[:-1])
     values = []
     for layer, weight, bias in zip(case.layers, weights, biases, strict=True):
         values += [weight.reshape(layer.fan_in, layer.fan_out).T, bias]
-    dtype = getattr(mx, case.model.dtype)
-    model.load_weights([(path, mx.array(value, dtype=dtype)) for (_, path), value in zip(_paths(case), values)])
-    calls.note("model.load_weights([(path, mx.array(value)), ...]) of every weight and bias from the shared arrays")
-    return model
+    found = dict(tree_flatten(model.parameters()))
+    model.load_weights(
+        [(path, mx.array(value, dtype=found[path].dtype)) for (_, path), value in zip(_paths(case), values)]
+    )
 
 
 def _loss(case, calls):

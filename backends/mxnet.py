@@ -30,7 +30,7 @@ from backends._calls import Calls
 from backends.contract import Trajectory, Unsupported
 
 # contract.EXPORTS
-__all__ = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "VARIANTS", "versions", "train", "train_sweep")
+__all__ = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "VARIANTS", "versions", "train", "train_sweep", "train_code")
 
 SWEEPABLE = ()  # one case per call
 RATIO_TARGET = 10.0
@@ -64,22 +64,68 @@ def versions():
 
 def train(case, arrays):
     """``case`` trained on ``arrays``: the Dense layers' parameters before and after every step."""
-    dtype = case.model.dtype
-    calls = Calls(mx=mx, gluon=gluon)
+    calls = _calls()
     net = _model(case, arrays, calls)
     loss_fn = _loss(case, calls)
     penalty = _penalty(case, calls)
     layers = _layers(case, net)
-    parameters = [layer.weight for layer in layers] + [layer.bias for layer in layers]
-    objective = _Objective(net, loss_fn, penalty, parameters)
+    objective = _Objective(net, loss_fn, penalty, [layer.weight for layer in layers] + [layer.bias for layer in layers])
     # Overrides Gluon's defaults (memory planned per call, shapes checked per call): every step
     # has the same shapes, so the cached graph keeps its memory and skips the checks.
     objective.hybridize(static_alloc=True, static_shape=True)
     calls.note(
-        "the loss and penalty run in one gluon.HybridBlock around net, hybridize(static_alloc=True, static_shape=True)"
+        "the loss and penalty run in one gluon.HybridBlock around net that takes each parameter's data() as an input, "
+        "hybridize(static_alloc=True, static_shape=True)"
     )
     trainer = _optimizer(case, net, calls)
     calls.note(f"trainer.step({case.train.batch_size}) after loss.backward()")
+    w, b = _steps(case, arrays, net, objective, trainer)
+    return Trajectory(w=w, b=b, statements=calls.statements, hyperparameter_dtype="float32")
+
+
+def train_sweep(cases, arrays):
+    """One ``train`` call per case: SWEEPABLE is empty."""
+    return [train(case, arrays) for case in cases]
+
+
+def train_code(case, arrays, statements):
+    """``case``'s net and loss trained by the ``trainer`` that ``statements`` build (their call and code run
+    once, with ``mx``, ``gluon``, ``math`` and ``net``), the penalties they add to ``loss`` (with ``F`` =
+    ``mx.nd``) added at every step."""
+    net = _model(case, arrays, _calls())
+    loss_fn = _loss(case, _calls())
+    namespace = {"mx": mx, "gluon": gluon, "math": math, "net": net}
+    # Names counted from 0, as in a new script (dense0_, dense1_, …): what a recorded collect_params regex selects.
+    with mx.name.NameManager():
+        for statement in statements:
+            if statement.kind in ("call", "code"):
+                exec(statement.text, namespace)
+    if namespace["net"] is not net:  # the statements made the net anew
+        net = namespace["net"]
+        if case.model.init == "shared":
+            _start(case, arrays, net)
+    penalties = [compile(s.text, "<penalty>", "exec") for s in statements if s.kind == "penalty"]
+
+    def objective(batch):
+        x, y = mx.nd.slice_axis(batch, axis=1, begin=0, end=-1), mx.nd.slice_axis(batch, axis=1, begin=-1, end=None)
+        scope = namespace | {"F": mx.nd, "loss": loss_fn(mx.nd, net(x), y)}
+        for penalty in penalties:
+            exec(penalty, scope)
+        return scope["loss"]
+
+    w, b = _steps(case, arrays, net, objective, namespace["trainer"])
+    return Trajectory(w=w, b=b, statements=tuple(statements), hyperparameter_dtype="float32")
+
+
+def _calls():
+    """A recorder of the calls this adapter makes."""
+    return Calls(mx=mx, gluon=gluon)
+
+
+def _steps(case, arrays, net, objective, trainer):
+    """(w, b) in ``Trajectory``'s layout of ``net`` before and after every ``trainer.step(batch_size)`` on
+    ``objective(batch)``, the batch's x and y side by side, over the batches."""
+    dtype, layers = case.model.dtype, _layers(case, net)
     # Every step's batch, gathered once: (steps, batch size, dim + 1), the targets in the last column.
     order = arrays.batch_order()
     batches = mx.nd.array(np.concatenate([arrays.x_train, arrays.y_train[:, None]], axis=1)[order], dtype=dtype)
@@ -87,7 +133,7 @@ def train(case, arrays):
     # The trainer's update operators write the parameters in place (out=weight), so a NumPy view
     # of each (DLPack, no copy) reads every step's values; wait_to_read() orders the read after
     # the update under any engine. Gluon's weight is (fan_out, fan_in): its transpose is W.
-    data = [parameter.data() for parameter in parameters]
+    data = [layer.weight.data() for layer in layers] + [layer.bias.data() for layer in layers]
     views = [_numpy_view(array) for array in data]
     weights, biases = [view.T for view in views[: len(layers)]], views[len(layers) :]
     w = np.empty((case.steps + 1, sum(weight.size for weight in weights)), dtype=dtype)
@@ -114,18 +160,11 @@ def train(case, arrays):
                 raise
             # AdaGrad, RMSProp and AdaDelta make their state with zeros(shape, ctx): float32 (optimizer.py).
             raise Unsupported(
-                f"MXNet's {_NAMES[case.optimizer.name]} refuses {dtype} parameters: its state is "
+                f"MXNet's {type(trainer.optimizer).__name__.lower()} refuses {dtype} parameters: its state is "
                 f"float32 ({str(error).splitlines()[-1].strip()[:80]})"
             ) from None
         read(step + 1)
-    return Trajectory(
-        w=w, b=b if case.model.kind == "mlp" else b[:, 0], statements=calls.statements, hyperparameter_dtype="float32"
-    )
-
-
-def train_sweep(cases, arrays):
-    """One ``train`` call per case: SWEEPABLE is empty."""
-    return [train(case, arrays) for case in cases]
+    return w, b if case.model.kind == "mlp" else b[:, 0]
 
 
 def _model(case, arrays, calls):
@@ -151,21 +190,25 @@ def _model(case, arrays, calls):
     # (Dense's bias_initializer), drawn from mx.random's seeded generator.
     calls("net.initialize")
     if case.model.init == "shared":
+        _start(case, arrays, net)
         if case.model.kind == "linear":
-            net.weight.set_data(mx.nd.array(arrays.w0[None], dtype=dtype))
-            net.bias.set_data(mx.nd.array(arrays.b0[None], dtype=dtype))
             calls.note("net.weight.set_data(w0); net.bias.set_data(b0) with the shared arrays")
         else:
-            weights = np.split(arrays.w0, np.cumsum([layer.fan_in * layer.fan_out for layer in case.layers])[:-1])
-            biases = np.split(arrays.b0, np.cumsum([layer.fan_out for layer in case.layers])[:-1])
-            for dense, layer, weight, bias in zip(_layers(case, net), case.layers, weights, biases):
-                dense.weight.set_data(mx.nd.array(weight.reshape(layer.fan_in, layer.fan_out).T, dtype=dtype))
-                dense.bias.set_data(mx.nd.array(bias, dtype=dtype))
             calls.note(
                 "net[i].weight.set_data(W_i.T); net[i].bias.set_data(b_i) for each layer i with the shared arrays, "
                 "W_i (fan_in, fan_out)"
             )
     return net
+
+
+def _start(case, arrays, net):
+    """Set the shared initial weights into ``net``'s Dense layers, each W as Gluon's (fan_out, fan_in) Wᵀ."""
+    dtype = case.model.dtype
+    weights = np.split(arrays.w0, np.cumsum([layer.fan_in * layer.fan_out for layer in case.layers])[:-1])
+    biases = np.split(np.atleast_1d(arrays.b0), np.cumsum([layer.fan_out for layer in case.layers])[:-1])
+    for dense, layer, weight, bias in zip(_layers(case, net), case.layers, weights, biases, strict=True):
+        dense.weight.set_data(mx.nd.array(weight.reshape(layer.fan_in, layer.fan_out).T, dtype=dtype))
+        dense.bias.set_data(mx.nd.array(bias, dtype=dtype))
 
 
 def _layers(case, net):
@@ -204,7 +247,7 @@ def _penalty(case, calls):
     if not penalty.in_loss or not decayed:
         return None
     scale, op = (penalty.strength / 2, "square") if penalty.kind == "l2_loss" else (penalty.strength, "abs")
-    names = [f"{name}.weight" for name in _names(case)] + [f"{name}.bias" for name in _names(case)]
+    names = [f"{name}.weight.data()" for name in _names(case)] + [f"{name}.bias.data()" for name in _names(case)]
 
     def term(F, *parameters):
         total = F.sum(getattr(F, op)(parameters[decayed[0]]))
@@ -288,6 +331,12 @@ def _optimizer(case, net, calls):
         calls.let("spared", "net.collect_params", spared)
         calls("spared.setattr", "wd_mult", 0.0)
     trainer = calls.let("trainer", "gluon.Trainer", calls("net.collect_params"), name, kwargs)
+    # The base Optimizer's learning_rate=None stands for 0.01 (optimizer.py, Optimizer.__init__): read from the object.
+    calls.defaults(
+        "gluon.Trainer.optimizer_params",
+        mx.optimizer.Optimizer.opt_registry[name],
+        learning_rate=mx.optimizer.create(name).learning_rate,
+    )
     if name == "contribadamw":
         correction = f"math.sqrt(1 - {opt.beta2!r}**t) / (1 - {opt.beta1!r}**t)"
         lr, eta = (
@@ -381,10 +430,11 @@ class ContribAdamW(mx.optimizer.Optimizer):
     ``mx.optimizer.Adam`` folds into ``adam_update``'s lr as well): ``eta`` = the learning rate
     lrₜ (the schedule's, if any) and ``lr`` = c, as GluonNLP's BERTAdam calls it, so that the decay is
     × lrₜ; or, with ``eta_multiplier``, ``eta`` = lrₜ / lr₀ (the operator's "learning rate schedule
-    multiplier") and ``lr`` = lr₀·c, so that the decay is × the multiplier only.
+    multiplier") and ``lr`` = lr₀·c, so that the decay is × the multiplier only. Its defaults are
+    ``mx.optimizer.Adam``'s.
     """
 
-    def __init__(self, learning_rate, beta1, beta2, epsilon, eta_multiplier=False, **kwargs):
+    def __init__(self, learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-08, eta_multiplier=False, **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
         self.eta_multiplier = eta_multiplier

@@ -20,7 +20,7 @@ from backends._calls import Calls
 from backends.contract import Trajectory, Unsupported
 
 # contract.EXPORTS
-__all__ = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "VARIANTS", "versions", "train", "train_sweep")
+__all__ = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "VARIANTS", "versions", "train", "train_sweep", "train_code")
 
 SWEEPABLE = ()  # one case per call
 RATIO_TARGET = 10.0
@@ -78,6 +78,48 @@ def train(case, arrays):
     penalty = _penalty(case, _roles(case, model), calls)
     optimizer, scheduler = _optimizer(case, _roles(case, model), calls)
     calls.note("loss.backward(); optimizer.step(); optimizer.clear_grad() every step")
+
+    def objective(xb, yb):
+        loss = loss_fn(model(xb), yb)
+        return loss + penalty() if penalty else loss
+
+    return _trained(case, arrays, model, objective, optimizer, scheduler, calls.statements)
+
+
+def train_sweep(cases, arrays):
+    """One ``train`` call per case: SWEEPABLE is empty."""
+    return [train(case, arrays) for case in cases]
+
+
+def train_code(case, arrays, statements):
+    """``case``'s model and loss trained by the ``optimizer`` and ``scheduler`` that ``statements`` build
+    (their call and code run once, with ``paddle`` and ``model``), the penalties they add to ``loss``
+    added at every step."""
+    model = _model(case, arrays, Calls(paddle=paddle))
+    loss_fn = _loss(case, Calls(paddle=paddle))
+    namespace = {"paddle": paddle, "model": model}
+    for statement in statements:
+        if statement.kind in ("call", "code"):
+            exec(statement.text, namespace)
+    if namespace["model"] is not model:  # the statements made the model anew
+        model = namespace["model"]
+        if case.model.init == "shared":
+            _start(case, arrays, model)
+    penalties = [compile(s.text, "<penalty>", "exec") for s in statements if s.kind == "penalty"]
+
+    def objective(xb, yb):
+        scope = namespace | {"loss": loss_fn(model(xb), yb)}
+        for penalty in penalties:
+            exec(penalty, scope)
+        return scope["loss"]
+
+    optimizer, scheduler = namespace["optimizer"], namespace.get("scheduler")
+    return _trained(case, arrays, model, objective, optimizer, scheduler, tuple(statements))
+
+
+def _trained(case, arrays, model, objective, optimizer, scheduler, statements):
+    """The Trajectory of ``model`` before and after every step of ``optimizer`` on ``objective(xb, yb)``
+    over the batches, ``scheduler`` (if any) stepped after each, with ``statements``."""
     order = arrays.batch_order()
     dtype = case.model.dtype
     xs = paddle.to_tensor(arrays.x_train[order].astype(dtype))
@@ -86,10 +128,7 @@ def train(case, arrays):
     rows = np.empty((case.steps + 1, case.parameters), dtype=dtype)
     rows[0] = np.concatenate([parameter.numpy().ravel() for parameter in parameters])
     for step in range(case.steps):
-        loss = loss_fn(model(xs[step]), ys[step])
-        if penalty:
-            loss = loss + penalty()
-        loss.backward()
+        objective(xs[step], ys[step]).backward()
         optimizer.step()
         optimizer.clear_grad()
         if scheduler:
@@ -100,14 +139,9 @@ def train(case, arrays):
     return Trajectory(
         w=w,
         b=b[:, 0] if case.model.kind == "linear" else b,
-        statements=calls.statements,
+        statements=statements,
         hyperparameter_dtype=_FLOAT_ATTRIBUTES.get(type(optimizer).__name__) if dtype == "float64" else None,
     )
-
-
-def train_sweep(cases, arrays):
-    """One ``train`` call per case: SWEEPABLE is empty."""
-    return [train(case, arrays) for case in cases]
 
 
 def _linears(model):
@@ -148,8 +182,14 @@ def _model(case, arrays, calls):
     for name, linear in zip(names, _linears(model)):
         calls.name(linear.weight, f"{name}.weight")
         calls.name(linear.bias, f"{name}.bias")
-    if case.model.init == "native":
-        return model
+    if case.model.init == "shared":
+        _start(case, arrays, model)
+        calls.note("every weight.set_value(W) and bias.set_value(b) from the shared arrays")
+    return model
+
+
+def _start(case, arrays, model):
+    """Set ``model``'s parameters to the shared initial weights (Paddle's weight is the layout's W)."""
     w0, b0 = arrays.w0.astype(case.model.dtype), np.atleast_1d(arrays.b0).astype(case.model.dtype)
     weights, biases = 0, 0  # where each layer's parameters start in the layout
     for layer, linear in zip(case.layers, _linears(model), strict=True):
@@ -157,8 +197,6 @@ def _model(case, arrays, calls):
         linear.weight.set_value(w0[weights : weights + size].reshape(layer.fan_in, layer.fan_out))
         linear.bias.set_value(b0[biases : biases + layer.fan_out])
         weights, biases = weights + size, biases + layer.fan_out
-    calls.note("every weight.set_value(W) and bias.set_value(b) from the shared arrays")
-    return model
 
 
 def _attributes(case, calls):
@@ -254,11 +292,16 @@ def _optimizer(case, roles, calls):
         elif not given:
             kwargs[key] = 0.0  # overrides AdamW's and Lamb's default decay of 0.01: no decay asked for
         if given and spared:
-            names = [parameter.name for parameter in spared]
+            # The names are read when the code runs, not written into it: Paddle names parameters
+            # from a process-wide counter, so a model made anew has other names.
+            calls.code(f"spared = {calls.shown(spared)}")
+            spared_names = [p.name for p in spared]
+            calls.code("spared_names = [p.name for p in spared]")
             if name == "AdamW":
-                kwargs["apply_decay_param_fun"] = calls.name(lambda n: n not in names, f"lambda n: n not in {names}")
+                decays = calls.name(lambda n: n not in spared_names, "lambda n: n not in spared_names")
+                kwargs["apply_decay_param_fun"] = decays
             else:
-                exclude = calls.name(lambda p: p.name in names, f"lambda p: p.name in {names}")
+                exclude = calls.name(lambda p: p.name in spared_names, "lambda p: p.name in spared_names")
                 kwargs["exclude_from_weight_decay_fn"] = exclude
     elif given:
         if not penalty.omit_strength:
@@ -266,6 +309,9 @@ def _optimizer(case, roles, calls):
         # Paddle decays every parameter handed to the optimizer: decay_bias = "default" is true.
         if spared and penalty.in_optimizer:
             decayed = [parameter for parameter in parameters if all(parameter is not s for s in spared)]
+            for text, group in (("decayed", decayed), ("spared", spared)):
+                calls.code(f"{text} = {calls.shown(group)}")
+                calls.name(group, text)
             parameters = [{"params": decayed}, {"params": spared, "weight_decay": 0.0}]
     optimizer = calls.let("optimizer", f"paddle.optimizer.{name}", parameters=parameters, **kwargs)
     return optimizer, scheduler

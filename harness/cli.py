@@ -5,14 +5,17 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
+import numpy as np
+
 import backends
-from harness import bench, files, fingerprint, port, probes, report, spec, store
+from backends.contract import Statement
+from harness import bench, files, fingerprint, port, probes, report, spec
+from harness.case import Case
 from harness.errors import UsageError
+from harness.port import check
 from harness.run import print_progress, run
 
 GOLDEN = "tests/golden"  # checked-in fingerprints, one per backend
@@ -74,18 +77,31 @@ def _parser():
     )
 
     port_cmd = commands.add_parser(
-        "port", help="the call of another framework that trains like an optimizer call, from the fingerprints"
+        "port", help="the lines of another framework that train like your optimizer code, from the fingerprints"
     )
-    port_cmd.add_argument("call", help='the optimizer call as written: "torch.optim.AdamW(params, lr=1e-3)"')
-    port_cmd.add_argument("--from", dest="source", required=True, metavar="BACKEND", help="the call's backend")
+    port_cmd.add_argument(
+        "code",
+        help="your optimizer code as written, one or several statements (a call, its param groups or mask, a "
+        'schedule): "torch.optim.AdamW(params, lr=1e-3)"',
+    )
+    port_cmd.add_argument("--from", dest="source", required=True, metavar="BACKEND", help="the code's backend")
     port_cmd.add_argument(
         "--to", dest="targets", action="append", metavar="BACKEND", help="a target backend (repeatable; default: "
         "every other one with a fingerprint)"
     )  # fmt: skip
     port_cmd.add_argument("--results", default="results", help="where semantics-<backend>.json are (default results)")
     port_cmd.add_argument(
-        "--check", action="store_true", help="train both on the probe case in their tox envs, print the gap"
+        "--check",
+        action="store_true",
+        help="run your code and each answer as written, in their tox envs, on the probe problem; exit 1 where "
+        "they part beyond the tolerance",
     )
+
+    code_cmd = commands.add_parser(
+        "train-code", parents=[backend], help="(for port --check) train a case by statements, in the backend's env"
+    )
+    code_cmd.add_argument("--code", type=Path, required=True, help='JSON {"case": ..., "statements": [[kind, text]]}')
+    code_cmd.add_argument("--out", type=Path, required=True, help="JSON file for the trajectory's w, b")
 
     validate = commands.add_parser("validate", help="check a spec and list its cases")
     validate.add_argument("spec", help="built-in spec name or TOML path")
@@ -227,13 +243,64 @@ def _port(args):
         raise UsageError(
             f"no fingerprint of another backend in {args.results}/; make them: python3 -m tox -m compare -p auto -o"
         )
-    answers = [port.port(args.call, source, _fingerprint(args.results, name)) for name in targets]
-    print(f"{args.source}: {args.call}")
-    print(port.reading(answers[0].source))
+    reading = port.validated(port.read(args.code, source))
+    answers = [port.port(reading, source, _fingerprint(args.results, name)) for name in targets]
+    print(f"{args.source}:")
+    print("\n".join(f"  {line}" for line in args.code.strip().splitlines()))
+    print("\n".join(port.reading(answers[0])))
+    parted = 0
+    if args.check:
+        case = check.case(reading)
+        mine = _train_code(args.source, case, check.source_statements(reading, source))
     for answer in answers:
         print("\n".join(port.describe(answer)))
-        if args.check and answer.lines:
-            _check(args.source, answer)
+        if args.check and answer.printed and mine is not None:
+            parted += not _check(answer, case, mine)
+    return 1 if parted else 0
+
+
+def _train_code(backend, case, statements):
+    """(w, b, hyperparameter dtype) of ``statements`` run in ``backend``'s env, or None (said why)."""
+    try:
+        return check.train(backend, case, statements)
+    except RuntimeError as error:
+        print(f"  check: the code did not run in the {backend} env: {error}")
+        return None
+
+
+def _check(answer, case, mine):
+    """Run the answer's lines in the target's env and print how far they train from the user's code;
+    whether they train alike."""
+    theirs = _train_code(answer.target, case, [*answer.bindings, *answer.printed])
+    if theirs is None:
+        return False
+    found = check.compare(mine, theirs, case.model.dtype)
+    worst = float(np.max(found.gaps))
+    if found.parting is None:
+        print(f"  check: trains as your code over {case.steps} steps (largest relative gap {worst:.2g}, tolerance "
+              f"{found.tolerance:g})")  # fmt: skip
+        return True
+    shown = ", ".join(f"{gap:.2g}" for gap in found.gaps[1 : min(len(found.gaps), found.parting + 4)])
+    print(f"  check: PARTS from your code at step {found.parting} of {case.steps} (relative gap per step {shown}; "
+          f"largest {worst:.2g}, tolerance {found.tolerance:g})")  # fmt: skip
+    return False
+
+
+def _train_code_command(args):
+    _known_backend(args.backend)
+    try:
+        document = json.loads(args.code.read_text(encoding="utf-8"))
+        case = Case.from_dict(document["case"])
+        statements = tuple(Statement(kind, text) for kind, text in document["statements"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise UsageError(f"--code {args.code}: not a train-code document ({error}); it is written by port --check")
+    trajectory = backends.load(args.backend).train_code(case, probes.probe_arrays(case), statements)
+    found = {
+        "w": trajectory.w.tolist(),
+        "b": trajectory.b.tolist(),
+        "hyperparameter_dtype": trajectory.hyperparameter_dtype,
+    }
+    files.write_atomically(args.out, json.dumps(found))
     return 0
 
 
@@ -248,36 +315,6 @@ def _fingerprint(results, backend):
         return fingerprint.Fingerprint.load(path)
     except ValueError as error:
         raise UsageError(f"{error}; make it again: python3 -m tox exec -e {backend} -- decaylens probe") from None
-
-
-def _check(source_backend, answer):
-    """Train the source's call and the answer on the probe case (``port.check_cases``), each in its
-    backend's tox env, and print the step-by-step gap of ‖w‖ and the final weights'."""
-    with tempfile.TemporaryDirectory() as directory:
-        found = []
-        for backend, case in zip((source_backend, answer.target), port.check_cases(answer)):
-            program = Path(".tox") / backend / "bin" / "decaylens"
-            if not program.exists():
-                raise UsageError(
-                    f"--check trains in the {backend} env, not built here ({program}): "
-                    f"python3 -m tox -e {backend} --notest, from the repository root"
-                )
-            spec_file = Path(directory) / f"{backend}.toml"
-            spec_file.write_text(port.toml(case))
-            out = Path(directory) / f"{len(found)}"  # one results directory a side: --to may be --from
-            command = [str(program), "run", "--backend", backend, "--spec", str(spec_file), "--out", str(out)]
-            done = subprocess.run(command, capture_output=True, text=True)
-            stored = sorted((out / backend).glob("*.json"))
-            if not stored:
-                print(f"  check: decaylens run in the {backend} env stored nothing: {done.stderr.strip()[-500:]}")
-                return
-            found.append(store.read(stored[0]))
-    if not all(result.status == "ok" for result in found):
-        print("  check: " + "; ".join(f"{r.backend} {r.status} {r.reason}" for r in found))
-        return
-    per_step, final = port.gaps(*found)
-    steps = ", ".join(f"{gap:.2g}" for gap in per_step[1:])
-    print(f"  check on the probe case: relative ‖w‖ gap per step {steps}; final weights apart by {final:.2g}")
 
 
 def _validate(args):
@@ -317,6 +354,7 @@ _COMMANDS = {
     "run": _run,
     "probe": _probe,
     "port": _port,
+    "train-code": _train_code_command,
     "validate": _validate,
     "specs": _specs,
     "report": _report,

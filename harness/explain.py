@@ -23,6 +23,10 @@ import numpy as np
 from harness import diff, oracle
 
 MULTIPLIERS = (0.5, 1.0, 2.0)
+# Tried only where no rule of the catalog explains a framework API's run: a "decay" that adds k·λ·w to
+# the parameters instead of taking it (decoupled ×−1: w ← w·(1 + λ) − step, an optax
+# add_decayed_weights chained after the lr scaling, whose output the update adds).
+GROWTH = ("decoupled", -1.0)
 # Where λ enters the update: the oracle.Rule field that takes k·λ, and its display name.
 PLACEMENTS = {
     "coupled": "coupled",  # gradient += k·λ·w, before momentum / Adam's moments
@@ -222,16 +226,16 @@ def role_sets(case):
     return found
 
 
-def candidates(case, strength=None, where=None):
+def candidates(case, strength=None, where=None, multipliers=MULTIPLIERS):
     """Every (Form, Rule) the catalog tries for this case, in catalog order; ``strength``
     replaces the case's λ (a fitted one, where the API was given none), ``where`` the
-    placements (``placements(case)``)."""
+    placements (``placements(case)``), ``multipliers`` the k tried at each."""
     strength = case.penalty.strength if strength is None else strength
     where = placements(case) if where is None else where
     losses = ("half_mse", "mse") if case.train.loss == "native" else (case.train.loss,)
     tried = conventions(case)
     forms = [(Form(NONE, 0.0), {})] + [
-        (Form(placement, k), {placement: k * strength}) for placement in where for k in MULTIPLIERS
+        (Form(placement, k), {placement: k * strength}) for placement in where for k in multipliers
     ]
     base = {"momentum_decay": case.optimizer.momentum_decay}
     for (form, decay), (bias, spared), loss, values in itertools.product(
@@ -249,24 +253,26 @@ def explain(case, arrays, trajectory, strength=None):
     equivalents; else the closest rule, marked unmatched. Either way with its drift: the gap of
     the rule run on its own from the run's initial weights. ``strength`` replaces the case's λ.
     A framework API that no rule of the catalog explains is tried as L1 (λ·sign(w) in the
-    gradient: an L1 regularizer), which explains it if it matches; else the closest stays."""
+    gradient: an L1 regularizer), then as a growth (``GROWTH``), which explains it if it matches;
+    else the closest stays."""
     worst = {}  # rule -> its largest step gap, for every rule tried
     found = _explain(case, arrays, trajectory, strength, placements(case), worst)
-    if not found.matched and case.penalty.in_framework:
-        l1 = _explain(case, arrays, trajectory, strength, ("l1",), worst)
-        found = l1 if l1.matched else found
+    for where, multipliers in ((("l1",), MULTIPLIERS), ((GROWTH[0],), (GROWTH[1],))):
+        if not found.matched and case.penalty.in_framework:
+            other = _explain(case, arrays, trajectory, strength, where, worst, multipliers)
+            found = other if other.matched else found
     run = (trajectory.w, trajectory.b)
     with np.errstate(all="ignore"):
         alone = diff.relative_gaps(run, oracle.simulate(found.rule, case, arrays, start=(run[0][0], run[1][0])))
     return dataclasses.replace(found, drift=float(alone.max()) if np.isfinite(alone).all() else float("inf"))
 
 
-def _explain(case, arrays, trajectory, strength, where, worst):
-    """``explain``'s rule over the catalog of the placements ``where``, without its drift; ``worst``
-    keeps each rule's largest step gap, so that no rule is simulated twice."""
+def _explain(case, arrays, trajectory, strength, where, worst, multipliers=MULTIPLIERS):
+    """``explain``'s rule over the catalog of the placements ``where`` and ``multipliers``, without its
+    drift; ``worst`` keeps each rule's largest step gap, so that no rule is simulated twice."""
     run = (trajectory.w, trajectory.b)
     tolerance = diff.tolerance(case.model.dtype, trajectory.hyperparameter_dtype, diff.STEP_TOLERANCE)
-    catalog = list(candidates(case, strength, where))
+    catalog = list(candidates(case, strength, where, multipliers))
 
     def judge(rules):
         """Try the rules not tried yet: (the first of ``rules`` that matches, else the closest; it matches)."""

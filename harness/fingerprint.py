@@ -3,11 +3,12 @@ makes it), keyed by what was probed, versioned, migrated from earlier schemas, a
 the golden one."""
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from harness import explain, files
+from backends.contract import Statement
+from harness import explain, files, forms
 
 RELEASES = "releases"  # the subdirectory of the fingerprints of other releases than the pinned ones
 
@@ -20,7 +21,9 @@ def document_path(directory, backend, release=""):
     return Path(directory, f"semantics-{backend}.json")
 
 
-SCHEMA_VERSION = 2  # 1 (no schema_version): probes keyed by a list or a name, explanations flat, with their text
+# 1 (no schema_version): probes keyed by a list or a name, explanations flat, with their text; 2: keyed by
+# NamedTuples, explanations structured (schedules, roles and probes_sha256 came later, with defaults); 3: call probes
+SCHEMA_VERSION = 3
 
 
 class ProbeKey(NamedTuple):
@@ -89,6 +92,25 @@ class RoleKey(NamedTuple):
         return f"{self.optimizer} {api(self)} on an MLP, {self.sparing}"
 
 
+class CallKey(NamedTuple):
+    """A call probe: how penalty ``kind`` of ``optimizer`` is written with the bias ``decay_bias`` (a
+    Penalty value), called the default way or as its ``variant``, under the ``schedule`` kind; every
+    number it gives the framework is one of ``harness.forms.SENTINELS`` (its statements show where
+    each goes)."""
+
+    optimizer: str
+    kind: str
+    decay_bias: bool | str
+    variant: str = ""
+    schedule: str = "constant"
+
+    @property
+    def label(self):
+        bias = str(self.decay_bias).lower() if isinstance(self.decay_bias, bool) else repr(self.decay_bias)
+        under = "" if self.schedule == "constant" else f" under a {self.schedule} schedule"
+        return f"how {self.optimizer} {api(self)} (decay_bias = {bias}) is written{under}"
+
+
 def api(key):
     """A probe key's penalty kind, and its variant where it has one: ``adamw [eta_multiplier]``."""
     return f"{key.kind} [{key.variant}]" if key.variant else key.kind
@@ -100,7 +122,8 @@ class Probe:
     unsupported (the framework cannot express it) or error (the framework raised), with a ``reason``;
     ``note``: the adapter's account of an unexplained run; ``strength``: a default probe's fitted λ
     (None where no fitted λ explains the run); ``dtype``: the probe's, float32 where the framework
-    refuses the float64 probe."""
+    refuses the float64 probe; ``statements``: a call probe's (``contract.Statement``), with the
+    signatures of what they call."""
 
     status: str
     reason: str = ""
@@ -109,6 +132,7 @@ class Probe:
     note: str = ""
     strength: float | None = None
     dtype: str = "float64"
+    statements: tuple = ()
 
     @property
     def matched(self):
@@ -123,40 +147,52 @@ class Probe:
 
     @property
     def pinned(self):
-        """What the golden test compares: the outcome, without an unexplained probe's gap, with a default's λ."""
+        """What the golden test compares: the outcome, without an unexplained probe's gap, with a default's λ;
+        for a call probe, where each value goes and the defaults there (``forms.pinned``)."""
         if self.status != "ok":
             return self.outcome()
+        if self.explained is None:
+            return forms.pinned(self.statements)
         text = self.explained.summary + (" (in float32)" if self.dtype != "float64" else "")
         return text + ("" if self.strength is None else f" at λ = {self.strength:g}")
 
     def to_json(self):
         explained = self.explained.to_json() if self.explained else None
-        return {"status": self.status, "reason": self.reason, "api": self.api, "explained": explained,
-                "note": self.note, "strength": self.strength, "dtype": self.dtype}  # fmt: skip
+        found = {"status": self.status, "reason": self.reason, "api": self.api, "explained": explained,
+                 "note": self.note, "strength": self.strength, "dtype": self.dtype}  # fmt: skip
+        if self.statements:
+            found["statements"] = [[s.kind, s.text, {p: list(map(list, sig)) for p, sig in s.signatures.items()}]
+                                   for s in self.statements]  # fmt: skip
+        return found
 
     @classmethod
     def from_json(cls, found):
         explained = found.get("explained")
+        statements = tuple(
+            Statement(kind, text, {path: tuple(map(tuple, sig)) for path, sig in signatures.items()})
+            for kind, text, signatures in found.get("statements", ())
+        )
         return cls(
             found["status"], found.get("reason") or "", found.get("api"),
             explain.Explanation.from_json(explained) if explained else None,
-            found.get("note") or "", found.get("strength"), found.get("dtype", "float64"),
+            found.get("note") or "", found.get("strength"), found.get("dtype", "float64"), statements,
         )  # fmt: skip
 
 
 # document part -> its key
 KEYS = {
     "penalties": ProbeKey, "conventions": ConventionKey, "defaults": DefaultKey, "schedules": ScheduleKey,
-    "roles": RoleKey,
+    "roles": RoleKey, "calls": CallKey,
 }  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Fingerprint:
     """Every probe of one backend, by kind: ``penalties`` by ProbeKey, ``conventions`` by
-    ConventionKey, ``defaults`` by DefaultKey, ``schedules`` by ScheduleKey, ``roles`` by RoleKey
-    (each of the last two empty in a document written before they were probed); ``probes_sha256``:
-    of every probe's key and case id (``probes.digest``), "" in a document written before it was kept."""
+    ConventionKey, ``defaults`` by DefaultKey, ``schedules`` by ScheduleKey, ``roles`` by RoleKey,
+    ``calls`` by CallKey (each of the last three empty in a document written before they were probed);
+    ``probes_sha256``: of every probe's key and case id (``probes.digest``), "" in a document written
+    before it was kept."""
 
     backend: str
     versions: dict
@@ -167,6 +203,7 @@ class Fingerprint:
     defaults: dict
     schedules: dict
     roles: dict
+    calls: dict = field(default_factory=dict)
     probes_sha256: str = ""
 
     @property
@@ -187,12 +224,14 @@ class Fingerprint:
         """The Fingerprint of a parsed document of any schema so far; ValueError saying what is wrong."""
         if not isinstance(document, dict):
             raise ValueError("not a fingerprint document (not a JSON object)")
-        if "schema_version" not in document:
-            document = _update_to_2(document)
-        if document["schema_version"] != SCHEMA_VERSION:
-            raise ValueError(
-                f"schema_version = {document['schema_version']!r}; this decaylens reads 1 to {SCHEMA_VERSION}"
-            )
+        version = document.get("schema_version", 1)
+        if not isinstance(version, int) or not 1 <= version <= SCHEMA_VERSION:
+            raise ValueError(f"schema_version = {version!r}; this decaylens reads 1 to {SCHEMA_VERSION}")
+        try:
+            for update in _MIGRATIONS[version - 1 :]:
+                document = update(document)
+        except (KeyError, TypeError, AttributeError, ValueError) as error:
+            raise ValueError(f"malformed schema {version} fingerprint document ({error!r})") from None
         try:
             parts = {
                 part: {
@@ -240,6 +279,14 @@ def _update_to_2(document):
             conventions.append(ConventionKey(*_V1_CONVENTIONS[key])._asdict() | probe)
     rest = {k: v for k, v in document.items() if k != "probes"}
     return rest | {"schema_version": 2, "penalties": penalties, "conventions": conventions, "defaults": []}
+
+
+def _update_to_3(document):
+    """Schema 3 adds the call probes (``calls``); a schema 2 document has none."""
+    return document | {"schema_version": 3, "calls": document.get("calls", [])}
+
+
+_MIGRATIONS = (_update_to_2, _update_to_3)  # _MIGRATIONS[v - 1] reads schema v as v + 1
 
 
 def changes(golden, fresh):

@@ -32,16 +32,27 @@ import time
 
 import numpy as np
 
-from harness import explain
+from harness import explain, forms
 from harness.attempt import attempt, own_behaviour, versions
 from harness.case import FRAMEWORK_KINDS, OPTIMIZERS, Case
 from harness.data import Arrays
-from harness.fingerprint import KEYS, ConventionKey, DefaultKey, Fingerprint, Probe, ProbeKey, RoleKey, ScheduleKey
+from harness.fingerprint import (
+    KEYS,
+    CallKey,
+    ConventionKey,
+    DefaultKey,
+    Fingerprint,
+    Probe,
+    ProbeKey,
+    RoleKey,
+    ScheduleKey,
+)
 
 KINDS = ("l2_loss", *FRAMEWORK_KINDS)  # the loss penalty, for comparison, and each framework API
 BIAS_MODES = (False, True, "default")
 DEFAULT_KINDS = ("decoupled", "adamw")  # the APIs whose default λ is probed
 SCHEDULED_KINDS = ("l2_loss", "weight_decay", "decoupled", "adamw")  # the loss penalty, and the APIs, under a schedule
+SCHEDULED_CALL = ("sgd", "weight_decay")  # the API whose call probes show how each framework is given a schedule
 # schedule kind -> the probe's schedule: lr halved every second step (so the count the first step reads
 # shows at the third step); a warmup from 0 over two steps, then a cosine to 0 over the four left. λ =
 # 0.25, so that a decay ×2 without lr (c = 0.5) halves a weight where λ = 0.5 would zero it, after which
@@ -127,16 +138,7 @@ def probe_cases(variants=None):
     """(key, case) of every probe: ProbeKey, then ConventionKey, DefaultKey, ScheduleKey and RoleKey;
     then, for each of an adapter's ``variants`` ({(optimizer, kind): {variant: ...}}), its penalty
     probe (bias spared), schedule probes and role probes."""
-    for optimizer in OPTIMIZERS:
-        for kind in KINDS:
-            if kind == "adamw" and optimizer != "adam":
-                continue
-            biases = (False,) if kind == "lr_decay" else BIAS_MODES[:2] if kind == "l2_loss" else BIAS_MODES
-            for bias in biases:
-                yield (
-                    ProbeKey(optimizer, kind, bias),
-                    probe_case(optimizer, {"penalty.kind": kind, "penalty.decay_bias": bias}),
-                )
+    yield from _penalty_cases()
     for (optimizer, field), values in CONVENTION_PROBES.items():
         yield ConventionKey(optimizer, field), probe_case(optimizer, {"penalty.strength": 0.0} | values)
     for optimizer in OPTIMIZERS:
@@ -163,6 +165,38 @@ def probe_cases(variants=None):
                 yield ScheduleKey(optimizer, kind, schedule, variant), probe_case(optimizer, given | values)
             if optimizer in ROLE_OPTIMIZERS and kind in ROLE_KINDS:
                 yield from _role_probes(optimizer, kind, variant)
+    yield from call_cases(variants)
+
+
+def call_cases(variants=None):
+    """(CallKey, case) of every call probe: each penalty probe's API and bias with every number it gives
+    the framework one of ``forms.SENTINELS``, over one epoch; then ``SCHEDULED_CALL`` under each varying
+    schedule, its numbers ``forms.SCHEDULE_SENTINELS`` too, over ``forms.SCHEDULE_STEPS`` steps."""
+    keys = [key for key, _ in _penalty_cases()]
+    keys += [ProbeKey(optimizer, kind, False, variant) for (optimizer, kind), named in (variants or {}).items()
+             for variant in named]  # fmt: skip
+    for key in keys:
+        values = {"penalty.kind": key.kind, "penalty.decay_bias": key.decay_bias, "penalty.variant": key.variant}
+        yield CallKey(*key), probe_case(key.optimizer, values | forms.SENTINELS | {"train.epochs": 1})
+    optimizer, kind = SCHEDULED_CALL
+    for schedule in ("step", "cosine", "warmup_cosine"):
+        values = {"penalty.kind": kind, "penalty.decay_bias": "default", "schedule.kind": schedule}
+        values |= forms.SENTINELS | forms.SCHEDULE_SENTINELS | {"train.epochs": forms.SCHEDULE_STEPS // 2}
+        yield CallKey(optimizer, kind, "default", "", schedule), probe_case(optimizer, values)
+
+
+def _penalty_cases():
+    """(ProbeKey, case) of every penalty probe called the default way."""
+    for optimizer in OPTIMIZERS:
+        for kind in KINDS:
+            if kind == "adamw" and optimizer != "adam":
+                continue
+            biases = (False,) if kind == "lr_decay" else BIAS_MODES[:2] if kind == "l2_loss" else BIAS_MODES
+            for bias in biases:
+                yield (
+                    ProbeKey(optimizer, kind, bias),
+                    probe_case(optimizer, {"penalty.kind": kind, "penalty.decay_bias": bias}),
+                )
 
 
 def _role_probes(optimizer, kind, variant=""):
@@ -197,6 +231,8 @@ def probe(backend, adapter, command, progress=None):
 def _probe(adapter, key, case, parts):
     """The Probe of ``case`` (the probes so far in ``parts``); a probe the framework cannot run in
     float64 is run in float32, where it can."""
+    if isinstance(key, CallKey):
+        return _call_probe(adapter, key, case, parts)
     arrays = role_arrays(case) if isinstance(key, RoleKey) else probe_arrays(case)
     (tried,) = attempt(adapter, [case], arrays)
     if tried.failure == "unsupported":
@@ -214,6 +250,39 @@ def _probe(adapter, key, case, parts):
     return Probe(
         "ok", api=tried.trajectory.api, explained=explained, note=note, strength=strength, dtype=case.model.dtype
     )
+
+
+def _call_probe(adapter, key, case, parts):
+    """The call probe of ``key``: the statements of its run, not explained (its numbers are chosen to be
+    told apart, not to show a rule). An API its penalty or schedule probe found unsupported is not
+    run again; a number the framework refuses (an RMSprop that takes no initial accumulator) is left
+    at its default, and so has no place in the statements."""
+    before = _probed_before(key, parts)
+    if before is not None and before.status == "unsupported":
+        return Probe("unsupported", before.reason)
+    arrays = probe_arrays(case)
+    (tried,) = attempt(adapter, [case], arrays)
+    plain = probe_case(key.optimizer, {"penalty.kind": key.kind})
+    for field in forms.SENTINELS if tried.failure == "unsupported" else ():
+        (again,) = attempt(adapter, [case.replace({field: _get(plain, field)})], arrays)
+        if again.trajectory is not None:
+            tried = again
+            break
+    if tried.trajectory is None:
+        return Probe(tried.failure, tried.reason)
+    return Probe("ok", api=tried.trajectory.api, statements=tried.trajectory.statements)
+
+
+def _probed_before(key, parts):
+    """The penalty probe (or, under a schedule, the schedule probe) of a call probe's API."""
+    if key.schedule != "constant":
+        return parts["schedules"].get(ScheduleKey(key.optimizer, key.kind, key.schedule, key.variant))
+    return parts["penalties"].get(ProbeKey(key.optimizer, key.kind, key.decay_bias, key.variant))
+
+
+def _get(case, field):
+    section, name = field.split(".")
+    return getattr(getattr(case, section), name)
 
 
 def digest(variants):

@@ -166,3 +166,37 @@ def test_an_mlp_spares_what_its_collect_params_regex_matches(
     assert f"spared = net.collect_params({select!r}); spared.setattr('wd_mult', 0.0)" in trajectory.api
     found = explain.explain(case, arrays, trajectory)
     assert found.matched and (found.rule.decay_bias, found.rule.spared) == (decay_bias, spared), found
+
+
+@pytest.mark.parametrize(
+    "sparing, kind, init",
+    [("spare biases", "l2_loss", "native"), ("spare the output layer", "weight_decay", "shared")],
+)
+def test_an_mlps_statements_train_as_the_run_did_when_run_as_code(load_adapter, sparing, kind, init):
+    """The statements make the net anew under the names a new script gives it (dense0_, dense1_), so the
+    recorded collect_params regex spares what it spared in the run; the penalty, on each parameter's
+    data(), adds to the loss every step; a native net is drawn again by the recorded mx.random.seed."""
+    adapter = load_adapter("mxnet")
+    case = mlp_case(sparing, optimizer__name="momentum", penalty__kind=kind, penalty__strength=0.5, model__init=init)
+    arrays = data.make(case)
+    ran = adapter.train(case, arrays)
+    again = adapter.train_code(case, arrays, ran.statements)
+    assert np.array_equal(again.w, ran.w) and np.array_equal(again.b, ran.b)
+
+
+@pytest.mark.parametrize(
+    "optimizer, kind, name, lr",
+    [("sgd", "weight_decay", "SGD", "0.01"), ("adam", "decoupled", "ContribAdamW", "0.001")],
+)
+def test_the_trainers_defaults_are_those_of_the_optimizer_it_makes_from_its_name(
+    load_adapter, optimizer, kind, name, lr
+):
+    """gluon.Trainer makes its optimizer with mx.optimizer.create(name, **optimizer_params): the defaults a
+    user's options are read with are that class's, its learning_rate the one the object holds when given
+    none (the base Optimizer's None is 0.01)."""
+    adapter = load_adapter("mxnet")
+    case = reference_case("mxnet", optimizer__name=optimizer, penalty__kind=kind, penalty__strength=0.5)
+    statements = adapter.train(case, data.make(case)).statements
+    (note,) = [s for s in statements if "gluon.Trainer.optimizer_params" in s.signatures]
+    defaults = {parameter: default for parameter, default, *_ in note.signatures["gluon.Trainer.optimizer_params"]}
+    assert note.text.endswith(f".{name}'s") and defaults["learning_rate"] == lr and defaults["wd"] == "0.0"

@@ -1,16 +1,17 @@
 """What is particular to PaddlePaddle 3.3.1: which of a ParamAttr regularizer and the optimizer's
 weight_decay applies, Momentum's param groups under a regularizer object, LAMB's trust ratio at
-zero decay, and the float32 hyperparameters of its kernels.
+zero decay, the float32 hyperparameters of its kernels, and spared parameters found by name in
+recorded code run on a model made anew.
 
-Each test takes one step from w = 1 with no data gradient (the loss is 0·Σw), lr = 1, so the step
+Each ``one_step`` test takes one step from w = 1 with no data gradient (the loss is 0·Σw), lr = 1, so the step
 is the decay alone: w' = 1 − λ·1 for an L2 decay of λ, 1 − λ·sign(1) for an L1 decay.
 """
 
 import numpy as np
 import pytest
-from conftest import reference_case
+from conftest import mlp_case, reference_case
 
-from harness import data
+from harness import data, diff
 
 
 def one_step(optimizer_class, weight_attr=None, groups=False, **kwargs):
@@ -88,3 +89,18 @@ def test_a_float64_run_is_float64_with_the_kernels_float_hyperparameters(load_ad
     trajectory = adapter.train(case, data.make(case))
     assert trajectory.w.dtype == trajectory.b.dtype == np.float64
     assert trajectory.hyperparameter_dtype == expected
+
+
+@pytest.mark.parametrize("optimizer, kind", [("adam", "decoupled"), ("lamb", "decoupled"), ("sgd", "weight_decay")])
+def test_the_recorded_code_spares_the_output_layer_of_the_model_it_makes_anew(load_adapter, optimizer, kind):
+    """AdamW's apply_decay_param_fun and Lamb's exclude_from_weight_decay_fn take parameter names, which
+    Paddle counts process-wide, so the model the recorded code makes anew has other names: the code reads
+    the spared names when it runs (spared_names), and trains as the run did; SGD's param group spares by
+    the parameters themselves."""
+    adapter = load_adapter("paddle")
+    case = mlp_case("spare the output layer", optimizer__name=optimizer, penalty__kind=kind, penalty__strength=0.5)
+    arrays = data.make(case)
+    ran = adapter.train(case, arrays)
+    again = adapter.train_code(case, arrays, ran.statements)
+    tolerance = diff.tolerance(case.model.dtype, ran.hyperparameter_dtype, diff.STEP_TOLERANCE)
+    assert diff.relative_gaps((again.w, again.b), (ran.w, ran.b)).max() <= tolerance

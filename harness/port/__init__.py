@@ -1,0 +1,192 @@
+"""``decaylens port``: a user's optimizer code in one framework, and the lines of another that train alike.
+
+Everything comes from the two backends' fingerprints. The code, parsed (never run), is read as one
+of the source's call probes (``harness.port.read``): its API, its bias handling, and every value,
+the framework's default where the code gives none. The source's penalty probe of that API says what
+its λ does; the target's probes of the same optimizer are tried as ``verdict.convert`` tries them
+(its own API of the same kind first, decaying the bias as the source does); the answer is the
+target's call probe written with the user's values and λ' = factor·lr^p·λ (``harness.port.write``),
+or why no setting trains alike. ``harness.port.check`` runs both as written.
+"""
+
+from dataclasses import dataclass
+
+from harness import forms, verdict
+from harness.case import Case
+from harness.errors import SpecError, UsageError
+from harness.explain import PLACEMENTS
+from harness.fingerprint import CallKey, ProbeKey, api
+from harness.forms import STEPS
+from harness.port import target as written_in
+from harness.port.source import Reading, read
+
+__all__ = ("Answer", "Reading", "describe", "port", "read", "reading", "validated")
+
+
+def validated(reading):
+    """The reading, its values checked as a spec's are (lr > 0, λ ≥ 0, β and μ in range); UsageError
+    naming the first that is not."""
+    values = {field: value for field, value in reading.values.items() if field != STEPS}
+    try:
+        Case().replace({"optimizer.name": reading.key.optimizer, **values})
+    except SpecError as error:
+        raise UsageError(f"the code's {error}") from None
+    if reading.values.get(STEPS, 1) < 1:
+        raise UsageError(f"the code's schedule runs {reading.values[STEPS]} steps; allowed: at least 1")
+    return reading
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What ``port`` prints for one target: the ``reading`` of the user's code, the rule its API follows
+    (``source``, the source's penalty probe), and the target's ``printed`` statements that train alike
+    (empty when no setting does: ``conversion.reason`` says why), with λ' (``strength``), the target's
+    API (``key``) and the rule it follows (``rule``); ``bindings``: the target probe's statements that
+    give the user's names a meaning on its model (run first by --check); ``unwritten``: the user's values
+    that the target's API has no place for; ``caveat``: a convention of the optimizer in which the
+    two frameworks differ (the decay is the same, the steps apart by it)."""
+
+    reading: Reading
+    source: object
+    target: str
+    conversion: verdict.Conversion
+    key: CallKey | None = None
+    strength: float | None = None
+    printed: tuple = ()
+    bindings: tuple = ()
+    rule: object = None
+    unwritten: tuple = ()
+    caveat: str = ""
+
+
+def port(reading, source_fingerprint, target_fingerprint):
+    """The Answer to "what is this code of the source's framework in the target's?"."""
+    key, target = reading.key, target_fingerprint.backend
+    probe = source_fingerprint.penalties.get(ProbeKey(key.optimizer, key.kind, key.decay_bias, key.variant))
+    if probe is None or not probe.matched:
+        why = probe.outcome() if probe is not None else "not probed"
+        reason = f"no rule explains {source_fingerprint.backend}'s probe of it: {why}"
+        return Answer(reading, probe, target, verdict.Conversion(None, reason=reason))
+    explained = probe.explained
+    if growth := [form for form in explained.forms if form.multiplier < 0]:
+        reason = (
+            f"its probe follows {growth[0].name}: each step adds λ·w to w, so every weight grows by ×(1 + λ) a "
+            f"step (×{1 + reading.strength:.6g} here) rather than decaying; no framework's decay does that"
+        )
+        return Answer(reading, probe, target, verdict.Conversion(None, reason=reason))
+    options = _options(target_fingerprint, key.optimizer, key.kind, explained.rule.decay_bias)
+    conversion = verdict.convert(
+        explained, {label: p.explained for label, (_, p) in options.items()}, conventions=False
+    )
+    if conversion.kind is None:
+        return Answer(reading, probe, target, conversion)
+    found, rule = options[conversion.kind]
+    strength = written_in.short(conversion.factor * reading.lr**conversion.lr_power * reading.strength)
+    call = CallKey(*found, schedule=key.schedule)
+    if call._replace(schedule="constant") not in target_fingerprint.calls:
+        reason = f"{target} has no call probe of {api(found)} (probe it again)"
+        return Answer(reading, probe, target, verdict.Conversion(None, reason=reason))
+    values = reading.values | {"penalty.strength": strength}
+    try:
+        printed, bindings = written_in.lines(target_fingerprint, call, values, reading.names)
+    except LookupError as error:
+        return Answer(reading, probe, target, verdict.Conversion(None, reason=str(error)))
+    # the native loss's convention is the user's loss line, not the optimizer call's
+    caveat = verdict.convention_gap(source_fingerprint, target_fingerprint, key.optimizer, skip=("loss",))
+    if not caveat and (apart := verdict.convert(explained, {conversion.kind: rule.explained})).kind is None:
+        caveat = apart.reason
+    unwritten = _unwritten(reading, target_fingerprint.calls[call._replace(schedule="constant")])
+    return Answer(
+        reading, probe, target, conversion, call, strength, tuple(printed), tuple(bindings), rule, unwritten, caveat
+    )
+
+
+def _options(fingerprint, optimizer, kind, decay_bias):
+    """{label: (key, probe)} of the target's matched penalty probes of ``optimizer``, each API once, in
+    ``verdict.conversions``' preference (the same kind first, l2_loss last): the probe that says
+    nothing of the bias where it decays the bias as the source does, else the one that asks for it."""
+    found = {}
+    for key, probe in fingerprint.penalties.items():
+        if key.optimizer != optimizer or not probe.matched:
+            continue
+        if key.decay_bias == "default" and probe.explained.rule.decay_bias != decay_bias:
+            continue
+        if key.decay_bias in ("default", decay_bias):
+            label = api(key)
+            if label not in found or key.decay_bias == "default":
+                found[label] = (key, probe)
+    return dict(sorted(found.items(), key=lambda item: (item[0] != kind, "[" in item[0], item[0] == "l2_loss")))
+
+
+def _unwritten(reading, probe):
+    """The source's values, given or defaulted, that the target's call probe has no place for."""
+    placed = {
+        e[1]
+        for s in probe.statements
+        for e in forms.slots(forms.Parsed(s.text, s.signatures, s.kind), forms.ALL_SENTINELS).values()
+    }
+    skipped = {"optimizer.lr", "penalty.strength", STEPS} | {f for f in reading.values if f.startswith("schedule.")}
+    return tuple(f"{f} = {v:g}" for f, v in reading.values.items() if f not in placed and f not in skipped)
+
+
+def reading(answer_or_reading, rule=None):
+    """The line that says what ``port`` read the user's code as."""
+    found = answer_or_reading.reading if isinstance(answer_or_reading, Answer) else answer_or_reading
+    rule = rule if rule is not None else getattr(answer_or_reading, "source", None)
+    key = found.key
+    given = [f"{_name(f)} = {v:g}" + (" (default)" if f in found.defaulted else "") for f, v in found.values.items()]
+    bias = {False: "its bias-sparing idiom", True: "decaying the bias", "default": "the bias as the API does"}
+    what = f"{key.optimizer} {api(key)}, {bias[key.decay_bias]}" + (
+        f", a {key.schedule} schedule" if key.schedule != "constant" else ""
+    )
+    lines = [f"  read as {what}: {', '.join(given)}"]
+    if rule is not None and rule.status == "ok":
+        lines.append(f"  rule: {rule.explained}; {_per_step(rule.explained, found.lr, found.strength)}")
+    if found.groups:
+        lines.append(
+            "  groups: " + "; ".join(f"{p} (λ = {g if g is not None else 'default'})" for p, g, _ in found.groups)
+        )
+    if found.left_out:
+        lines.append(f"  not carried over (decaylens has no such value): {', '.join(found.left_out)}")
+    return lines
+
+
+def _name(field):
+    return field.rpartition(".")[2]
+
+
+def _per_step(explained, lr, strength):
+    """The decay per step (lr·λ_eff, or λ_eff where the lr does not multiply it) and its timescale τ."""
+    form = explained.form
+    if form.placement not in PLACEMENTS or form.placement in ("lr_decay", "l1") or not strength:
+        return "no decay per step to state"
+    effective = form.multiplier * strength
+    per_step = effective if form.placement in ("decoupled", "decoupled_multiplier") else lr * effective
+    if per_step <= 0:
+        return f"each step adds {-per_step:.3g}·w"
+    return f"decays w by {per_step:.3g} of itself a step (τ = 1/{per_step:.3g} = {1 / per_step:.3g} steps)"
+
+
+def describe(answer):
+    """The lines ``decaylens port`` prints for an Answer's target."""
+    if not answer.printed:
+        return [f"{answer.target}: no setting trains alike: {answer.conversion.reason}"]
+    factor, power = answer.conversion.factor, answer.conversion.lr_power
+    scaled = f"{factor:g}" + (f"·lr^{power}" if power else "")
+    bias = answer.key.decay_bias
+    asked = "" if bias == "default" else f", {'decaying' if bias else 'sparing'} the bias as the source does"
+    lines = [f"{answer.target}:"]
+    lines += [f"  {s.text}" if s.kind != "note" else f"  # {s.text}" for s in answer.printed]
+    lines.append(f"  # {answer.conversion.kind} at λ' = {scaled}·λ = {answer.strength:g}{asked}")
+    lines.append(
+        f"  # rule: {answer.rule.explained}; {_per_step(answer.rule.explained, answer.reading.lr, answer.strength)}"
+    )
+    probe_names = [name for name in ("spared", "decayed", "mask") if any(name in s.text for s in answer.printed)]
+    if answer.reading.key.decay_bias is False and probe_names:
+        users = [v for k, v in answer.reading.names.items() if k in ("spared", "mask")] + list(answer.reading.sparing)
+        lines.append(f"  # {', '.join(probe_names)}: the probe's; make them select what {' and '.join(users)} spares")
+    if answer.unwritten:
+        lines.append(f"  # not written (the target's API has no such argument): {', '.join(answer.unwritten)}")
+    if answer.caveat:
+        lines.append(f"  # but {answer.caveat}: the decay is the same, the steps part by it (--check measures how far)")
+    return lines
