@@ -56,7 +56,7 @@ if TRACED_SCAN:
     import tensorflow as tf
 
 # contract.EXPORTS
-__all__ = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "VARIANTS", "versions", "train", "train_sweep")
+__all__ = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "VARIANTS", "versions", "train", "train_sweep", "train_code")
 
 SWEEPABLE = ()  # one case per call (a run per case shape, reused across calls)
 RATIO_TARGET = 3.0
@@ -119,19 +119,56 @@ def train(case, arrays):
     # A legacy optimizer (lr_decay) makes its slots on its first step, so its run is built afresh.
     run = _Run(_shape(case)) if case.penalty.kind == "lr_decay" else _compiled(_shape(case))
     run.reset(case, arrays)
-    # Every step's batch, gathered once: (steps, batch size, dim) and targets (steps, batch size, 1).
-    order = arrays.batch_order()
-    xs = arrays.x_train[order].astype(case.model.dtype)
-    ys = arrays.y_train[order][..., None].astype(case.model.dtype)
-    w0, b0 = run.numpy_parameters()
-    w, b = run.function(xs, ys)
-    w, b = np.concatenate([w0[None], w]), np.concatenate([b0[None], b])
+    w, b = _trajectory(case, arrays, run.layers, run.function)
     return Trajectory(w=w, b=b, statements=run.statements(case), hyperparameter_dtype=_hyperparameter_dtype(case))
 
 
 def train_sweep(cases, arrays):
     """One ``train`` call per case: SWEEPABLE is empty."""
     return [train(case, arrays) for case in cases]
+
+
+def train_code(case, arrays, statements):
+    """``case``'s model and loss trained by the ``optimizer`` that ``statements`` build (their call and code
+    run once, with the Keras module, ``tf`` on TensorFlow, ``model`` and ``loss``, the case's loss function;
+    a model they make anew given the case's initial weights), one step a batch as ``train`` steps: on
+    TensorFlow in a ``tf.GradientTape``, eagerly (traced for a ``TRACED_ALWAYS`` optimizer), their penalties
+    adding to ``loss`` in it; elsewhere by ``model.train_on_batch``, the model compiled with the loss plus
+    each ``penalty`` they define."""
+    keras.backend.set_floatx(case.model.dtype)
+    loss_fn = _loss(case, Calls(**ROOT))
+    namespace = ROOT | ({"tf": tf} if TRACED_SCAN else {}) | {"model": _model(case, Calls(**ROOT)), "loss": loss_fn}
+    for statement in statements:
+        if statement.kind in ("call", "code"):
+            exec(statement.text, namespace)
+    model, optimizer = namespace["model"], namespace["optimizer"]
+    layers = [dense for _, dense, _ in _dense(case, model)]
+    if case.model.init == "shared":
+        _start(case, arrays, layers)
+    penalties = [compile(s.text, "<penalty>", "exec") for s in statements if s.kind == "penalty"]
+    if TRACED_SCAN:
+
+        def step(xb, yb):
+            with tf.GradientTape() as tape:
+                scope = namespace | {"loss": loss_fn(yb, model(xb))}
+                for penalty in penalties:  # loss = loss + ...
+                    exec(penalty, scope)
+            variables = model.trainable_variables
+            optimizer.apply_gradients(zip(tape.gradient(scope["loss"], variables), variables))
+
+        if type(optimizer).__name__ in [_CLASSES[name] for name in TRACED_ALWAYS]:  # traced as train's run is
+            step = tf.function(step, autograph=False)
+        function = functools.partial(_steps, step, layers, case.model.kind == "linear")
+    else:
+        terms = []
+        for penalty in penalties:  # penalty = lambda: ..., added to the loss as the recorded model.compile adds it
+            exec(penalty, namespace)
+            terms.append(namespace["penalty"])
+        total = (lambda y, pred: sum((term() for term in terms), loss_fn(y, pred))) if terms else loss_fn
+        model.compile(optimizer=optimizer, loss=total)
+        function = functools.partial(_steps, model.train_on_batch, layers, case.model.kind == "linear")
+    w, b = _trajectory(case, arrays, layers, function)
+    return Trajectory(w=w, b=b, statements=tuple(statements), hyperparameter_dtype=_hyperparameter_dtype(case))
 
 
 def _model(shape, calls):
@@ -262,7 +299,9 @@ def _optimizer(shape, model, calls):
             patterns = _patterns(shape, model, {role for _, role in spared})
             calls("optimizer.exclude_from_weight_decay", var_names=patterns)
         else:
-            calls("optimizer.exclude_from_weight_decay", var_list=[variable for variable, _ in spared])
+            variables = [variable for variable, _ in spared]
+            calls.code(f"spared = {calls.shown(variables)}")
+            calls("optimizer.exclude_from_weight_decay", var_list=calls.name(variables, "spared"))
     if not legacy:  # a legacy optimizer makes its slots on its first step
         calls("optimizer.build", model.trainable_variables)
     return optimizer
@@ -363,7 +402,7 @@ class _Run:
             shown = "lambda y, pred: loss(y, pred) + penalty()" if penalty else "loss"
             calls("model.compile", optimizer=self.optimizer, loss=Shown(total, shown))
             calls.note("model.train_on_batch(x, y) for each batch")
-            self.function = self._train_on_batches
+            self.function = functools.partial(_steps, self.model.train_on_batch, self.layers, self._linear)
         self._statements = calls.statements
         # (a legacy optimizer's variables are a method, and made on its first step: its run is not reused)
         optimizer = self.optimizer
@@ -401,36 +440,16 @@ class _Run:
             )
         return function
 
-    def _train_on_batches(self, xs, ys):
-        """Every other backend's run: one ``train_on_batch`` a batch, the parameters read after each."""
-        after = []
-        for xb, yb in zip(xs, ys):
-            self.model.train_on_batch(xb, yb)
-            after.append(self.numpy_parameters())
-        return tuple(np.stack(p) for p in zip(*after))
-
     def reset(self, case, arrays):
         for variable, value in self._built:
             variable.assign(value)
         if case.model.init == "shared":
-            layers = case.layers
-            weights = np.split(arrays.w0, np.cumsum([layer.fan_in * layer.fan_out for layer in layers])[:-1])
-            biases = np.split(np.reshape(arrays.b0, -1), np.cumsum([layer.fan_out for layer in layers])[:-1])
-            for dense, layer, weight, bias in zip(self.layers, layers, weights, biases):
-                dense.kernel.assign(weight.reshape(layer.fan_in, layer.fan_out))
-                dense.bias.assign(bias)
+            _start(case, arrays, self.layers)
         if not case.schedule.varies:
             self.optimizer.learning_rate = case.optimizer.lr
 
-    def numpy_parameters(self):
-        """(w, b) as they are now, in the Trajectory's layout: every kernel flattened row-major, then
-        every bias, input layer first; the linear model's b is its one bias."""
-        w = np.concatenate([np.ravel(_numpy(dense.kernel)) for dense in self.layers])
-        b = np.concatenate([_numpy(dense.bias) for dense in self.layers])
-        return (w, b[0]) if self._linear else (w, b)
-
     def _tensor_parameters(self):
-        """``numpy_parameters`` as TensorFlow tensors, inside the traced run."""
+        """``_parameters`` as TensorFlow tensors, inside the traced run."""
         w = tf.concat([tf.reshape(dense.kernel, [-1]) for dense in self.layers], axis=0)
         b = tf.concat([dense.bias for dense in self.layers], axis=0)
         return (w, b[0]) if self._linear else (w, b)
@@ -449,6 +468,43 @@ class _Run:
                 "learning_rate=1.0, then given each case's lr in its learning-rate variable)",
             ),
         )
+
+
+def _start(case, arrays, layers):
+    """Assign the case's shared initial weights to the Dense ``layers``: each kernel and bias its part of ``arrays``."""
+    weights = np.split(arrays.w0, np.cumsum([layer.fan_in * layer.fan_out for layer in case.layers])[:-1])
+    biases = np.split(np.reshape(arrays.b0, -1), np.cumsum([layer.fan_out for layer in case.layers])[:-1])
+    for dense, layer, weight, bias in zip(layers, case.layers, weights, biases):
+        dense.kernel.assign(weight.reshape(layer.fan_in, layer.fan_out))
+        dense.bias.assign(bias)
+
+
+def _trajectory(case, arrays, layers, function):
+    """(w, b) of the Dense ``layers`` before training and after each step of ``function(xs, ys)``, which
+    trains them on every step's batch (gathered once: (steps, batch size, dim), targets (steps, batch size, 1))."""
+    order = arrays.batch_order()
+    xs = arrays.x_train[order].astype(case.model.dtype)
+    ys = arrays.y_train[order][..., None].astype(case.model.dtype)
+    w0, b0 = _parameters(layers, case.model.kind == "linear")
+    w, b = function(xs, ys)
+    return np.concatenate([w0[None], w]), np.concatenate([b0[None], b])
+
+
+def _steps(step, layers, linear, xs, ys):
+    """(w, b) of the Dense ``layers`` after each ``step(xb, yb)`` over the batches, one call into Python a step."""
+    after = []
+    for xb, yb in zip(xs, ys):
+        step(xb, yb)
+        after.append(_parameters(layers, linear))
+    return tuple(np.stack(p) for p in zip(*after))
+
+
+def _parameters(layers, linear):
+    """(w, b) of the Dense ``layers`` as they are now, in the Trajectory's layout: every kernel flattened
+    row-major, then every bias, input layer first; the linear model's b is its one bias."""
+    w = np.concatenate([np.ravel(_numpy(dense.kernel)) for dense in layers])
+    b = np.concatenate([_numpy(dense.bias) for dense in layers])
+    return (w, b[0]) if linear else (w, b)
 
 
 def _numpy(variable):
