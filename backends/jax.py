@@ -26,7 +26,7 @@ from backends._calls import Calls
 from backends.contract import Trajectory, Unsupported
 
 # contract.EXPORTS
-__all__ = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "VARIANTS", "versions", "train", "train_sweep")
+__all__ = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "VARIANTS", "versions", "train", "train_sweep", "train_code")
 
 SWEEPABLE = ("optimizer.lr", "penalty.strength")  # traced arguments of one compiled, vmapped run
 RATIO_TARGET = 3.0
@@ -70,6 +70,34 @@ def train_sweep(cases, arrays):
     return [found[index] for index in range(len(cases))]
 
 
+def train_code(case, arrays, statements):
+    """``case``'s params and loss trained by the Optax ``optimizer`` that ``statements`` build (their call and
+    code run once, with ``jax``, ``jnp``, ``optax``, ``functools`` and ``params``), the penalties they add to
+    ``loss`` added at every step; params they make anew start from the shared arrays where the case's do."""
+    dtype = case.model.dtype
+    params = _model(case, arrays, _calls())
+    forward, loss = _forward(case, _calls()), _loss(case, _calls())
+    namespace = {"jax": jax, "jnp": jnp, "optax": optax, "functools": functools, "params": params}
+    for statement in statements:
+        if statement.kind in ("call", "code"):
+            exec(statement.text, namespace)
+    if case.model.init == "native":  # params the statements made anew are the case's native ones
+        params = namespace["params"]
+    penalties = [compile(s.text, "<penalty>", "exec") for s in statements if s.kind == "penalty"]
+
+    def objective(params, xb, yb):
+        scope = namespace | {"loss": loss(forward(params, xb), yb), "params": params}
+        for penalty in penalties:
+            exec(penalty, scope)
+        return scope["loss"]
+
+    run = jax.jit(functools.partial(_steps, case, objective, namespace["optimizer"]))
+    x, y = jnp.asarray(arrays.x_train, dtype), jnp.asarray(arrays.y_train, dtype)
+    w, b = map(np.asarray, run(params, x, y, jnp.asarray(arrays.batch_order())))
+    coarser = _hyperparameter_dtype(statements, namespace.get("schedule")) if dtype == "float64" else None
+    return Trajectory(w=w, b=b, statements=tuple(statements), hyperparameter_dtype=coarser)
+
+
 def _train_shape(shape, cases, arrays):
     """The Trajectories of ``cases``, all of ``shape``, from one call of its compiled run."""
     dtype = shape.model.dtype
@@ -78,10 +106,11 @@ def _train_shape(shape, cases, arrays):
     strength = jnp.asarray([case.penalty.strength for case in cases], dtype)
     params = _model(shape, arrays, _calls())
     w, b = map(np.asarray, _compiled(shape)(params, x, y, jnp.asarray(arrays.batch_order()), lr, strength))
-    coarser = _hyperparameter_dtype(shape) if dtype == "float64" else None
+    statements = [_statements(case, arrays) for case in cases]
+    coarser = _hyperparameter_dtype(statements[0], _schedule(shape, 1.0, _calls())) if dtype == "float64" else None
     return [
-        Trajectory(w=w_i, b=b_i, statements=_statements(case, arrays), hyperparameter_dtype=coarser)
-        for w_i, b_i, case in zip(w, b, cases, strict=True)
+        Trajectory(w=w_i, b=b_i, statements=statements_i, hyperparameter_dtype=coarser)
+        for w_i, b_i, statements_i in zip(w, b, statements, strict=True)
     ]
 
 
@@ -326,9 +355,9 @@ _OWN_DECAY = {
     "adafactor": {"weight_decay": "adafactor", "decoupled": "adafactor"},
     "adadelta": {"weight_decay": "adadelta"},
 }
-# optimizer -> the dtype Optax computes part of its step in whatever the parameters' dtype: Adafactor's
+# Optax function -> the dtype it computes part of its step in whatever the parameters' dtype: Adafactor's
 # decay rate 1 − t^−0.8 from jnp.array(t, jnp.float32) (factorized.py:28-32), 2e-9 off in float64.
-_HYPERPARAMETER_DTYPE = {"adafactor": "float32"}
+_HYPERPARAMETER_DTYPE = {"optax.adafactor": "float32"}
 # alias -> its (λ, mask) arguments, where they are not (weight_decay, mask)
 _DECAY_ARGUMENTS = {
     "adafactor": ("weight_decay_rate", "weight_decay_mask"),
@@ -360,13 +389,14 @@ def _shape(case):
     return case.replace(values)
 
 
-def _hyperparameter_dtype(shape):
-    """The dtype a float64 run computes part of its step in, where coarser (else None): the
-    optimizer's (``_HYPERPARAMETER_DTYPE``), or its schedule's, which Optax evaluates at its int32
-    step count (a Python-float schedule at an int32 count gives float32)."""
-    learning_rate = _schedule(shape, 1.0, _calls())
+def _hyperparameter_dtype(statements, learning_rate):
+    """The dtype a float64 run of ``statements`` computes part of its step in, where coarser (else None):
+    that of an Optax function their calls call (``_HYPERPARAMETER_DTYPE``, found in the calls' text, which
+    is what runs), or that of the ``learning_rate`` schedule, which Optax evaluates at its int32 step count
+    (a Python-float schedule at an int32 count gives float32)."""
+    called = [dtype for path, dtype in _HYPERPARAMETER_DTYPE.items() for s in statements if f"{path}(" in s.text]
     scheduled = learning_rate(jnp.zeros((), jnp.int32)).dtype if callable(learning_rate) else jnp.float64
-    return _HYPERPARAMETER_DTYPE.get(shape.optimizer.name) or (None if scheduled == jnp.float64 else str(scheduled))
+    return min(called, default=None) or (None if scheduled == jnp.float64 else str(scheduled))
 
 
 def _calls():
@@ -385,24 +415,30 @@ def _compiled(shape):
     loss = _loss(shape, _calls())
     penalty = _penalty(shape, _calls())
 
-    def objective(params, strength, xb, yb):
+    def objective(params, xb, yb, strength):
         value = loss(forward(params, xb), yb)
         return value if penalty is None else value + penalty(params, strength)
 
     def run(params, x, y, order, lr, strength):
         optimizer = _optimizer(shape, lr, strength, _calls())  # built while tracing; its text is not kept
-
-        def step(carry, batch):
-            params, state = carry
-            updates, state = optimizer.update(jax.grad(objective)(params, strength, x[batch], y[batch]), state, params)
-            params = optax.apply_updates(params, updates)
-            return (params, state), _flat(shape, params)
-
-        _, (w, b) = jax.lax.scan(step, (params, optimizer.init(params)), order)
-        w0, b0 = _flat(shape, params)
-        return jnp.concatenate([w0[None], w]), jnp.concatenate([b0[None], b])
+        return _steps(shape, functools.partial(objective, strength=strength), optimizer, params, x, y, order)
 
     return jax.jit(jax.vmap(run, in_axes=(None, None, None, None, 0, 0)))
+
+
+def _steps(case, objective, optimizer, params, x, y, order):
+    """(w, b) of ``params`` before training and after each step of ``optimizer`` on the gradient of
+    ``objective(params, xb, yb)`` (``_flat``), one ``jax.lax.scan`` step per row of ``order``."""
+
+    def step(carry, batch):
+        params, state = carry
+        updates, state = optimizer.update(jax.grad(objective)(params, x[batch], y[batch]), state, params)
+        params = optax.apply_updates(params, updates)
+        return (params, state), _flat(case, params)
+
+    _, (w, b) = jax.lax.scan(step, (params, optimizer.init(params)), order)
+    w0, b0 = _flat(case, params)
+    return jnp.concatenate([w0[None], w]), jnp.concatenate([b0[None], b])
 
 
 def _flat(case, params):

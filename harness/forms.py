@@ -344,6 +344,6 @@ def pinned(statements):
     for statement in parsed(statements):
         if statement.kind not in ("call", "code", "penalty"):
             continue
-        for path, expression in sorted(slots(parsed, ALL_SENTINELS).items(), key=repr):
+        for path, expression in sorted(slots(statement, ALL_SENTINELS).items(), key=repr):
             found.append((statement.head, path, tuple(expression), repr(default_at(statement, path))))
     return tuple(found)

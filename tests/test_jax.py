@@ -1,5 +1,5 @@
 """The JAX adapter's vectorized sweeps: one compiled, vmapped call trains many (lr, λ) cases;
-and the decay mask by which it spares an MLP's parameters.
+the decay mask by which it spares an MLP's parameters; and an MLP's statements run as code (``train_code``).
 
 A sweep is not bit-identical to training its cases one by one: ``jax.vmap`` batches every
 case's products x·w into one product over all cases, whose sums XLA orders differently
@@ -114,3 +114,35 @@ def test_a_native_mlp_starts_from_lecun_normal_kernels_keyed_by_split_and_zero_b
     ]
     assert np.array_equal(trajectory.w[0], np.concatenate([np.ravel(kernel) for kernel in kernels]))
     assert not trajectory.b[0].any() and "jax.random.split(jax.random.PRNGKey(0), 2)" in trajectory.api
+
+
+@pytest.mark.parametrize("optimizer, kind", [("adam", "l2_loss"), ("adafactor", "weight_decay")])
+def test_a_native_mlps_statements_make_its_params_and_train_it_as_the_run_did(load_adapter, optimizer, kind):
+    """Run as code, a native MLP's statements make its params with ``init`` (lecun_normal) themselves,
+    add the penalty over its hidden layer or mask the output layer out of the decay, and train as the run
+    did, in the run's hyperparameter dtype (Adafactor's float32 decay rate)."""
+    adapter = load_adapter("jax")
+    case = mlp_case(
+        "spare the output layer", model__init="native", optimizer__name=optimizer, penalty__kind=kind,
+        penalty__strength=0.5,
+    )  # fmt: skip
+    arrays = data.make(case)
+    ran = adapter.train(case, arrays)
+    again = adapter.train_code(case, arrays, ran.statements)
+    assert "params = [{'w': W1, " in ran.api
+    assert again.hyperparameter_dtype == ran.hyperparameter_dtype
+    gaps = diff.relative_gaps((again.w, again.b), (ran.w, ran.b))
+    assert gaps.max() <= diff.tolerance(case.model.dtype, ran.hyperparameter_dtype, diff.STEP_TOLERANCE), gaps.max()
+
+
+def test_params_the_statements_make_anew_start_from_the_shared_arrays_of_a_shared_case(load_adapter):
+    """A native run's statements, which make params with ``init``, train a shared case from its shared arrays."""
+    adapter = load_adapter("jax")
+    case = mlp_case(optimizer__name="adam", penalty__kind="adamw", penalty__strength=0.5)
+    arrays = data.make(case)
+    native = adapter.train(case.replace({"model.init": "native"}), arrays)
+    again = adapter.train_code(case, arrays, native.statements)
+    ran = adapter.train(case, arrays)
+    assert np.array_equal(again.w[0], arrays.w0) and np.array_equal(again.b[0], arrays.b0)
+    gaps = diff.relative_gaps((again.w, again.b), (ran.w, ran.b))
+    assert gaps.max() <= diff.tolerance(case.model.dtype, None, diff.STEP_TOLERANCE), gaps.max()
