@@ -13,6 +13,7 @@ written with jnp ops over the parameters they cover and differentiated by ``jax.
 has no layer regularizer API.
 """
 
+import ast
 import functools
 import operator
 
@@ -33,11 +34,21 @@ RATIO_TARGET = 3.0
 OWN_BEHAVIOURS = {}
 # optax.additive_weight_decay, add_decayed_weights' name until optax 0.1.x (transform.py:1181 of 0.1.7,
 # ``additive_weight_decay = add_decayed_weights``), gone from later releases: probed so that the
-# release matrix shows where it went.
+# release matrix shows where it went. after_lr: add_decayed_weights chained after the alias, as published
+# code does (optax.chain(optax.sgd(lr), optax.add_decayed_weights(λ))): probed for what that order does.
 VARIANTS = {
-    ("sgd", "weight_decay"): {"additive_weight_decay": "optax.additive_weight_decay(λ) chained before the alias"},
-    ("momentum", "weight_decay"): {"additive_weight_decay": "optax.additive_weight_decay(λ) chained before the alias"},
-    ("adam", "weight_decay"): {"additive_weight_decay": "optax.additive_weight_decay(λ) chained before the alias"},
+    ("sgd", "weight_decay"): {
+        "additive_weight_decay": "optax.additive_weight_decay(λ) chained before the alias",
+        "after_lr": "optax.add_decayed_weights(λ) chained after the alias, whose lr scaling it then follows",
+    },
+    ("momentum", "weight_decay"): {
+        "additive_weight_decay": "optax.additive_weight_decay(λ) chained before the alias",
+        "after_lr": "optax.add_decayed_weights(λ) chained after the alias, whose lr scaling it then follows",
+    },
+    ("adam", "weight_decay"): {
+        "additive_weight_decay": "optax.additive_weight_decay(λ) chained before the alias",
+        "after_lr": "optax.add_decayed_weights(λ) chained after the alias, whose lr scaling it then follows",
+    },
 }
 
 # float64 cases need JAX's x64 mode, switched on in the backend's process only; float32
@@ -94,7 +105,8 @@ def train_code(case, arrays, statements):
     run = jax.jit(functools.partial(_steps, case, objective, namespace["optimizer"]))
     x, y = jnp.asarray(arrays.x_train, dtype), jnp.asarray(arrays.y_train, dtype)
     w, b = map(np.asarray, run(params, x, y, jnp.asarray(arrays.batch_order())))
-    coarser = _hyperparameter_dtype(statements, namespace.get("schedule")) if dtype == "float64" else None
+    schedules = list(_schedules(statements, namespace))
+    coarser = _hyperparameter_dtype(statements, schedules[0] if schedules else None) if dtype == "float64" else None
     return Trajectory(w=w, b=b, statements=tuple(statements), hyperparameter_dtype=coarser)
 
 
@@ -277,8 +289,12 @@ def _optimizer(case, lr, strength, calls):
         kept = {key: value for key, value in kwargs.items() if key not in names}
         return calls.let("optimizer", f"optax.{own}", **kept, **renamed)
     if penalty.kind == "weight_decay":
-        transform = f"optax.{penalty.variant or 'add_decayed_weights'}"
-        return calls.let("optimizer", "optax.chain", calls(transform, **decay), calls(alias, **kwargs))
+        after = penalty.variant == "after_lr"
+        transform = calls(
+            f"optax.{penalty.variant if penalty.variant and not after else 'add_decayed_weights'}", **decay
+        )
+        parts = [transform, calls(alias, **kwargs)]
+        return calls.let("optimizer", "optax.chain", *(parts[::-1] if after else parts))
     if penalty.kind == "decoupled":
         if opt.name not in _PRECONDITIONERS:
             raise Unsupported(f"Optax's {opt.name} has no preconditioner to place a decoupled decay after")
@@ -397,6 +413,21 @@ def _hyperparameter_dtype(statements, learning_rate):
     called = [dtype for path, dtype in _HYPERPARAMETER_DTYPE.items() for s in statements if f"{path}(" in s.text]
     scheduled = learning_rate(jnp.zeros((), jnp.int32)).dtype if callable(learning_rate) else jnp.float64
     return min(called, default=None) or (None if scheduled == jnp.float64 else str(scheduled))
+
+
+def _schedules(statements, namespace):
+    """Every Optax schedule the statements make, assigned or given in place of a learning rate: each call of
+    a function of ``optax.schedules`` in them, evaluated in ``namespace``."""
+    for statement in statements:
+        if statement.kind not in ("call", "code"):
+            continue
+        for node in ast.walk(ast.parse(statement.text)):
+            function = ast.unparse(node.func) if isinstance(node, ast.Call) else ""
+            found = optax if function.startswith("optax.") else None
+            for name in function.split(".")[1:]:
+                found = getattr(found, name, None)
+            if getattr(found, "__module__", "").startswith("optax.schedules"):
+                yield eval(compile(ast.Expression(node), "<schedule>", "eval"), namespace)
 
 
 def _calls():

@@ -142,6 +142,8 @@ def train_code(case, arrays, statements):
         if statement.kind in ("call", "code"):
             exec(statement.text, namespace)
     model, optimizer = namespace["model"], namespace["optimizer"]
+    if not model.built:  # a model the statements made anew, which a user's fit would build on its first batch
+        model.build((None, case.data.dim))
     layers = [dense for _, dense, _ in _dense(case, model)]
     if case.model.init == "shared":
         _start(case, arrays, layers)

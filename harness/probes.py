@@ -161,6 +161,11 @@ def probe_cases(variants=None):
                 ProbeKey(optimizer, kind, False, variant),
                 probe_case(optimizer, given | {"penalty.decay_bias": False}),
             )
+            for bias in BIAS_MODES[1:]:  # after the others, so that a fingerprint's earlier probes keep their place
+                yield (
+                    ProbeKey(optimizer, kind, bias, variant),
+                    probe_case(optimizer, given | {"penalty.decay_bias": bias}),
+                )
             for schedule, values in SCHEDULE_PROBES.items():
                 yield ScheduleKey(optimizer, kind, schedule, variant), probe_case(optimizer, given | values)
             if optimizer in ROLE_OPTIMIZERS and kind in ROLE_KINDS:
@@ -173,8 +178,8 @@ def call_cases(variants=None):
     the framework one of ``forms.SENTINELS``, over one epoch; then ``SCHEDULED_CALL`` under each varying
     schedule, its numbers ``forms.SCHEDULE_SENTINELS`` too, over ``forms.SCHEDULE_STEPS`` steps."""
     keys = [key for key, _ in _penalty_cases()]
-    keys += [ProbeKey(optimizer, kind, False, variant) for (optimizer, kind), named in (variants or {}).items()
-             for variant in named]  # fmt: skip
+    keys += [ProbeKey(optimizer, kind, bias, variant) for (optimizer, kind), named in (variants or {}).items()
+             for variant in named for bias in BIAS_MODES]  # fmt: skip
     for key in keys:
         values = {"penalty.kind": key.kind, "penalty.decay_bias": key.decay_bias, "penalty.variant": key.variant}
         yield CallKey(*key), probe_case(key.optimizer, values | forms.SENTINELS | {"train.epochs": 1})
@@ -261,16 +266,33 @@ def _call_probe(adapter, key, case, parts):
     if before is not None and before.status == "unsupported":
         return Probe("unsupported", before.reason)
     arrays = probe_arrays(case)
+    case = case.replace({"model.dtype": before.dtype}) if before is not None else case  # float32 where it ran so
     (tried,) = attempt(adapter, [case], arrays)
-    plain = probe_case(key.optimizer, {"penalty.kind": key.kind})
-    for field in forms.SENTINELS if tried.failure == "unsupported" else ():
-        (again,) = attempt(adapter, [case.replace({field: _get(plain, field)})], arrays)
-        if again.trajectory is not None:
-            tried = again
-            break
+    if tried.failure == "unsupported":
+        tried = _leaving_defaults(adapter, key, case, arrays) or tried
     if tried.trajectory is None:
         return Probe(tried.failure, tried.reason)
     return Probe("ok", api=tried.trajectory.api, statements=tried.trajectory.statements)
+
+
+def _leaving_defaults(adapter, key, case, arrays):
+    """The run of ``case`` with the fewest sentinels put back to the optimizer's defaults that the framework
+    takes (each reset in turn until it runs, then each reset undone where it still runs); None if none."""
+    plain = probe_case(key.optimizer, {"penalty.kind": key.kind})
+    reset = {}
+    for field in forms.SENTINELS:
+        reset[field] = _get(plain, field)
+        (tried,) = attempt(adapter, [case.replace(reset)], arrays)
+        if tried.trajectory is not None:
+            break
+    else:
+        return None
+    for field in list(reset):
+        kept = {f: v for f, v in reset.items() if f != field}
+        (again,) = attempt(adapter, [case.replace(kept)], arrays)
+        if again.trajectory is not None:
+            reset, tried = kept, again
+    return tried
 
 
 def _probed_before(key, parts):

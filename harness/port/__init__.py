@@ -9,6 +9,7 @@ target's call probe written with the user's values and λ' = factor·lr^p·λ (`
 or why no setting trains alike. ``harness.port.check`` runs both as written.
 """
 
+import dataclasses
 from dataclasses import dataclass
 
 from harness import forms, verdict
@@ -28,12 +29,15 @@ def validated(reading):
     naming the first that is not."""
     values = {field: value for field, value in reading.values.items() if field != STEPS}
     try:
-        Case().replace({"optimizer.name": reading.key.optimizer, **values})
+        case = Case().replace({"optimizer.name": reading.key.optimizer, **values})
     except SpecError as error:
         raise UsageError(f"the code's {error}") from None
+    except OverflowError:
+        raise UsageError("the code holds a number too large for a float; allowed: numbers a float holds") from None
     if reading.values.get(STEPS, 1) < 1:
         raise UsageError(f"the code's schedule runs {reading.values[STEPS]} steps; allowed: at least 1")
-    return reading
+    typed = {field: getattr(getattr(case, field.split(".")[0]), field.split(".")[1]) for field in values}
+    return dataclasses.replace(reading, values=reading.values | typed)  # 0 as 0.0 where the field is a float
 
 
 @dataclass(frozen=True)
@@ -70,35 +74,61 @@ def port(reading, source_fingerprint, target_fingerprint):
     explained = probe.explained
     if growth := [form for form in explained.forms if form.multiplier < 0]:
         reason = (
-            f"its probe follows {growth[0].name}: each step adds λ·w to w, so every weight grows by ×(1 + λ) a "
-            f"step (×{1 + reading.strength:.6g} here) rather than decaying; no framework's decay does that"
+            f"its probe follows {growth[0].name}: each step adds λ·w to w, so every weight grows by ×(1 + λ) a step "
+            f"(×{1 + reading.strength:.10g} here) where a decay would shrink it; no setting of the target's decays so"
         )
         return Answer(reading, probe, target, verdict.Conversion(None, reason=reason))
     options = _options(target_fingerprint, key.optimizer, key.kind, explained.rule.decay_bias)
-    conversion = verdict.convert(
-        explained, {label: p.explained for label, (_, p) in options.items()}, conventions=False
-    )
+    if reading.strength == 0:  # no decay: any of the target's APIs at λ' = 0 trains alike
+        conversion = verdict.Conversion(next(iter(options), None), 1.0, reason="the target has no probed API")
+    else:
+        explanations = {label: p.explained for label, (_, p) in options.items()}
+        conversion = verdict.convert(explained, explanations, conventions=False)
     if conversion.kind is None:
         return Answer(reading, probe, target, conversion)
     found, rule = options[conversion.kind]
     strength = written_in.short(conversion.factor * reading.lr**conversion.lr_power * reading.strength)
     call = CallKey(*found, schedule=key.schedule)
-    if call._replace(schedule="constant") not in target_fingerprint.calls:
-        reason = f"{target} has no call probe of {api(found)} (probe it again)"
+    written = target_fingerprint.calls.get(call._replace(schedule="constant"))
+    if written is None or written.status != "ok":
+        why = "not probed (probe it again)" if written is None else written.outcome()
+        reason = f"{target}'s call probe of {key.optimizer} {api(found)}: {why}"
         return Answer(reading, probe, target, verdict.Conversion(None, reason=reason))
     values = reading.values | {"penalty.strength": strength}
     try:
         printed, bindings = written_in.lines(target_fingerprint, call, values, reading.names)
     except LookupError as error:
         return Answer(reading, probe, target, verdict.Conversion(None, reason=str(error)))
+    printed = [s for s in printed if s.kind != "penalty" or strength]  # λ' = 0: no penalty to write
     # the native loss's convention is the user's loss line, not the optimizer call's
     caveat = verdict.convention_gap(source_fingerprint, target_fingerprint, key.optimizer, skip=("loss",))
-    if not caveat and (apart := verdict.convert(explained, {conversion.kind: rule.explained})).kind is None:
+    if (
+        not caveat
+        and reading.strength
+        and (apart := verdict.convert(explained, {conversion.kind: rule.explained})).kind is None
+    ):
         caveat = apart.reason
+    caveat = caveat or _schedule_gap(source_fingerprint, target_fingerprint, key)
     unwritten = _unwritten(reading, target_fingerprint.calls[call._replace(schedule="constant")])
     return Answer(
         reading, probe, target, conversion, call, strength, tuple(printed), tuple(bindings), rule, unwritten, caveat
     )
+
+
+def _schedule_gap(source, target, key):
+    """How the two frameworks' schedules count steps apart (the first step reading η₀ or η₁), from the
+    schedule probes of ``key``'s optimizer; "" when they count alike or the code has no schedule."""
+    if key.schedule == "constant":
+        return ""
+    found = []
+    for fingerprint in (source, target):
+        offsets = {p.explained.rule.schedule_offset for k, p in fingerprint.schedules.items()
+                   if k.optimizer == key.optimizer and p.matched}  # fmt: skip
+        found.append(offsets)
+    if not all(len(offsets) == 1 for offsets in found) or found[0] == found[1]:
+        return ""
+    (mine,), (theirs,) = found
+    return f"a schedule's first step reads η{'₀₁'[mine]} in {source.backend}, η{'₀₁'[theirs]} in {target.backend}"
 
 
 def _options(fingerprint, optimizer, kind, decay_bias):
@@ -158,13 +188,20 @@ def _name(field):
 def _per_step(explained, lr, strength):
     """The decay per step (lr·λ_eff, or λ_eff where the lr does not multiply it) and its timescale τ."""
     form = explained.form
-    if form.placement not in PLACEMENTS or form.placement in ("lr_decay", "l1") or not strength:
+    if not strength:
+        return "λ = 0: no decay"
+    if form.placement not in PLACEMENTS or form.placement in ("lr_decay", "l1"):
         return "no decay per step to state"
     effective = form.multiplier * strength
     per_step = effective if form.placement in ("decoupled", "decoupled_multiplier") else lr * effective
     if per_step <= 0:
         return f"each step adds {-per_step:.3g}·w"
     return f"decays w by {per_step:.3g} of itself a step (τ = 1/{per_step:.3g} = {1 / per_step:.3g} steps)"
+
+
+def _sparing(name):
+    """Whether a name of the probe's statements stands for its sparing idiom (a parameter list, a mask, a filter)."""
+    return any(word in name for word in ("spared", "decayed", "mask", "lambda"))
 
 
 def describe(answer):
@@ -183,8 +220,11 @@ def describe(answer):
     )
     probe_names = [name for name in ("spared", "decayed", "mask") if any(name in s.text for s in answer.printed)]
     if answer.reading.key.decay_bias is False and probe_names:
-        users = [v for k, v in answer.reading.names.items() if k in ("spared", "mask")] + list(answer.reading.sparing)
-        lines.append(f"  # {', '.join(probe_names)}: the probe's; make them select what {' and '.join(users)} spares")
+        yours = [*answer.reading.sparing, *(v for k, v in answer.reading.names.items() if _sparing(k))]
+        lines.append(
+            f"  # {', '.join(probe_names)}: the probe model's; write yours, to spare what your code spares"
+            + (f" ({'; '.join(dict.fromkeys(yours))})" if yours else "")
+        )
     if answer.unwritten:
         lines.append(f"  # not written (the target's API has no such argument): {', '.join(answer.unwritten)}")
     if answer.caveat:

@@ -139,7 +139,8 @@ def _match(user, probe_statements, spared_heads):
         mine = next((u for u in free if u.head and u.head == parsed.head), None)
         if mine is None:
             match.distance += 1
-            match.why = match.why or f"it has no {parsed.head or 'penalty'} statement ({_short(parsed.text)})"
+            if parsed.kind != "penalty":  # code that writes no penalty into its loss has λ = 0 there
+                match.why = match.why or f"it has no {parsed.head} statement ({_short(parsed.text)})"
             continue
         free.remove(mine)
         if parsed.head in spared_heads and origin[id(mine)] not in match.sparing:
@@ -378,8 +379,7 @@ def _values(match):
                 continue  # a schedule in the lr's place
             if node is None:
                 number = forms.default_at(theirs, path)
-                if not _is_number(number):
-                    number = 0.0 if number is None and expression[1] == "penalty.strength" else number
+                number = 0.0 if number is None else number  # a default of None turns the feature off: no momentum, no λ
                 if not _is_number(number):
                     raise UsageError(
                         f"cannot tell the default of {_show(path)} in {theirs.head}(...) from its signature; give it"
@@ -454,12 +454,22 @@ def _spared_heads(fingerprint, key):
     framework's sparing idiom (``exclude_from_weight_decay``, ``setattr``)."""
     if key.decay_bias is not False:
         return set()
-    sibling = fingerprint.calls.get(key._replace(decay_bias=True))
-    if sibling is None or sibling.status != "ok":
+    sibling = sibling_of(fingerprint, key)
+    if sibling is None:
         return set()
     return {_parsed(s).head for s in _probe_statements(key, fingerprint)} - {
         _parsed(s).head for s in sibling.statements
     }
+
+
+def sibling_of(fingerprint, key):
+    """The call probe of ``key``'s API decaying the bias (of the API called the default way, where a
+    variant is probed sparing the bias only); None if there is none."""
+    for variant in dict.fromkeys((key.variant, "")):
+        found = fingerprint.calls.get(key._replace(decay_bias=True, variant=variant, schedule="constant"))
+        if found is not None and found.status == "ok":
+            return found
+    return None
 
 
 def _probe_statements(key, fingerprint):

@@ -13,6 +13,7 @@ import math
 from backends.contract import Statement
 from harness import forms
 from harness.fingerprint import CallKey
+from harness.port.source import sibling_of
 from harness.probes import SCHEDULED_CALL
 
 LR = forms.Expression(("value", "optimizer.lr"))
@@ -24,8 +25,8 @@ def lines(fingerprint, key, values, names):
     ``bindings`` are the probe's own statements that give the user's names their meaning on the
     probe's model, which ``--check`` runs first."""
     probe = fingerprint.calls[key._replace(schedule="constant")]
-    sibling = fingerprint.calls.get(key._replace(decay_bias=True, schedule="constant"))
-    sparing = set() if sibling is None or sibling.status != "ok" else {p.head for p in forms.parsed(sibling.statements)}
+    sibling = sibling_of(fingerprint, key)
+    sparing = set() if sibling is None else {p.head for p in forms.parsed(sibling.statements)}
     parsed = forms.parsed(probe.statements)
     chosen = _chosen(parsed, sparing)
     printed, bindings, lr_at = [], [], None
@@ -71,13 +72,28 @@ def _written(statement, slots, values, names, bindings):
     for path, node, replace in forms.arguments(written):
         if path in slots and all(field in values for field in slots[path][1:]):
             replace(ast.Constant(short(slots[path].of(values))))
-        elif isinstance(node, ast.List) and node.elts and all(_parameter(e) for e in node.elts):
-            bindings.append(Statement("code", f"params = {ast.unparse(node)}"))
-            replace(ast.Name("params"))
+    if statement.kind == "call":
+        written.tree = _Params(bindings).visit(written.tree)
     for node in ast.walk(written.tree):
         if isinstance(node, ast.Name) and node.id in names:
             node.id = names[node.id]
     return written
+
+
+class _Params(ast.NodeTransformer):
+    """Writes a call's list of the probe model's parameters as ``params``, the user's own, and keeps
+    ``params = [...]`` in ``bindings`` for --check."""
+
+    def __init__(self, bindings):
+        self.bindings = bindings
+
+    def visit_List(self, node):
+        if node.elts and all(_parameter(element) for element in node.elts):
+            binding = Statement("code", f"params = {ast.unparse(node)}")
+            if binding not in self.bindings:
+                self.bindings.append(binding)
+            return ast.Name("params")
+        return self.generic_visit(node)
 
 
 def _parameter(node):
@@ -110,13 +126,17 @@ def _scheduled(fingerprint, schedule, printed, lr_at, values):
     index, paths, signatures = lr_at
     target = forms.Parsed(printed[index].text, signatures, "call")
     _move_lr(anchor, moved, target, paths)
-    heads, notes = {s.head for s in before}, {s.text for s in before if s.kind == "note"}
-    new = [s for s in after if (s.kind == "call" and s.head not in heads) or (s.kind == "note" and s.text not in notes)]
+    heads, texts = {s.head for s in before}, {s.text for s in before}
+    new = [
+        s
+        for s in after
+        if (s.kind == "call" and s.head not in heads) or (s.kind in ("code", "note") and s.text not in texts)
+    ]
     position = after.index(moved)
 
     def written(statement):
-        if statement.kind == "note":
-            return Statement("note", statement.text)
+        if statement.kind in ("code", "note"):  # the schedule's own definitions, as the probe wrote them
+            return Statement(statement.kind, statement.text)
         slots = forms.slots(statement, forms.ALL_SENTINELS)
         return Statement(statement.kind, _written(statement, slots, values, {}, []).unparse(), statement.signatures)
 
