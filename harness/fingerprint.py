@@ -136,7 +136,8 @@ class Probe:
 
     @property
     def matched(self):
-        return self.status == "ok" and self.explained.matched
+        """An ok probe that a rule explains (a call probe, not explained, never is)."""
+        return self.status == "ok" and self.explained is not None and self.explained.matched
 
     def outcome(self):
         """One line: what the probe found (an unexplained probe's closest rule with its gap, and its account)."""

@@ -259,12 +259,13 @@ def _probe(adapter, key, case, parts):
 
 def _call_probe(adapter, key, case, parts):
     """The call probe of ``key``: the statements of its run, not explained (its numbers are chosen to be
-    told apart, not to show a rule). An API its penalty or schedule probe found unsupported is not
-    run again; a number the framework refuses (an RMSprop that takes no initial accumulator) is left
-    at its default, and so has no place in the statements."""
+    told apart, not to show a rule). An API its penalty or schedule probe found unsupported, or that
+    raised there, is not run again (the call probe is that probe's outcome); the numbers a framework
+    refuses (an RMSprop that takes no initial accumulator) are left at their defaults
+    (``_leaving_defaults``), and so have no place in the statements."""
     before = _probed_before(key, parts)
-    if before is not None and before.status == "unsupported":
-        return Probe("unsupported", before.reason)
+    if before is not None and before.status != "ok":  # unsupported, or raising: so would this run
+        return Probe(before.status, before.reason)
     arrays = probe_arrays(case)
     case = case.replace({"model.dtype": before.dtype}) if before is not None else case  # float32 where it ran so
     (tried,) = attempt(adapter, [case], arrays)

@@ -108,10 +108,10 @@ def convention_value(field, value):
 def scale(source, target):
     """k_source / k_target for the first place λ enters in both Explanations (their own rule or an
     equivalent one), so that the target at λ' = scale·λ follows the source at λ; None if they
-    share no place."""
+    share no place (a growth, k < 0, and a decay share none: λ' would be negative)."""
     for form in source.forms:
         for other in target.forms:
-            if form.placement == other.placement != NONE:
+            if form.placement == other.placement != NONE and form.multiplier * other.multiplier > 0:
                 return form.multiplier / other.multiplier
     return None
 
@@ -150,7 +150,7 @@ def scaling(source, target, scheduled=False):
     for form in source.forms:
         for other in target.forms:
             a, b = SCALINGS.get(form.placement), SCALINGS.get(other.placement)
-            if a and b and (not scheduled or a[1] == b[1]):
+            if a and b and (not scheduled or a[1] == b[1]) and form.multiplier * other.multiplier > 0:
                 return form.multiplier / other.multiplier, a[0] - b[0]
     return None
 
@@ -200,6 +200,8 @@ def verdict(probe, l2_probe, optimizer):
         return Verdict("unknown", reason=f"the probe cannot tell λ's multiplier ({forms} all fit)")
     if factor is not None:
         return Verdict("same") if factor == 1 else Verdict("convert", factor)
+    if api.form.multiplier < 0:
+        return Verdict("never", reason=f"λ grows the weights ({api.form.name})")
     why = {
         NONE: "λ has no effect",
         "decoupled": "λ is not multiplied by lr",

@@ -111,7 +111,8 @@ def test_a_framework_exception_is_stored_as_error_and_the_run_goes_on(tmp_path, 
 
 def test_a_framework_exception_in_a_probe_is_that_probes_error_and_the_others_run(tmp_path, use_adapters, capsys):
     """fake's l1_loss raises; the fingerprint has no l1 probe, so a raising adamw stands in: its
-    three penalty probes, its default probe, its two schedule probes and its three role probes raise."""
+    three penalty probes, its default probe, its two schedule probes and its three role probes raise,
+    and its three call probes, which are not run again, are theirs."""
     adapter = fake_backend.make()
     train = adapter.train
 
@@ -123,13 +124,14 @@ def test_a_framework_exception_in_a_probe_is_that_probes_error_and_the_others_ru
     adapter.train = exploding_adamw
     use_adapters(adapter)
     assert cli.main(["probe", "--backend", "torch", "--out", str(tmp_path)]) == 1
-    assert "9 probe(s) raised an error" in capsys.readouterr().err
+    assert "12 probe(s) raised an error" in capsys.readouterr().err
     found = fingerprint.Fingerprint.load(tmp_path / "semantics-torch.json")
     errors = {key for key, probe in found.probes if probe.status == "error"}
     penalties = {fingerprint.ProbeKey("adam", "adamw", bias) for bias in probes.BIAS_MODES}
     schedules = {fingerprint.ScheduleKey("adam", "adamw", schedule) for schedule in probes.SCHEDULE_PROBES}
     roles = {fingerprint.RoleKey("adam", "adamw", sparing) for sparing in probes.SPARINGS}
-    assert errors == penalties | {fingerprint.DefaultKey("adam", "adamw")} | schedules | roles
+    calls = {fingerprint.CallKey("adam", "adamw", bias) for bias in probes.BIAS_MODES}
+    assert errors == penalties | {fingerprint.DefaultKey("adam", "adamw")} | schedules | roles | calls
     assert (
         found.penalties[fingerprint.ProbeKey("adam", "adamw", False)].outcome()
         == "error: RuntimeError: framework exploded"

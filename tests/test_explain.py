@@ -97,8 +97,11 @@ def test_an_mlp_run_no_rule_explains_falls_back_to_the_whole_catalog(monkeypatch
     )
     found = explain.explain(MLP, arrays, Trajectory(w=w, b=run.b, statements=()))
     assert not found.matched
-    # the catalog, then (a framework API's run) its L1 rules: each rule once, the closest once more (its drift)
-    assert set(tried) == {rule for _, rule in [*explain.candidates(MLP), *explain.candidates(MLP, where=("l1",))]}
+    # the catalog, then (a framework API's run) its L1 rules and its growths: each rule once, the closest once
+    # more (its drift)
+    growths = explain.candidates(MLP, where=(explain.GROWTH[0],), multipliers=(explain.GROWTH[1],))
+    catalog = [*explain.candidates(MLP), *explain.candidates(MLP, where=("l1",)), *growths]
+    assert set(tried) == {rule for _, rule in catalog}
     assert len(tried) == len(set(tried)) + 1
 
 
