@@ -113,7 +113,11 @@ def train_code(case, arrays, statements):
             exec(penalty, scope)
         return scope["loss"]
 
-    optimizer, scheduler = namespace["optimizer"], namespace.get("scheduler")
+    optimizer = namespace["optimizer"]
+    # A Paddle LRScheduler is stepped by its user's loop: the one the statements name, or the one given
+    # in place of the optimizer's learning rate, which the optimizer keeps (optimizer.py: _learning_rate).
+    given = getattr(optimizer, "_learning_rate", None)
+    scheduler = namespace.get("scheduler", given if isinstance(given, paddle.optimizer.lr.LRScheduler) else None)
     return _trained(case, arrays, model, objective, optimizer, scheduler, tuple(statements))
 
 

@@ -65,15 +65,16 @@ def test_each_question_is_answered_and_trains_as_the_code_or_refused_with_its_re
 
 @in_the_port_env
 def test_a_translation_with_one_hyperparameter_changed_is_caught_by_the_check():
-    """torch's RMSprop at α = 0.99 (its default), ported to optax: the printed line trains alike; the same
-    line with decay=0.9 (the probe's value, what port printed before it read the source's defaults) parts."""
-    source, target = (Fingerprint.load(GOLDEN / f"{name}.json") for name in ("torch", "jax"))
-    reading = port.validated(port.read("torch.optim.RMSprop(model.parameters(), lr=0.01, weight_decay=1e-4)", source))
+    """torch's Adadelta at its own defaults (lr 1.0, ε 1e-6), ported to tf-keras: the printed lines train
+    alike; the same lines with epsilon=1.0 (the probe's value, what port printed before it read the
+    source's defaults) part."""
+    source, target = (Fingerprint.load(GOLDEN / f"{name}.json") for name in ("torch", "tensorflow-keras2"))
+    reading = port.validated(port.read("torch.optim.Adadelta(model.parameters(), weight_decay=1e-4)", source))
     answer = port.port(reading, source, target)
     case = check.case(reading)
     mine = check.train("torch", case, check.source_statements(reading, source))
     right = [*answer.bindings, *answer.printed]
-    wrong = [type(s)(s.kind, s.text.replace("decay=0.99", "decay=0.9")) for s in right]
+    wrong = [type(s)(s.kind, s.text.replace("epsilon=1e-06", "epsilon=1.0")) for s in right]
     assert wrong != right
-    assert check.compare(mine, check.train("jax", case, right)).parting is None
-    assert check.compare(mine, check.train("jax", case, wrong)).parting == 1
+    assert check.compare(mine, check.train("tensorflow-keras2", case, right)).parting is None
+    assert check.compare(mine, check.train("tensorflow-keras2", case, wrong)).parting == 1

@@ -20,6 +20,7 @@ from harness.fingerprint import CallKey, ProbeKey, api
 from harness.forms import STEPS
 from harness.port import target as written_in
 from harness.port.source import Reading, read
+from harness.probes import SCHEDULE_PROBES
 
 __all__ = ("Answer", "Reading", "describe", "port", "read", "reading", "validated")
 
@@ -117,13 +118,15 @@ def port(reading, source_fingerprint, target_fingerprint):
 
 def _schedule_gap(source, target, key):
     """How the two frameworks' schedules count steps apart (the first step reading η₀ or η₁), from the
-    schedule probes of ``key``'s optimizer; "" when they count alike or the code has no schedule."""
+    schedule probes of ``key``'s optimizer and schedule kind (a cosine's: its warmup probe's); "" when
+    they count alike or the code has no schedule."""
     if key.schedule == "constant":
         return ""
+    probed = key.schedule if key.schedule in SCHEDULE_PROBES else "warmup_cosine"  # a cosine, as its warmup probe's
     found = []
     for fingerprint in (source, target):
         offsets = {p.explained.rule.schedule_offset for k, p in fingerprint.schedules.items()
-                   if k.optimizer == key.optimizer and p.matched}  # fmt: skip
+                   if (k.optimizer, k.schedule) == (key.optimizer, probed) and p.matched}  # fmt: skip
         found.append(offsets)
     if not all(len(offsets) == 1 for offsets in found) or found[0] == found[1]:
         return ""
