@@ -158,6 +158,7 @@ def _interrupt(signum, frame):
 def _run(args):
     _known_backend(args.backend)
     loaded = _load_specs(args.spec)
+    files.writable(args.out, "--out")
     signal.signal(signal.SIGTERM, _interrupt)  # so a terminated run cleans up like Ctrl-C
     errors = 0
     for one in loaded:
@@ -335,6 +336,7 @@ def _report(args):
     loaded = _load_specs(args.spec)
     if not Path(args.results).is_dir():
         raise UsageError(f"--results {args.results}: no such directory; allowed: a directory that decaylens run wrote")
+    files.writable(args.out, "--out")
     for path in report.write(loaded, args.results, args.out):
         print(f"wrote {path}")
     return 0

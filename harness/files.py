@@ -30,27 +30,51 @@ def write_atomically(path, content):
         raise
 
 
-def read_text(path, what, limit):
-    """The UTF-8 text of the user's file ``path`` (``what`` it should be, e.g. "a TOML spec"),
-    at most ``limit`` bytes; UsageError in one line naming the file and the problem otherwise."""
+class Unreadable(ValueError):
+    """A file that cannot be read as what it should be; the message says why, in words."""
+
+
+def read_bounded(path, limit):
+    """The UTF-8 text of ``path``, a regular file of at most ``limit`` bytes (never a FIFO, a device or a
+    file that grows without end); Unreadable saying why not, naming the allowed."""
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
-        raise UsageError(f"{path}: no such file; allowed: {what}") from None
+        raise Unreadable("no such file") from None
     except OSError as error:
-        raise UsageError(f"{path}: cannot be read ({error.strerror}); allowed: {what}") from None
+        raise Unreadable(f"cannot be read ({error.strerror})") from None
     if not stat.S_ISREG(mode):
-        raise UsageError(f"{path}: not a regular file; allowed: {what}")
+        raise Unreadable("not a regular file")
     try:
         with open(path, "rb") as file:
             content = file.read(limit + 1)
     except OSError as error:
-        raise UsageError(f"{path}: cannot be read ({error.strerror}); allowed: {what}") from None
+        raise Unreadable(f"cannot be read ({error.strerror})") from None
     if len(content) > limit:
-        raise UsageError(f"{path}: larger than {limit} bytes; allowed: {what} of at most {limit} bytes")
+        raise Unreadable(f"larger than {limit} bytes")
     try:
         return content.decode("utf-8")
     except UnicodeDecodeError as error:
+        raise Unreadable(f"not UTF-8 text (byte {error.start} is 0x{content[error.start]:02x})") from None
+
+
+def read_text(path, what, limit):
+    """The UTF-8 text of the user's file ``path`` (``what`` it should be, e.g. "a TOML spec"),
+    at most ``limit`` bytes; UsageError in one line naming the file and the problem otherwise."""
+    try:
+        return read_bounded(path, limit)
+    except Unreadable as error:
+        size = f" of at most {limit} bytes" if str(error).startswith("larger") else ""
+        utf8 = " in UTF-8" if str(error).startswith("not UTF-8") else ""
+        raise UsageError(f"{path}: {error}; allowed: {what}{size}{utf8}") from None
+
+
+def writable(directory, option):
+    """UsageError in one line, before any work, where ``directory`` (an output, made if missing) cannot be
+    written: it, or its nearest existing parent, is not a writable directory."""
+    path = Path(directory)
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise UsageError(
-            f"{path}: not UTF-8 text (byte {error.start} is 0x{content[error.start]:02x}); allowed: {what} in UTF-8"
-        ) from None
+            f"{option} {directory}: {existing} is not a writable directory; allowed: a directory you can write"
+        )

@@ -10,6 +10,8 @@ from typing import NamedTuple
 from backends.contract import Statement
 from harness import explain, files, forms
 
+# The largest fingerprint read: today's are under 2 MB, their call probes' signatures most of it.
+FINGERPRINT_BYTES = 32 * 2**20
 RELEASES = "releases"  # the subdirectory of the fingerprints of other releases than the pinned ones
 
 
@@ -114,6 +116,9 @@ class CallKey(NamedTuple):
 def api(key):
     """A probe key's penalty kind, and its variant where it has one: ``adamw [eta_multiplier]``."""
     return f"{key.kind} [{key.variant}]" if key.variant else key.kind
+
+
+STATUSES = ("ok", "unsupported", "error")  # of a probe
 
 
 @dataclass(frozen=True)
@@ -244,19 +249,34 @@ class Fingerprint:
                 for part, key in KEYS.items()
             }
             top = [document[field] for field in ("backend", "versions", "command", "platform")]
-            return cls(*top, **parts, probes_sha256=document.get("probes_sha256", ""))
+            found = cls(*top, **parts, probes_sha256=document.get("probes_sha256", ""))
         except (KeyError, TypeError, AttributeError) as error:
             raise ValueError(f"malformed fingerprint document ({error!r})") from None
+        return found.check()
+
+    def check(self):
+        """This fingerprint, when its fields have their types and each probe is one of ``STATUSES``, an ok
+        one explained (or a call probe's statements); ValueError naming the first that is not."""
+        text = [self.backend, self.command, self.platform, self.probes_sha256]
+        if not all(isinstance(value, str) for value in text) or not isinstance(self.versions, dict):
+            raise ValueError("malformed fingerprint document (backend, versions, command or platform)")
+        for key, probe in self.probes:
+            if probe.status not in STATUSES or not isinstance(probe.reason, str):
+                raise ValueError(f"malformed probe {key.label}: status {probe.status!r}")
+            if probe.status == "ok" and probe.explained is None and not isinstance(key, CallKey):
+                raise ValueError(f"malformed probe {key.label}: ok, and no rule")
+        return self
 
     def save(self, path):
         files.write_atomically(path, self.to_json())
 
     @classmethod
     def load(cls, path):
-        """The fingerprint in ``path``; ValueError naming the file and what is wrong."""
+        """The fingerprint in ``path`` (a regular file of at most FINGERPRINT_BYTES); ValueError naming the
+        file and what is wrong."""
         try:
-            return cls.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
-        except (OSError, UnicodeDecodeError, ValueError) as error:
+            return cls.from_json(json.loads(files.read_bounded(path, FINGERPRINT_BYTES)))
+        except (ValueError, RecursionError) as error:
             raise ValueError(f"{path}: not a fingerprint document ({error})") from None
 
 

@@ -7,6 +7,8 @@ read through one migration per schema change (``_MIGRATIONS``), as asv reads its
 
 import dataclasses
 import json
+import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,6 +96,49 @@ class Result:
     def ok(self):
         return self.status == "ok"
 
+    def check(self):
+        """This result, when each field has its type and a trained run's trajectory has its case's shape,
+        finite: what a report may read; BadResult naming the first field that is not."""
+        if problem := self.case.problem():
+            raise BadResult(f"its case is one decaylens run refuses ({problem})")
+        _of("backend", self.backend, str)
+        _of("versions", self.versions, dict)
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in self.versions.items()):
+            raise BadResult("versions: not {package: version} text")
+        for name in ("reason", "note"):
+            _of(name, getattr(self, name), str)
+        for name in ("api", "traceback", "created", "platform"):
+            _of(name, getattr(self, name), str, none=True)
+        if self.seconds is not None and not _number(self.seconds, at_least=0):
+            raise BadResult(f"seconds = {self.seconds!r}: not a time")
+        if self.hyperparameter_dtype not in (None, "float32", "float64"):
+            raise BadResult(f"hyperparameter_dtype = {self.hyperparameter_dtype!r}: not a dtype")
+        parts = (self.steps, self.epochs, self.final)
+        if not self.trained:
+            if any(part is not None for part in parts):
+                raise BadResult(f"a {self.status} result holds a trajectory")
+            return self
+        if any(part is None for part in parts):
+            raise BadResult(f"an {self.status} result without its steps, epochs and final values")
+        case, exact = self.case, self.ok  # a diverged run is cut before its first non-finite step
+        _series("steps.w_norm", self.steps.w_norm, case.steps + 1, exact)
+        _series("steps.train_loss", self.steps.train_loss, len(self.steps.w_norm), True)
+        if self.steps.tensor_norms is not None:
+            _of("steps.tensor_norms", self.steps.tensor_norms, dict)
+            for name, norms in self.steps.tensor_norms.items():
+                _series(f"steps.tensor_norms.{name}", norms, len(self.steps.w_norm), True)
+        _series("epochs.test_loss", self.epochs.test_loss, case.train.epochs + 1, exact)
+        if self.epochs.valid_loss is not None:
+            _series("epochs.valid_loss", self.epochs.valid_loss, len(self.epochs.test_loss), True)
+        biases = sum(layer.fan_out for layer in case.layers)
+        _series("final.w", self.final.w, case.parameters - biases, True)
+        if case.model.kind == "linear":
+            _series("final.b", [self.final.b], 1, True)
+        else:
+            _series("final.b", self.final.b, biases, True)
+        _series("final values", [self.final.w_norm, self.final.train_loss, self.final.test_loss], 3, True)
+        return self
+
     def to_json(self):
         document = {"schema_version": SCHEMA_VERSION, "case_id": self.case_id}
         for field in dataclasses.fields(self):
@@ -135,6 +180,24 @@ class Result:
         return cls(**values)
 
 
+def _of(name, value, kind, none=False):
+    if not (isinstance(value, kind) or none and value is None):
+        raise BadResult(f"{name} = {str(value)[:40]!r}: not {kind.__name__}")
+
+
+def _number(value, at_least=None):
+    finite = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return finite and (at_least is None or value >= at_least)
+
+
+def _series(name, values, length, exact):
+    """BadResult unless ``values`` is a list of finite numbers, ``length`` of them (``exact``) or 1 to ``length``."""
+    if not isinstance(values, list) or not all(_number(v) for v in values):
+        raise BadResult(f"{name}: not a list of finite numbers")
+    if len(values) != length if exact else not 1 <= len(values) <= length:
+        raise BadResult(f"{name}: {len(values)} values, where its case has {length}")
+
+
 def _update_to_2(document):
     """Schema 2 added ``explained`` (the rule of an ok run); a schema 1 result has none."""
     return document | {"schema_version": 2, "explained": document.get("explained")}
@@ -168,14 +231,19 @@ def write(path, result):
     files.write_atomically(path, result.to_json())
 
 
+# The largest results file read: a run's per-step norms and final weights take a few MB at the bounds a
+# case is held to (harness.case.MAX_ARRAY_VALUES caps the trajectory, not what a file may claim).
+RESULT_BYTES = 64 * 2**20
+
+
 def read(path):
-    """The Result in ``path``; BadResult naming the file and what is wrong with it."""
+    """The Result in ``path``, checked (``Result.check``); BadResult naming the file and what is wrong."""
     try:
-        document = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        document = json.loads(files.read_bounded(path, RESULT_BYTES))
+    except (files.Unreadable, json.JSONDecodeError, RecursionError) as error:
         raise BadResult(f"{path}: unreadable ({error})") from None
     try:
-        return Result.from_json(document)
+        return Result.from_json(document).check()
     except BadResult as error:
         raise BadResult(f"{path}: {error}") from None
 
@@ -196,6 +264,10 @@ def scan(results):
     file skipped: unreadable, of an unknown schema, malformed, or misnamed (its backend and
     case do not hash to its directory and file name)."""
     found, problems = {}, []
+    backends_ = sorted(p for p in Path(results).iterdir() if p.is_dir()) if Path(results).is_dir() else []
+    for directory in (p for p in backends_ if p.name != RELEASES):
+        if not os.access(directory, os.R_OK | os.X_OK):
+            problems.append(f"{directory}: cannot be read (its results are not in this report); skipped")
     for path in sorted(Path(results).glob("*/*.json")):
         if path.parent.name == RELEASES:  # fingerprints of the release matrix, not results
             continue

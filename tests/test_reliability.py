@@ -158,3 +158,100 @@ def test_a_diverging_case_is_stored_with_its_step_and_the_others_still_run(tmp_p
     step = len(diverged.steps.train_loss)
     assert diverged.status == "diverged" and diverged.reason.endswith(f"at step {step}")
     assert all(map(math.isfinite, diverged.steps.train_loss)) and 1 < step < 200
+
+
+@pytest.fixture
+def two_results(tmp_path, fake_torch):
+    """A results directory with the SPEC's six torch results; (spec file, results, their files)."""
+    (tmp_path / "s.toml").write_text(SPEC)
+    cli.main(["run", "--backend", "torch", "--spec", str(tmp_path / "s.toml"), "--out", str(tmp_path / "r")])
+    return str(tmp_path / "s.toml"), tmp_path / "r", sorted((tmp_path / "r" / "torch").glob("*.json"))
+
+
+def _edit(path, change):
+    document = json.loads(path.read_text())
+    change(document)
+    path.write_text(json.dumps(document))
+
+
+# Corruptions of an ok result that must never become a finding (issue: a corrupted file): each changes one
+# field of a valid file; the report skips and names the file, and no table reads it.
+CORRUPTIONS = {
+    "w_norm cut short": lambda d: d["steps"].update(w_norm=d["steps"]["w_norm"][:10]),
+    "w_norm emptied": lambda d: d["steps"].update(w_norm=[]),
+    "w_norm NaN": lambda d: d["steps"]["w_norm"].__setitem__(3, float("nan")),
+    "w_norm Infinity": lambda d: d["steps"]["w_norm"].__setitem__(3, float("inf")),
+    "final.w_norm a string": lambda d: d["final"].update(w_norm="1.0"),
+    "steps null": lambda d: d.update(steps=None),
+    "created a number": lambda d: d.update(created=7),
+    "versions a string": lambda d: d.update(versions="1.0"),
+    "final.w too short": lambda d: d["final"].update(w=d["final"]["w"][:1]),
+    "a case run refuses": lambda d: d["case"]["data"].update(dim=10**6),
+}
+
+
+@pytest.mark.parametrize("corruption", list(CORRUPTIONS))
+def test_a_corrupted_result_is_skipped_and_named_never_a_finding(two_results, corruption):
+    spec_file, results, files = two_results
+    _edit(files[0], CORRUPTIONS[corruption])
+    if corruption == "a case run refuses":  # named by its own case's hash, as a forger would
+        record = json.loads(files[0].read_text())
+        renamed = files[0].with_name(f"{store.Result.from_json(record).case_id}.json")
+        files[0].rename(renamed)
+        files = [renamed, *files[1:]]
+    found, problems = store.scan(results)
+    assert len(found) == 5 and len(problems) == 1 and files[0].name in problems[0], problems
+    text = markdown(spec_file, results)
+    assert text.count("| torch | missing |") == 1 and files[0].name in text.split("## Skipped files")[1]
+
+
+def test_a_fifo_or_a_device_named_like_a_result_or_fingerprint_is_skipped_not_read(two_results, tmp_path):
+    spec_file, results, _ = two_results
+    os.mkfifo(results / "torch" / ("f" * 16 + ".json"))
+    os.mkfifo(results / "semantics-torch.json")
+    (results / "torch" / ("0" * 16 + ".json")).symlink_to("/dev/zero")
+    started = time.monotonic()
+    text = markdown(spec_file, results)
+    assert time.monotonic() - started < 60
+    skipped = text.split("## Skipped files")[1]
+    assert skipped.count("not a regular file") == 3, skipped
+
+
+def test_a_fingerprint_in_the_wrong_place_is_skipped(two_results):
+    spec_file, results, _ = two_results
+    golden = TESTS / "golden"
+    (results / "semantics-nosuch.json").write_text((golden / "jax.json").read_text())
+    (results / "semantics-torch.json").write_text((golden / "jax.json").read_text())
+    text = markdown(spec_file, results)
+    assert text.split("## Skipped files")[1].count("not what its name says") == 2
+
+
+def test_an_unreadable_backend_directory_is_named_not_taken_for_no_results(two_results, monkeypatch):
+    """A directory its reader may not list (root lists every one, so the permission is taken away in
+    os.access, which the scan asks)."""
+    spec_file, results, _ = two_results
+    (results / "jax").mkdir()
+    access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path).name != "jax" and access(path, mode))
+    assert "jax: cannot be read" in markdown(spec_file, results)
+
+
+def test_a_report_that_fails_leaves_the_one_before_whole(two_results, tmp_path, monkeypatch):
+    spec_file, results, _ = two_results
+    out = tmp_path / "reports"
+    assert cli.main(["report", "--spec", spec_file, "--results", str(results), "--out", str(out)]) == 0
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    monkeypatch.setattr(document, "page", lambda *a: 1 / 0)  # fails after the figures and REPORT.md are made
+    with pytest.raises(ZeroDivisionError):
+        cli.main(["report", "--spec", spec_file, "--results", str(results), "--out", str(out)])
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_an_output_that_cannot_be_written_is_one_line_and_exit_2_before_any_work(two_results, tmp_path, capsys):
+    spec_file, results, _ = two_results
+    (tmp_path / "file").write_text("")
+    run = ["run", "--backend", "torch", "--spec", spec_file]
+    for command in (["report", "--spec", spec_file, "--results", str(results)], run):
+        assert cli.main([*command, "--out", str(tmp_path / "file" / "reports")]) == 2
+        err = capsys.readouterr().err
+        assert "is not a writable directory" in err and err.count("\n") == 1

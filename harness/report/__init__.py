@@ -11,6 +11,8 @@ listed and skipped.
 """
 
 import json
+import shutil
+import tempfile
 from pathlib import Path
 
 from harness import document, figures, files
@@ -102,31 +104,47 @@ def _point_keys(spec_runs):
 
 def write(specs, results, out):
     """Write ``out/REPORT.md`` with its figures in ``out/figures/``, and ``out/index.html``;
-    return the two reports' paths. Figures are drawn where matplotlib is installed; a figure whose
-    data and matplotlib are those the report there last drew it from (``figures.digest``, kept in
-    ``out/figures/digests.json``) is read back instead."""
+    return the two reports' paths. The report is made whole in a directory inside ``out`` and then
+    moved into place, so that a report that fails leaves the one before as it was. Figures are drawn
+    where matplotlib is installed; a figure whose data and matplotlib are those the report there last
+    drew it from (``figures.digest``, kept in ``out/figures/digests.json``) is read back instead."""
     report = blocks(specs, results)
-    directory = Path(out, "figures")
-    shown = [block for block in report if isinstance(block, Figure)] if figures.available() else []
+    out = Path(out)
+    before, shown = out / "figures", [block for block in report if isinstance(block, Figure)]
+    shown = shown if figures.available() else []
     digests = {figure.name: figures.digest(figure) for figure in shown}
-    before = _digests(directory)
+    drawn_before = _digests(before)
     drawn = {
-        figure.name: (directory / f"{figure.name}.svg").read_text(encoding="utf-8")
-        if before.get(figure.name) == digests[figure.name] and (directory / f"{figure.name}.svg").is_file()
+        figure.name: (before / f"{figure.name}.svg").read_text(encoding="utf-8")
+        if drawn_before.get(figure.name) == digests[figure.name] and (before / f"{figure.name}.svg").is_file()
         else figures.svg(figure)
         for figure in shown
     }
-    for stale in directory.glob("*.svg"):  # from an earlier report
-        if stale.stem not in drawn:
-            stale.unlink()
-    for name, svg in drawn.items():
-        files.write_atomically(directory / f"{name}.svg", svg)
-    if digests:
-        files.write_atomically(directory / "digests.json", json.dumps(digests, indent=1) + "\n")
-    paths = [f"{out}/REPORT.md", f"{out}/index.html"]
-    files.write_atomically(paths[0], document.markdown(report, drawn))
-    files.write_atomically(paths[1], document.page(report, drawn, "decaylens report"))
-    return paths
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out, prefix=".report-"))
+    try:
+        for name, svg in drawn.items():
+            files.write_atomically(staging / "figures" / f"{name}.svg", svg)
+        if digests:
+            files.write_atomically(staging / "figures" / "digests.json", json.dumps(digests, indent=1) + "\n")
+        files.write_atomically(staging / "REPORT.md", document.markdown(report, drawn))
+        files.write_atomically(staging / "index.html", document.page(report, drawn, "decaylens report"))
+        _put(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return [f"{out}/REPORT.md", f"{out}/index.html"]
+
+
+def _put(staging, out):
+    """Move the report made in ``staging`` into ``out``: its figures directory in place of the earlier one,
+    then REPORT.md and index.html, each by one rename (nothing else of ``out`` is touched)."""
+    figures_dir, old = out / "figures", staging / "figures-before"
+    if figures_dir.exists():
+        figures_dir.rename(old)
+    (staging / "figures").mkdir(exist_ok=True)
+    (staging / "figures").rename(figures_dir)
+    for name in ("REPORT.md", "index.html"):
+        (staging / name).replace(out / name)
 
 
 def _digests(directory):

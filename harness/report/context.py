@@ -114,9 +114,17 @@ def _fingerprints(directory, problems):
     found = []
     for path in sorted(directory.glob("semantics-*.json")):
         try:
-            found.append(Fingerprint.load(path))
+            fingerprint = Fingerprint.load(path)
         except ValueError as error:
             problems.append(f"{error}; skipped")
+            continue
+        named = path.stem.removeprefix("semantics-").partition("@")[0]
+        if fingerprint.backend not in backends.NAMES or fingerprint.backend != named:
+            problems.append(
+                f"{path}: holds the fingerprint of {fingerprint.backend!r}, not what its name says; skipped"
+            )
+        else:
+            found.append(fingerprint)
     order = {name: i for i, name in enumerate(backends.NAMES)}
     return sorted(found, key=lambda f: order.get(f.backend, len(order)))
 
