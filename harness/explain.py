@@ -23,6 +23,9 @@ import numpy as np
 from harness import diff, oracle
 
 MULTIPLIERS = (0.5, 1.0, 2.0)
+# The float64 values of the trajectories of the rules simulated at once (2 GiB): a wide MLP's catalog is
+# simulated a few rules at a time, where a small model's is simulated whole, in one pass.
+SIMULATED_VALUES = 2**28
 # Tried only where no rule of the catalog explains a framework API's run: a "decay" that adds k·λ·w to
 # the parameters instead of taking it (decoupled ×−1: w ← w·(1 + λ) − step, an optax
 # add_decayed_weights chained after the lr scaling, whose output the update adds).
@@ -277,10 +280,12 @@ def _explain(case, arrays, trajectory, strength, where, worst, multipliers=MULTI
     def judge(rules):
         """Try the rules not tried yet: (the first of ``rules`` that matches, else the closest; it matches)."""
         new = [rule for rule in dict.fromkeys(rules) if rule not in worst]  # at λ = 0 most rules are one
-        if new:
+        at_once = max(1, SIMULATED_VALUES // ((case.steps + 1) * case.parameters))
+        for start in range(0, len(new), at_once):
+            some = new[start : start + at_once]
             with np.errstate(all="ignore"):
-                gaps = diff.relative_gaps(run, oracle.simulate_rules(new, case, arrays, along=run))
-            worst.update(zip(new, np.where(np.isfinite(gaps).all(axis=-1), gaps.max(axis=-1), np.inf).tolist()))
+                gaps = diff.relative_gaps(run, oracle.simulate_rules(some, case, arrays, along=run))
+            worst.update(zip(some, np.where(np.isfinite(gaps).all(axis=-1), gaps.max(axis=-1), np.inf).tolist()))
         best = next((rule for rule in rules if worst[rule] <= tolerance), None)
         return (best, True) if best is not None else (min(rules, key=worst.get), False)
 

@@ -4,6 +4,7 @@ import datetime
 import platform
 import sys
 import time
+import traceback
 
 import backends
 from harness import data, explain, metrics, store
@@ -77,8 +78,15 @@ def train_cases(backend, adapter, cases, stamp, results):
         if tried.trajectory is None:
             found.append(store.Result(status=tried.failure, **fields))
             continue
-        evaluation = metrics.evaluate(case, arrays, tried.trajectory)
-        explained = explain.explain(case, arrays, tried.trajectory) if evaluation.status == "ok" else None
+        try:
+            evaluation = metrics.evaluate(case, arrays, tried.trajectory)
+            explained = explain.explain(case, arrays, tried.trajectory) if evaluation.status == "ok" else None
+        except Exception as error:  # the harness's own failure on this case (out of memory, say) ends it alone
+            reason = "the harness failed: " + traceback.format_exception_only(error)[-1].strip()
+            found.append(
+                store.Result(status="error", **fields | {"reason": reason, "traceback": traceback.format_exc()})
+            )
+            continue
         note = own_behaviour(adapter, case) if explained and not explained.matched else ""
         found.append(
             store.Result(

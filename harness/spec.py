@@ -70,6 +70,8 @@ def parse(text, name="spec", source="<spec>"):
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise SpecError(f"{source}: not valid TOML: {error}") from None
+    except RecursionError:  # tomllib parses nested arrays and tables by recursion
+        raise SpecError(f"{source}: not valid TOML: nested deeper than Python's parser goes") from None
     return from_document(document, name, source)
 
 

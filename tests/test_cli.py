@@ -183,6 +183,12 @@ def test_bad_spec_exits_2_with_one_line_and_writes_nothing(tmp_path, spec_text, 
     assert (tmp_path / "results" / "torch" / "kept.json").read_text() == "earlier result"
 
 
+def test_a_spec_nested_past_the_parser_is_not_valid_toml_in_one_line(tmp_path):
+    (tmp_path / "deep.toml").write_text("a = " + "[" * 5000 + "]" * 5000 + "\n")  # 10 KB
+    done = decaylens("validate", "deep.toml", cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "not valid TOML: nested deeper" in done.stderr
+
+
 def test_unknown_backend_lists_the_known_ones(tmp_path):
     done = decaylens("run", "--backend", "keras", cwd=tmp_path)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1

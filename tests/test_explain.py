@@ -113,3 +113,11 @@ def test_a_role_whose_decay_the_run_cannot_tell_is_unseen_not_chosen():
     found = explain.explain(lamb, *run_of(rule, lamb))
     assert found.matched and found.unseen == ("output_bias",), found
     assert "output weight not decayed, output bias decay not seen" in str(found)
+
+
+def test_a_catalog_simulated_a_few_rules_at_a_time_finds_what_it_finds_whole(monkeypatch):
+    """A wide MLP's catalog is simulated in pieces (``SIMULATED_VALUES``); the pieces judge as the whole."""
+    arrays, run = run_of(oracle.Rule(decoupled_lr=0.5, decay_bias=True), MLP)
+    whole = explain.explain(MLP, arrays, run)
+    monkeypatch.setattr(explain, "SIMULATED_VALUES", (MLP.steps + 1) * MLP.parameters * 3)  # three rules at once
+    assert explain.explain(MLP, arrays, run) == whole and whole.matched

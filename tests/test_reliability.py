@@ -16,7 +16,7 @@ from pathlib import Path
 import fake_backend
 import pytest
 
-from harness import cli, document, report, spec, store
+from harness import cli, document, explain, report, spec, store
 
 TESTS = Path(__file__).parent
 SPEC = (
@@ -255,3 +255,21 @@ def test_an_output_that_cannot_be_written_is_one_line_and_exit_2_before_any_work
         assert cli.main([*command, "--out", str(tmp_path / "file" / "reports")]) == 2
         err = capsys.readouterr().err
         assert "is not a writable directory" in err and err.count("\n") == 1
+
+
+def test_a_case_the_harness_fails_on_is_stored_as_error_and_the_run_goes_on(tmp_path, fake_torch, monkeypatch):
+    """Out of memory in the explanation (a spec within every bound, a wide MLP) ends that case alone."""
+    (tmp_path / "s.toml").write_text(SPEC)
+    real = explain.explain
+
+    def explaining(case, *args, **kwargs):
+        if case.optimizer.lr == 0.003:
+            raise MemoryError
+        return real(case, *args, **kwargs)
+
+    monkeypatch.setattr(explain, "explain", explaining)
+    assert cli.main(["run", "--backend", "torch", "--spec", str(tmp_path / "s.toml"), "--out", str(tmp_path)]) == 1
+    results = {r.case.optimizer.lr: r for r in map(store.read, (tmp_path / "torch").glob("*.json"))}
+    assert len(results) == 6 and results[0.003].status == "error"
+    assert results[0.003].reason == "the harness failed: MemoryError" and "MemoryError" in results[0.003].traceback
+    assert all(r.status == "ok" for lr, r in results.items() if lr != 0.003)
