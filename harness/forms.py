@@ -16,6 +16,7 @@ order of ``optax.chain``'s parts does not change a path.
 import ast
 import itertools
 import math
+import warnings
 
 from harness.errors import UsageError
 
@@ -116,7 +117,9 @@ class Parsed:
         self.text, self.kind = text, kind
         self.signatures = dict(signatures or {})
         try:
-            self.tree = ast.parse(text if kind != "note" else "")  # prose: no code
+            with warnings.catch_warnings():  # a user's odd string ("\(") is read, not warned about
+                warnings.simplefilter("ignore")
+                self.tree = ast.parse(text if kind != "note" else "")  # prose: no code
         except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
             raise UsageError(f"cannot parse {_short(text)} as Python ({type(error).__name__}: {error})") from None
         call = outermost(self.tree)

@@ -13,6 +13,7 @@ read for the λ and lr of each group, the ones with λ = 0 being the spared para
 
 import ast
 import math
+import warnings
 from dataclasses import dataclass
 
 from backends.contract import Statement
@@ -61,7 +62,9 @@ def parse(text):
     if len(text) > MAX_TEXT:
         raise UsageError(f"the code is {len(text)} characters; allowed: at most {MAX_TEXT} (paste the optimizer part)")
     try:
-        tree = ast.parse(text.strip())
+        with warnings.catch_warnings():  # a user's odd string ("\(") is read, not warned about
+            warnings.simplefilter("ignore")
+            tree = ast.parse(text.strip())
         found = [
             forms.Parsed(ast.unparse(node)) for node in tree.body if not isinstance(node, ast.Import | ast.ImportFrom)
         ]
@@ -77,13 +80,10 @@ def read(text, fingerprint):
     """The Reading of the user's ``text`` among ``fingerprint``'s call probes; UsageError naming what
     port cannot read, and what it can."""
     statements = parse(text)
-    schedules = _schedule_probes(fingerprint)
+    wanted, schedules = _catalog(fingerprint)
     scheduled = [s for s in statements if s.head in schedules]
     rest = [s for s in statements if s not in scheduled]
-    tried = []
-    for key, probe in fingerprint.calls.items():
-        if probe.status == "ok" and key.schedule == "constant":
-            tried.append((_match(rest, probe.statements, _spared_heads(fingerprint, key)), key, probe))
+    tried = [(_match(rest, statements_of), key, probe) for key, probe, statements_of in wanted]
     if not tried:
         raise UsageError(
             f"the {fingerprint.backend} fingerprint has no call probes; make it again with decaylens probe"
@@ -100,6 +100,10 @@ def read(text, fingerprint):
         raise UsageError(f"cannot read the code as {fingerprint.backend}'s {key.optimizer} {key.kind}: {match.why}")
     values, defaulted = _values(match)
     schedule = _schedule(match, scheduled, schedules, values, defaulted)
+    if "optimizer.lr" not in values:
+        raise UsageError(
+            f"cannot read the lr of the code as {fingerprint.backend}'s {key.optimizer}; give it as a number"
+        )
     if schedule is not None:
         key = key._replace(schedule=schedule)
     return Reading(
@@ -125,17 +129,37 @@ class _Match:
     sparing: list
 
 
-def _match(user, probe_statements, spared_heads):
-    """How the user's statements compare with a call probe's statements (``_Match``)."""
-    wanted = [p for p in forms.parsed(probe_statements) if p.kind in ("call", "penalty")]
-    wanted = [(p, slots) for p in wanted if (slots := forms.slots(p, forms.ALL_SENTINELS)) or p.head in spared_heads]
+_CATALOGS = {}  # id(fingerprint) -> (fingerprint, its _catalog): a fingerprint's call probes are parsed once
+
+
+def _catalog(fingerprint):
+    """([(key, probe, its wanted statements)] of the fingerprint's ok call probes without a schedule, the
+    statements that carry a value or spare parameters each as (Parsed, its slots, whether it spares);
+    ``_schedule_probes``), made once per fingerprint."""
+    if id(fingerprint) not in _CATALOGS or _CATALOGS[id(fingerprint)][0] is not fingerprint:
+        wanted = []
+        for key, probe in fingerprint.calls.items():
+            if probe.status == "ok" and key.schedule == "constant":
+                spared = _spared_heads(fingerprint, key)
+                parsed = [p for p in forms.parsed(probe.statements) if p.kind in ("call", "penalty")]
+                found = [(p, slots, p.head in spared) for p in parsed
+                         if (slots := forms.slots(p, forms.ALL_SENTINELS)) or p.head in spared]  # fmt: skip
+                wanted.append((key, probe, found))
+        if len(_CATALOGS) > 16:  # a process reads a few fingerprints; tests, many
+            _CATALOGS.clear()
+        _CATALOGS[id(fingerprint)] = (fingerprint, (wanted, _schedule_probes(fingerprint)))
+    return _CATALOGS[id(fingerprint)][1]
+
+
+def _match(user, wanted):
+    """How the user's statements compare with a call probe's ``wanted`` statements (``_catalog``)."""
     match = _Match([], 0, "", [], {}, (), [], [])
     free, origin = [], {}  # the user's statements, a chain split in two; the user's text of each
     for statement in user:
         for part in _unchained(statement):
             free.append(part)
             origin[id(part)] = statement.text
-    for parsed, slots in wanted:
+    for parsed, slots, sparing in wanted:
         mine = next((u for u in free if u.head and u.head == parsed.head), None)
         if mine is None:
             match.distance += 1
@@ -143,7 +167,7 @@ def _match(user, probe_statements, spared_heads):
                 match.why = match.why or f"it has no {parsed.head} statement ({_short(parsed.text)})"
             continue
         free.remove(mine)
-        if parsed.head in spared_heads and origin[id(mine)] not in match.sparing:
+        if sparing and origin[id(mine)] not in match.sparing:
             match.sparing.append(origin[id(mine)])
         mine = forms.Parsed(mine.text, parsed.signatures)
         match.pairs.append((mine, parsed, slots))
@@ -329,8 +353,8 @@ def _canonical(parsed, groups, slots, match):
     given = [(lr, next(iter(rates))), (strength, λ if decaying else None)]
     text += "".join(f", {k}={_text(v)}" for k, v in given if k and v is not None)
     text += "".join(f", {k}={ast.unparse(v.value)}" for k, v in extra.items())
-    if call.args and not isinstance(call.args[0], ast.List):
-        raise UsageError("the parameter groups must be the first argument or params=/parameters=")
+    if call.args and not isinstance(call.args[0], ast.List) or len(call.args) > 1:
+        raise UsageError("beside parameter groups, port reads the lr and the rest by keyword (lr=1e-3, ...)")
     return forms.Parsed(_assigned(parsed, text + ")"), parsed.signatures)
 
 
