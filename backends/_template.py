@@ -12,10 +12,8 @@ adapter: the same exports in the same order, the same helpers, the recorder last
 from backends._calls import Calls
 from backends.contract import Trajectory, Unsupported  # noqa: F401 (Trajectory: what train returns)
 
-# contract.EXPORTS
-__all__ = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "VARIANTS", "versions", "train", "train_sweep", "train_code")
-
-SWEEPABLE = ()  # one case per call; list keys such as "optimizer.lr" only if one call can vary them
+SWEEPABLE = ()  # one case per call; list keys such as "optimizer.lr" only if one call can vary them (and define
+# train_sweep(cases, arrays) after train: the trajectories of cases that differ only there, in one call)
 RATIO_TARGET = 10.0
 OWN_BEHAVIOURS = {}
 VARIANTS = {}
@@ -38,11 +36,6 @@ def train(case, arrays):
         f"train {model}, {loss_fn} + {penalty} with {optimizer} (lr by {schedule}) over arrays.batch_order(), "
         f"keeping the weights after every step, and return Trajectory(w, b, statements={calls.statements!r})"
     )
-
-
-def train_sweep(cases, arrays):
-    """One ``train`` call per case: SWEEPABLE is empty."""
-    return [train(case, arrays) for case in cases]
 
 
 def train_code(case, arrays, statements):

@@ -1,8 +1,9 @@
 """The adapter contract: what every ``backends/<framework>.py`` exports and hands back.
 
-An adapter module exports ``EXPORTS``, defined in this order (``tests/test_adapter_contract.py``
-reads each module's source, importing no framework, and checks it; ``backends/_template.py``
-is the checked starting point for a new framework):
+An adapter module defines ``EXPORTS`` in this order, ``train_sweep`` only where ``SWEEPABLE`` names
+keys (``SWEEPING``), and no other public function (``tests/test_adapter_contract.py`` reads each
+module's source, importing no framework, and checks it; ``backends/_template.py`` is the checked
+starting point for a new framework):
 
     SWEEPABLE      the dotted case keys in which the cases of one ``train_sweep`` call may
                    differ (empty: one case per call); never a key the arrays depend on
@@ -15,7 +16,7 @@ is the checked starting point for a new framework):
                    framework's users call that API (``penalty.variant``), each probed on its own
     versions()                  -> dict[str, str]    the framework's package versions
     train(case, arrays)         -> Trajectory        parameters before and after every step
-    train_sweep(cases, arrays)  -> list[Trajectory]  one per case, in order
+    train_sweep(cases, arrays)  -> list[Trajectory]  one per case, in order (where SWEEPABLE is not empty)
     train_code(case, arrays, statements) -> Trajectory
                                 the case's model (its initial weights from ``arrays``) and loss,
                    trained by what ``statements`` (``Statement``s a user wrote, e.g. the lines
@@ -45,6 +46,7 @@ import numpy as np
 EXPORTS = (
     "SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "VARIANTS", "versions", "train", "train_sweep", "train_code",
 )  # fmt: skip
+SWEEPING = ("train_sweep",)  # the exports an adapter defines only when its SWEEPABLE is not empty
 HELPERS = ("_model", "_loss", "_penalty", "_optimizer", "_schedule")
 
 
@@ -93,7 +95,7 @@ class Unsupported(Exception):
 
 
 class Adapter(Protocol):
-    """The shape of an adapter module (``EXPORTS``)."""
+    """The shape of an adapter module (``EXPORTS``; ``SweepingAdapter`` where SWEEPABLE is not empty)."""
 
     SWEEPABLE: tuple[str, ...]
     RATIO_TARGET: float
@@ -104,6 +106,10 @@ class Adapter(Protocol):
 
     def train(self, case, arrays) -> Trajectory: ...
 
-    def train_sweep(self, cases, arrays) -> list[Trajectory]: ...
-
     def train_code(self, case, arrays, statements) -> Trajectory: ...
+
+
+class SweepingAdapter(Adapter, Protocol):
+    """An adapter whose one call trains cases that differ in its SWEEPABLE keys."""
+
+    def train_sweep(self, cases, arrays) -> list[Trajectory]: ...

@@ -19,11 +19,9 @@ import mlx.optimizers as optim
 import numpy as np
 from mlx.utils import tree_flatten
 
+from backends import _code, _layout
 from backends._calls import Calls
 from backends.contract import Trajectory, Unsupported
-
-# contract.EXPORTS
-__all__ = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "VARIANTS", "versions", "train", "train_sweep", "train_code")
 
 SWEEPABLE = ()  # one case per call
 RATIO_TARGET = 10.0
@@ -62,8 +60,9 @@ def train(case, arrays):
     calls = Calls(**_ROOTS)
     model = _model(case, arrays, calls)
     loss_fn = _loss(case, calls)
-    penalty = _penalty(case, _paths(case), calls)
-    optimizer = _optimizer(case, _paths(case), calls)
+    paths = _layout.roles(case, _paths(case))
+    penalty = _penalty(case, paths, calls)
+    optimizer = _optimizer(case, paths, calls)
 
     def total(model, x, y):
         loss = loss_fn(model(x), y)
@@ -77,11 +76,6 @@ def train(case, arrays):
     return Trajectory(w=w, b=b, statements=calls.statements, hyperparameter_dtype=_hyperparameter_dtype(case))
 
 
-def train_sweep(cases, arrays):
-    """One ``train`` call per case: SWEEPABLE is empty."""
-    return [train(case, arrays) for case in cases]
-
-
 def train_code(case, arrays, statements):
     """``case``'s model and loss trained by the ``optimizer`` that ``statements`` build (their call and code
     run once, with ``mx``, ``nn``, ``optim``, ``mlx`` and ``model``), the penalties they add to ``loss``
@@ -89,21 +83,15 @@ def train_code(case, arrays, statements):
     model = _model(case, arrays, Calls(**_ROOTS))
     loss_fn = _loss(case, Calls(**_ROOTS))
     # A dtype shows as its repr, mlx.core.float64: the recorded set_dtype call names mlx.
-    namespace = {**_ROOTS, "mlx": mlx, "model": model}
-    for statement in statements:
-        if statement.kind in ("call", "code"):
-            exec(statement.text, namespace)
+    namespace = _code.run(statements, {**_ROOTS, "mlx": mlx, "model": model})
     if namespace["model"] is not model:  # the statements made the model anew
         model = namespace["model"]
         if case.model.init == "shared":
             _start(case, arrays, model)
-    penalties = [compile(s.text, "<penalty>", "exec") for s in statements if s.kind == "penalty"]
+    add = _code.penalized(statements, namespace)
 
     def total(model, x, y):
-        scope = namespace | {"model": model, "loss": loss_fn(model(x), y)}
-        for penalty in penalties:
-            exec(penalty, scope)
-        return scope["loss"]
+        return add(loss_fn(model(x), y), model=model)
 
     w, b = _steps(case, arrays, model, total, namespace["optimizer"])
     return Trajectory(w=w, b=b, statements=tuple(statements), hyperparameter_dtype=_hyperparameter_dtype(case))
@@ -117,8 +105,8 @@ def _steps(case, arrays, model, total, optimizer):
     order = arrays.batch_order()
     xs = mx.array(arrays.x_train[order], dtype=dtype)
     ys = mx.array(arrays.y_train[order][..., None], dtype=dtype)
-    rows = np.empty((case.steps + 1, case.parameters), dtype=case.model.dtype)
-    rows[0] = _flat(case, model)
+    rows = _layout.Rows(case, case.model.dtype)
+    rows.write(0, _numpy(case, model))
     for step in range(case.steps):
         _, grads = loss_and_grad(model, xs[step], ys[step])
         try:
@@ -132,10 +120,8 @@ def _steps(case, arrays, model, total, optimizer):
                 f"of the layer lists); spare the biases, not layers"
             ) from error
         mx.eval(model.parameters(), optimizer.state)
-        rows[step + 1] = _flat(case, model)
-    biases = sum(layer.fan_out for layer in case.layers)
-    w, b = rows[:, :-biases], rows[:, -biases:]
-    return w, b[:, 0] if case.model.kind == "linear" else b
+        rows.write(step + 1, _numpy(case, model))
+    return rows.w, rows.b
 
 
 def _hyperparameter_dtype(case):
@@ -145,29 +131,20 @@ def _hyperparameter_dtype(case):
     return "float32" if case.model.dtype == "float64" else None
 
 
-def _linears(case, model):
-    """The model's ``nn.Linear`` layers, input first."""
-    return [model] if case.model.kind == "linear" else [layer for layer in model.layers if isinstance(layer, nn.Linear)]
-
-
 def _paths(case):
-    """[(role, path)] of every parameter, each layer's weight then its bias, input first: its path in
-    the model's parameter tree (``tree_flatten``), "weight", or "layers.0.weight" in an nn.Sequential."""
+    """[(weight path, bias path)] of each layer, input first: its parameters' paths in the model's parameter
+    tree (``tree_flatten``), "weight", or "layers.0.weight" in an nn.Sequential."""
     prefixes = [""] if case.model.kind == "linear" else [f"layers.{2 * index}." for index in range(len(case.layers))]
-    return [
-        (role, f"{prefix}{name}")
-        for layer, prefix in zip(case.layers, prefixes, strict=True)
-        for role, name in zip(layer.roles, ("weight", "bias"))
-    ]
+    return [(f"{prefix}weight", f"{prefix}bias") for prefix in prefixes]
 
 
-def _flat(case, model):
-    """The model's parameters in ``Trajectory``'s layout: each ``weight`` (out, in) transposed to
-    (fan_in, fan_out) and flattened, then every bias."""
-    linears = _linears(case, model)
-    return np.concatenate(
-        [np.array(linear.weight).T.ravel() for linear in linears] + [np.array(linear.bias) for linear in linears]
+def _numpy(case, model):
+    """[(W (fan_in, fan_out), b)] of the model's ``nn.Linear`` layers, input first, as NumPy copies: each
+    ``weight`` (out, in) transposed."""
+    linears = (
+        [model] if case.model.kind == "linear" else [layer for layer in model.layers if isinstance(layer, nn.Linear)]
     )
+    return [(np.array(linear.weight).T, np.array(linear.bias)) for linear in linears]
 
 
 def _model(case, arrays, calls):
@@ -197,15 +174,11 @@ def _model(case, arrays, calls):
 def _start(case, arrays, model):
     """Load the shared initial weights into ``model`` (each layer's W is its weight's transpose), each in
     the dtype of the parameter it replaces."""
-    weights = np.split(arrays.w0, np.cumsum([layer.fan_in * layer.fan_out for layer in case.layers])[:-1])
-    biases = np.split(np.atleast_1d(arrays.b0), np.cumsum([layer.fan_out for layer in case.layers])[:-1])
-    values = []
-    for layer, weight, bias in zip(case.layers, weights, biases, strict=True):
-        values += [weight.reshape(layer.fan_in, layer.fan_out).T, bias]
     found = dict(tree_flatten(model.parameters()))
-    model.load_weights(
-        [(path, mx.array(value, dtype=found[path].dtype)) for (_, path), value in zip(_paths(case), values)]
-    )
+    values = []
+    for (weight, bias), (w0, b0) in zip(_paths(case), _layout.blocks(case, arrays.w0, arrays.b0), strict=True):
+        values += [(weight, mx.array(w0.T, dtype=found[weight].dtype)), (bias, mx.array(b0, dtype=found[bias].dtype))]
+    model.load_weights(values)
 
 
 def _loss(case, calls):

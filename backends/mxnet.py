@@ -6,14 +6,16 @@ get ``wd_mult = 0`` through ``net.collect_params(regex).setattr('wd_mult', 0.0)`
 Gluon user writes (``'.*bias'``, a layer's name prefix). The loss, with any penalty, is written
 with ``F`` ops in one HybridBlock around the net and differentiated by autograd. MXNet 1.9.1 has
 no AdamW optimizer class, only the ``mx.nd.contrib.adamw_update`` operator, which
-``ContribAdamW`` below hands to the Trainer. Gluon has no layer regularizer API.
+``ContribAdamW`` (``backends/_mxnet_adamw.py``) hands to the Trainer. Gluon has no layer regularizer API.
 
 In float64 the weights, gradients and optimizer states are float64, but MXNet's update
 operators take their hyperparameters (lr, wd, rescale_grad, momentum, β₁, β₂, ε) as C++
 ``float``, so those are rounded to float32 (``SGDParam``, ``AdamParam``, ``AdamWParam``).
 """
 
+import functools
 import math
+import operator
 import os
 
 # Overrides MXNet's default engine (ThreadedEnginePerDevice, read when mxnet is imported),
@@ -26,11 +28,10 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
 
+from backends import _code, _layout
 from backends._calls import Calls
+from backends._mxnet_adamw import ContribAdamW  # noqa: F401 (registers 'contribadamw' with mx.optimizer)
 from backends.contract import Trajectory, Unsupported
-
-# contract.EXPORTS
-__all__ = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "VARIANTS", "versions", "train", "train_sweep", "train_code")
 
 SWEEPABLE = ()  # one case per call
 RATIO_TARGET = 10.0
@@ -45,7 +46,7 @@ OWN_BEHAVIOURS = {
         "self.m_schedule), advanced once per parameter per step: with a weight and a bias, twice a step"
     ),
 }
-# The two ways MXNet code calls mx.nd.contrib.adamw_update (ContribAdamW below): by default eta carries
+# The two ways MXNet code calls mx.nd.contrib.adamw_update (ContribAdamW): by default eta carries
 # the scheduled lr and lr Adam's bias correction, as GluonNLP's BERTAdam does; or as its variant:
 VARIANTS = {
     ("adam", "adamw"): {
@@ -83,35 +84,24 @@ def train(case, arrays):
     return Trajectory(w=w, b=b, statements=calls.statements, hyperparameter_dtype="float32")
 
 
-def train_sweep(cases, arrays):
-    """One ``train`` call per case: SWEEPABLE is empty."""
-    return [train(case, arrays) for case in cases]
-
-
 def train_code(case, arrays, statements):
     """``case``'s net and loss trained by the ``trainer`` that ``statements`` build (their call and code run
     once, with ``mx``, ``gluon``, ``math`` and ``net``), the penalties they add to ``loss`` (with ``F`` =
     ``mx.nd``) added at every step."""
     net = _model(case, arrays, _calls())
     loss_fn = _loss(case, _calls())
-    namespace = {"mx": mx, "gluon": gluon, "math": math, "net": net}
     # Names counted from 0, as in a new script (dense0_, dense1_, …): what a recorded collect_params regex selects.
     with mx.name.NameManager():
-        for statement in statements:
-            if statement.kind in ("call", "code"):
-                exec(statement.text, namespace)
+        namespace = _code.run(statements, {"mx": mx, "gluon": gluon, "math": math, "net": net})
     if namespace["net"] is not net:  # the statements made the net anew
         net = namespace["net"]
         if case.model.init == "shared":
             _start(case, arrays, net)
-    penalties = [compile(s.text, "<penalty>", "exec") for s in statements if s.kind == "penalty"]
+    add = _code.penalized(statements, namespace)
 
     def objective(batch):
         x, y = mx.nd.slice_axis(batch, axis=1, begin=0, end=-1), mx.nd.slice_axis(batch, axis=1, begin=-1, end=None)
-        scope = namespace | {"F": mx.nd, "loss": loss_fn(mx.nd, net(x), y)}
-        for penalty in penalties:
-            exec(penalty, scope)
-        return scope["loss"]
+        return add(loss_fn(mx.nd, net(x), y), F=mx.nd)
 
     w, b = _steps(case, arrays, net, objective, namespace["trainer"])
     return Trajectory(w=w, b=b, statements=tuple(statements), hyperparameter_dtype="float32")
@@ -125,7 +115,7 @@ def _calls():
 def _steps(case, arrays, net, objective, trainer):
     """(w, b) in ``Trajectory``'s layout of ``net`` before and after every ``trainer.step(batch_size)`` on
     ``objective(batch)``, the batch's x and y side by side, over the batches."""
-    dtype, layers = case.model.dtype, _layers(case, net)
+    dtype = case.model.dtype
     # Every step's batch, gathered once: (steps, batch size, dim + 1), the targets in the last column.
     order = arrays.batch_order()
     batches = mx.nd.array(np.concatenate([arrays.x_train, arrays.y_train[:, None]], axis=1)[order], dtype=dtype)
@@ -133,17 +123,15 @@ def _steps(case, arrays, net, objective, trainer):
     # The trainer's update operators write the parameters in place (out=weight), so a NumPy view
     # of each (DLPack, no copy) reads every step's values; wait_to_read() orders the read after
     # the update under any engine. Gluon's weight is (fan_out, fan_in): its transpose is W.
-    data = [layer.weight.data() for layer in layers] + [layer.bias.data() for layer in layers]
-    views = [_numpy_view(array) for array in data]
-    weights, biases = [view.T for view in views[: len(layers)]], views[len(layers) :]
-    w = np.empty((case.steps + 1, sum(weight.size for weight in weights)), dtype=dtype)
-    b = np.empty((case.steps + 1, sum(bias.size for bias in biases)), dtype=dtype)
+    data = [(layer.weight.data(), layer.bias.data()) for layer in _layers(case, net)]
+    pairs = [(_numpy_view(weight).T, _numpy_view(bias)) for weight, bias in data]
+    rows = _layout.Rows(case, dtype)
 
     def read(row):
-        for array in data:
-            array.wait_to_read()
-        np.concatenate([weight.ravel() for weight in weights], out=w[row])
-        np.concatenate(biases, out=b[row])
+        for weight, bias in data:
+            weight.wait_to_read()
+            bias.wait_to_read()
+        rows.write(row, pairs)
 
     read(0)
     for step in range(case.steps):
@@ -164,7 +152,7 @@ def _steps(case, arrays, net, objective, trainer):
                 f"float32 ({str(error).splitlines()[-1].strip()[:80]})"
             ) from None
         read(step + 1)
-    return w, b if case.model.kind == "mlp" else b[:, 0]
+    return rows.w, rows.b
 
 
 def _model(case, arrays, calls):
@@ -204,21 +192,14 @@ def _model(case, arrays, calls):
 def _start(case, arrays, net):
     """Set the shared initial weights into ``net``'s Dense layers, each W as Gluon's (fan_out, fan_in) Wᵀ."""
     dtype = case.model.dtype
-    weights = np.split(arrays.w0, np.cumsum([layer.fan_in * layer.fan_out for layer in case.layers])[:-1])
-    biases = np.split(np.atleast_1d(arrays.b0), np.cumsum([layer.fan_out for layer in case.layers])[:-1])
-    for dense, layer, weight, bias in zip(_layers(case, net), case.layers, weights, biases, strict=True):
-        dense.weight.set_data(mx.nd.array(weight.reshape(layer.fan_in, layer.fan_out).T, dtype=dtype))
-        dense.bias.set_data(mx.nd.array(bias, dtype=dtype))
+    for dense, (w0, b0) in zip(_layers(case, net), _layout.blocks(case, arrays.w0, arrays.b0), strict=True):
+        dense.weight.set_data(mx.nd.array(w0.T, dtype=dtype))
+        dense.bias.set_data(mx.nd.array(b0, dtype=dtype))
 
 
 def _layers(case, net):
     """The net's Dense layers, input layer first: the linear model's one, or the HybridSequential's."""
     return [net] if case.model.kind == "linear" else [net[index] for index in range(len(net))]
-
-
-def _names(case):
-    """How the api text names each Dense layer, input layer first: ``net`` or ``net[i]``."""
-    return ["net"] if case.model.kind == "linear" else [f"net[{index}]" for index in range(len(case.layers))]
 
 
 def _loss(case, calls):
@@ -247,13 +228,11 @@ def _penalty(case, calls):
     if not penalty.in_loss or not decayed:
         return None
     scale, op = (penalty.strength / 2, "square") if penalty.kind == "l2_loss" else (penalty.strength, "abs")
-    names = [f"{name}.weight.data()" for name in _names(case)] + [f"{name}.bias.data()" for name in _names(case)]
+    layers = ["net"] if case.model.kind == "linear" else [f"net[{index}]" for index in range(len(case.layers))]
+    names = [f"{name}.weight.data()" for name in layers] + [f"{name}.bias.data()" for name in layers]
 
-    def term(F, *parameters):
-        total = F.sum(getattr(F, op)(parameters[decayed[0]]))
-        for index in decayed[1:]:
-            total = total + F.sum(getattr(F, op)(parameters[index]))
-        return scale * total
+    def term(F, *parameters):  # the sums added in order, as shown
+        return scale * functools.reduce(operator.add, [F.sum(getattr(F, op)(parameters[i])) for i in decayed])
 
     shown = " + ".join(f"F.sum(F.{op}({names[index]}))" for index in decayed)
     calls.penalty(f"loss = F.broadcast_add(loss, {scale!r} * ({shown}))")
@@ -303,7 +282,7 @@ _NAMES = {
 
 def _optimizer(case, net, calls):
     """``gluon.Trainer`` over the net's parameters with the case's ``mx.optimizer``, λ as its ``'wd'``
-    (the decoupled form: ``contribadamw`` (below) for Adam, ``wd_lh`` for signum, LAMB's own ``wd``),
+    (the decoupled form: ``contribadamw`` (ContribAdamW) for Adam, ``wd_lh`` for signum, LAMB's own ``wd``),
     and ``wd_mult = 0`` on the parameters ``net.collect_params(_spared(case, net))`` selects."""
     opt, penalty = case.optimizer, case.penalty
     if opt.name not in _NAMES:
@@ -416,53 +395,3 @@ def _hyperparameters(opt):
     if opt.name == "adadelta":
         return {"rho": opt.rho, "epsilon": opt.eps}
     return {}
-
-
-@mx.optimizer.register
-class ContribAdamW(mx.optimizer.Optimizer):
-    """Adam with decoupled weight decay, registered as ``'contribadamw'`` (MXNet's registry names an
-    optimizer by its class): at step t, one call per parameter of MXNet's own
-
-        mx.nd.contrib.adamw_update:  m = β₁m + (1−β₁)g;  v = β₂v + (1−β₂)g²;
-                                     w -= eta·(lr·m/(√v + ε) + wd·w),  g = rescale_grad·grad
-
-    with ``wd`` = λ·wd_mult and, c = √(1−β₂ᵗ)/(1−β₁ᵗ) being Adam's bias correction (which
-    ``mx.optimizer.Adam`` folds into ``adam_update``'s lr as well): ``eta`` = the learning rate
-    lrₜ (the schedule's, if any) and ``lr`` = c, as GluonNLP's BERTAdam calls it, so that the decay is
-    × lrₜ; or, with ``eta_multiplier``, ``eta`` = lrₜ / lr₀ (the operator's "learning rate schedule
-    multiplier") and ``lr`` = lr₀·c, so that the decay is × the multiplier only. Its defaults are
-    ``mx.optimizer.Adam``'s.
-    """
-
-    def __init__(self, learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-08, eta_multiplier=False, **kwargs):
-        super().__init__(learning_rate=learning_rate, **kwargs)
-        self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
-        self.eta_multiplier = eta_multiplier
-        self._rescale = (None, None)
-
-    def create_state(self, index, weight):
-        return tuple(mx.nd.zeros(weight.shape, weight.context, dtype=weight.dtype) for _ in range(2))
-
-    def update(self, index, weight, grad, state):
-        self._update_count(index)
-        t = self._index_update_count[index]
-        mean, var = state
-        correction, lr = math.sqrt(1 - self.beta2**t) / (1 - self.beta1**t), self._get_lr(index)
-        # The operator reads rescale_grad from an NDArray; given a float, adamw_update makes
-        # mx.nd.full((1,), rescale_grad) (float32) on every call. Made here once per value instead.
-        if self._rescale[0] != self.rescale_grad:
-            self._rescale = (self.rescale_grad, mx.nd.full((1,), self.rescale_grad, ctx=weight.context))
-        mx.nd.contrib.adamw_update(
-            weight,
-            grad,
-            mean,
-            var,
-            self._rescale[1],
-            lr=correction * self.lr if self.eta_multiplier else correction,
-            eta=lr / self.lr if self.eta_multiplier else lr,
-            wd=self._get_wd(index),
-            beta1=self.beta1,
-            beta2=self.beta2,
-            epsilon=self.epsilon,
-            out=weight,
-        )

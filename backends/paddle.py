@@ -13,14 +13,11 @@ Penalties in the loss are written with paddle ops and differentiated by autograd
 
 import functools
 
-import numpy as np
 import paddle
 
+from backends import _code, _layout
 from backends._calls import Calls
 from backends.contract import Trajectory, Unsupported
-
-# contract.EXPORTS
-__all__ = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "VARIANTS", "versions", "train", "train_sweep", "train_code")
 
 SWEEPABLE = ()  # one case per call
 RATIO_TARGET = 10.0
@@ -75,8 +72,9 @@ def train(case, arrays):
     calls = Calls(paddle=paddle)
     model = _model(case, arrays, calls)
     loss_fn = _loss(case, calls)
-    penalty = _penalty(case, _roles(case, model), calls)
-    optimizer, scheduler = _optimizer(case, _roles(case, model), calls)
+    roles = _layout.roles(case, _pairs(model))
+    penalty = _penalty(case, roles, calls)
+    optimizer, scheduler = _optimizer(case, roles, calls)
     calls.note("loss.backward(); optimizer.step(); optimizer.clear_grad() every step")
 
     def objective(xb, yb):
@@ -86,32 +84,21 @@ def train(case, arrays):
     return _trained(case, arrays, model, objective, optimizer, scheduler, calls.statements)
 
 
-def train_sweep(cases, arrays):
-    """One ``train`` call per case: SWEEPABLE is empty."""
-    return [train(case, arrays) for case in cases]
-
-
 def train_code(case, arrays, statements):
     """``case``'s model and loss trained by the ``optimizer`` and ``scheduler`` that ``statements`` build
     (their call and code run once, with ``paddle`` and ``model``), the penalties they add to ``loss``
     added at every step."""
     model = _model(case, arrays, Calls(paddle=paddle))
     loss_fn = _loss(case, Calls(paddle=paddle))
-    namespace = {"paddle": paddle, "model": model}
-    for statement in statements:
-        if statement.kind in ("call", "code"):
-            exec(statement.text, namespace)
+    namespace = _code.run(statements, {"paddle": paddle, "model": model})
     if namespace["model"] is not model:  # the statements made the model anew
         model = namespace["model"]
         if case.model.init == "shared":
             _start(case, arrays, model)
-    penalties = [compile(s.text, "<penalty>", "exec") for s in statements if s.kind == "penalty"]
+    add = _code.penalized(statements, namespace)
 
     def objective(xb, yb):
-        scope = namespace | {"loss": loss_fn(model(xb), yb)}
-        for penalty in penalties:
-            exec(penalty, scope)
-        return scope["loss"]
+        return add(loss_fn(model(xb), yb))
 
     optimizer = namespace["optimizer"]
     # A Paddle LRScheduler is stepped by its user's loop: the one the statements name, or the one given
@@ -128,37 +115,30 @@ def _trained(case, arrays, model, objective, optimizer, scheduler, statements):
     dtype = case.model.dtype
     xs = paddle.to_tensor(arrays.x_train[order].astype(dtype))
     ys = paddle.to_tensor(arrays.y_train[order][..., None].astype(dtype))
-    parameters = [linear.weight for linear in _linears(model)] + [linear.bias for linear in _linears(model)]
-    rows = np.empty((case.steps + 1, case.parameters), dtype=dtype)
-    rows[0] = np.concatenate([parameter.numpy().ravel() for parameter in parameters])
+    pairs = _pairs(model)
+    rows = _layout.Rows(case, dtype)
+    rows.write(0, [(weight.numpy(), bias.numpy()) for weight, bias in pairs])
     for step in range(case.steps):
         objective(xs[step], ys[step]).backward()
         optimizer.step()
         optimizer.clear_grad()
         if scheduler:
             scheduler.step()
-        rows[step + 1] = np.concatenate([parameter.numpy().ravel() for parameter in parameters])
-    biases = sum(layer.fan_out for layer in case.layers)
-    w, b = rows[:, :-biases], rows[:, -biases:]
+        rows.write(step + 1, [(weight.numpy(), bias.numpy()) for weight, bias in pairs])
     return Trajectory(
-        w=w,
-        b=b[:, 0] if case.model.kind == "linear" else b,
+        w=rows.w,
+        b=rows.b,
         statements=statements,
         hyperparameter_dtype=_FLOAT_ATTRIBUTES.get(type(optimizer).__name__) if dtype == "float64" else None,
     )
 
 
-def _linears(model):
-    """The model's ``nn.Linear`` layers, input first."""
-    return [layer for layer in model.sublayers(include_self=True) if isinstance(layer, paddle.nn.Linear)]
-
-
-def _roles(case, model):
-    """[(role, parameter)] of every parameter, each layer's weight then its bias, input first."""
+def _pairs(model):
+    """[(weight, bias)] of the model's ``nn.Linear`` layers, input first: Paddle's weight is the layout's W."""
     return [
-        (role, parameter)
-        for layer, linear in zip(case.layers, _linears(model), strict=True)
-        for role, parameter in zip(layer.roles, (linear.weight, linear.bias))
+        (layer.weight, layer.bias)
+        for layer in model.sublayers(include_self=True)
+        if isinstance(layer, paddle.nn.Linear)
     ]
 
 
@@ -183,9 +163,9 @@ def _model(case, arrays, calls):
             modules += [calls(activation)] if layer.hidden else []
         model = calls.let("model", "paddle.nn.Sequential", *modules)
         names = [f"model[{index}]" for index, module in enumerate(modules) if isinstance(module, paddle.nn.Linear)]
-    for name, linear in zip(names, _linears(model)):
-        calls.name(linear.weight, f"{name}.weight")
-        calls.name(linear.bias, f"{name}.bias")
+    for name, (weight, bias) in zip(names, _pairs(model)):
+        calls.name(weight, f"{name}.weight")
+        calls.name(bias, f"{name}.bias")
     if case.model.init == "shared":
         _start(case, arrays, model)
         calls.note("every weight.set_value(W) and bias.set_value(b) from the shared arrays")
@@ -194,13 +174,9 @@ def _model(case, arrays, calls):
 
 def _start(case, arrays, model):
     """Set ``model``'s parameters to the shared initial weights (Paddle's weight is the layout's W)."""
-    w0, b0 = arrays.w0.astype(case.model.dtype), np.atleast_1d(arrays.b0).astype(case.model.dtype)
-    weights, biases = 0, 0  # where each layer's parameters start in the layout
-    for layer, linear in zip(case.layers, _linears(model), strict=True):
-        size = layer.fan_in * layer.fan_out
-        linear.weight.set_value(w0[weights : weights + size].reshape(layer.fan_in, layer.fan_out))
-        linear.bias.set_value(b0[biases : biases + layer.fan_out])
-        weights, biases = weights + size, biases + layer.fan_out
+    for (weight, bias), (w0, b0) in zip(_pairs(model), _layout.blocks(case, arrays.w0, arrays.b0), strict=True):
+        weight.set_value(w0.astype(case.model.dtype))
+        bias.set_value(b0.astype(case.model.dtype))
 
 
 def _attributes(case, calls):

@@ -12,14 +12,11 @@ import inspect
 import math
 import operator
 
-import numpy as np
 import torch
 
+from backends import _code, _layout
 from backends._calls import Calls
 from backends.contract import Trajectory, Unsupported
-
-# contract.EXPORTS
-__all__ = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "VARIANTS", "versions", "train", "train_sweep", "train_code")
 
 SWEEPABLE = ()  # one case per call
 RATIO_TARGET = 10.0
@@ -38,8 +35,9 @@ def train(case, arrays):
     calls = _calls()
     model = _model(case, arrays, dtype, calls)
     loss_fn = _loss(case, calls)
-    penalty = _penalty(case, _roles(case, model), calls)
-    optimizer = _optimizer(case, _roles(case, model), calls)
+    roles = _layout.roles(case, _pairs(model))
+    penalty = _penalty(case, roles, calls)
+    optimizer = _optimizer(case, roles, calls)
     scheduler = _schedule(case, optimizer, calls)
 
     def objective(xb, yb):
@@ -50,11 +48,6 @@ def train(case, arrays):
     return Trajectory(w=w, b=b, statements=calls.statements, hyperparameter_dtype=_state_dtype(optimizer, dtype))
 
 
-def train_sweep(cases, arrays):
-    """One ``train`` call per case: SWEEPABLE is empty."""
-    return [train(case, arrays) for case in cases]
-
-
 def train_code(case, arrays, statements):
     """``case``'s model and loss trained by the ``optimizer`` and ``scheduler`` that ``statements`` build
     (their call and code run once, with ``torch``, ``functools``, ``math`` and ``model``), the penalties they add
@@ -62,21 +55,15 @@ def train_code(case, arrays, statements):
     dtype = getattr(torch, case.model.dtype)
     model = _model(case, arrays, dtype, _calls())
     loss_fn = _loss(case, _calls())
-    namespace = {"torch": torch, "functools": functools, "math": math, "model": model}
-    for statement in statements:
-        if statement.kind in ("call", "code"):
-            exec(statement.text, namespace)
+    namespace = _code.run(statements, {"torch": torch, "functools": functools, "math": math, "model": model})
     if namespace["model"] is not model:  # the statements made the model anew
         model = namespace["model"]
         if case.model.init == "shared":
             _start(case, arrays, model)
-    penalties = [compile(s.text, "<penalty>", "exec") for s in statements if s.kind == "penalty"]
+    add = _code.penalized(statements, namespace)
 
     def objective(xb, yb):
-        scope = namespace | {"loss": loss_fn(model(xb), yb)}
-        for penalty in penalties:
-            exec(penalty, scope)
-        return scope["loss"]
+        return add(loss_fn(model(xb), yb))
 
     optimizer = namespace["optimizer"]
     w, b = _steps(case, arrays, model, objective, optimizer, namespace.get("scheduler"))
@@ -97,45 +84,26 @@ def _steps(case, arrays, model, objective, optimizer, scheduler):
     order = arrays.batch_order()
     xs = torch.from_numpy(arrays.x_train[order]).to(dtype)
     ys = torch.from_numpy(arrays.y_train[order][..., None]).to(dtype)
-    w, b = _flat(case, model, dtype)
+    rows = _layout.Rows(case, case.model.dtype)
+    rows.write(0, _numpy(model))
     for step, (xb, yb) in enumerate(zip(xs, ys), start=1):
         optimizer.zero_grad()
         objective(xb, yb).backward()
         optimizer.step()
         if scheduler:
             scheduler.step()
-        _flat(case, model, dtype, w, b, step)
-    return w.numpy(), b.numpy()
+        rows.write(step, _numpy(model))
+    return rows.w, rows.b
 
 
-def _flat(case, model, dtype, w=None, b=None, step=0):
-    """Write the model's parameters into row ``step`` of the trajectory's (w, b), made empty when
-    not given, in ``Trajectory``'s layout (each ``weight`` (out, in) transposed to (fan_in, fan_out))."""
-    if w is None:
-        rows, biases = case.steps + 1, sum(layer.fan_out for layer in case.layers)
-        w = torch.empty((rows, case.parameters - biases), dtype=dtype)
-        b = torch.empty(rows if case.model.kind == "linear" else (rows, biases), dtype=dtype)
-    with torch.no_grad():
-        if case.model.kind == "linear":
-            w[step], b[step] = model.weight[0], model.bias[0]
-        else:
-            w[step] = torch.cat([layer.weight.T.reshape(-1) for layer in _linears(model)])
-            b[step] = torch.cat([layer.bias for layer in _linears(model)])
-    return w, b
+def _pairs(model):
+    """[(weight, bias)] of the model's ``nn.Linear`` layers, input first: each weight (out, in) is Wᵀ."""
+    return [(layer.weight, layer.bias) for layer in model.modules() if isinstance(layer, torch.nn.Linear)]
 
 
-def _linears(model):
-    """The model's ``nn.Linear`` layers, input first."""
-    return [layer for layer in model.modules() if isinstance(layer, torch.nn.Linear)]
-
-
-def _roles(case, model):
-    """[(role, parameter)] of every parameter, each layer's weight then its bias, input first."""
-    return [
-        (role, parameter)
-        for layer, linear in zip(case.layers, _linears(model), strict=True)
-        for role, parameter in zip(layer.roles, (linear.weight, linear.bias))
-    ]
+def _numpy(model):
+    """[(W (fan_in, fan_out), b)] of the model's layers, input first, as NumPy views of its parameters."""
+    return [(weight.detach().numpy().T, bias.detach().numpy()) for weight, bias in _pairs(model)]
 
 
 def _model(case, arrays, dtype, calls):
@@ -167,14 +135,10 @@ def _model(case, arrays, dtype, calls):
 
 def _start(case, arrays, model):
     """Copy the shared initial weights into ``model``'s parameters (each layer's W is its weight's transpose)."""
-    weights, biases = 0, 0  # where each layer's parameters start in the layout
     with torch.no_grad():
-        for layer, linear in zip(case.layers, _linears(model), strict=True):
-            size = layer.fan_in * layer.fan_out
-            kernel = torch.from_numpy(arrays.w0[weights : weights + size]).reshape(layer.fan_in, layer.fan_out)
-            linear.weight.copy_(kernel.T)
-            linear.bias.copy_(torch.from_numpy(np.atleast_1d(arrays.b0)[biases : biases + layer.fan_out]))
-            weights, biases = weights + size, biases + layer.fan_out
+        for (weight, bias), (w0, b0) in zip(_pairs(model), _layout.blocks(case, arrays.w0, arrays.b0), strict=True):
+            weight.copy_(torch.from_numpy(w0).T)
+            bias.copy_(torch.from_numpy(b0))
 
 
 def _loss(case, calls):

@@ -42,7 +42,12 @@ def _parser():
     specs.add_argument(
         "--spec", action="append", help="built-in spec name or TOML path, repeatable (default: every built-in spec)"
     )
+    for add in (_run_command, _probe_command, _port_commands, _spec_commands, _report_command, _bench_command):
+        add(commands, backend, specs)
+    return parser
 
+
+def _run_command(commands, backend, specs):
     run_cmd = commands.add_parser(
         "run", parents=[backend, specs], help="train every case of some specs with one backend and store the results"
     )
@@ -59,6 +64,8 @@ def _parser():
         help="then probe the backend's fingerprint as decaylens probe does, in the same process",
     )
 
+
+def _probe_command(commands, backend, specs):
     probe_cmd = commands.add_parser(
         "probe", parents=[backend], help="derive a backend's semantic fingerprint from tiny probe runs"
     )
@@ -76,6 +83,8 @@ def _parser():
         "releases/semantics-<backend>@TAG.json instead (and the golden under releases/)",
     )
 
+
+def _port_commands(commands, backend, specs):
     port_cmd = commands.add_parser(
         "port", help="the lines of another framework that train like your optimizer code, from the fingerprints"
     )
@@ -103,17 +112,23 @@ def _parser():
     code_cmd.add_argument("--code", type=Path, required=True, help='JSON {"case": ..., "statements": [[kind, text]]}')
     code_cmd.add_argument("--out", type=Path, required=True, help="JSON file for the trajectory's w, b")
 
+
+def _spec_commands(commands, backend, specs):
     validate = commands.add_parser("validate", help="check a spec and list its cases")
     validate.add_argument("spec", help="built-in spec name or TOML path")
 
     commands.add_parser("specs", help="list the built-in specs")
 
+
+def _report_command(commands, backend, specs):
     report_cmd = commands.add_parser(
         "report", parents=[specs], help="write reports/index.html and reports/REPORT.md from the results"
     )
     report_cmd.add_argument("--results", default="results", help="results directory (default results)")
     report_cmd.add_argument("--out", default="reports", help="report directory (default reports)")
 
+
+def _bench_command(commands, backend, specs):
     bench_cmd = commands.add_parser(
         "bench", parents=[backend], help="time each case's training run against the NumPy oracle's"
     )
@@ -122,7 +137,6 @@ def _parser():
         "--repeats", type=_count, default=5, help="timed calls per case, whose median is shown (default 5)"
     )
     bench_cmd.add_argument("--json", type=Path, help="also write the timings to this JSON file")
-    return parser
 
 
 def _shard(text):

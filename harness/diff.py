@@ -1,5 +1,7 @@
 """Distances between weight trajectories, and the tolerances that call two of them equal."""
 
+from dataclasses import dataclass
+
 import numpy as np
 
 # Largest per-step relative gap between a backend's trajectory and the float64 oracle
@@ -86,3 +88,41 @@ def coinciding(items, parting):
         else:
             group.append(item)
     return groups
+
+
+def result_tolerance(*results):
+    """The loosest tolerance of stored Results: their dtype, or the coarser one their hyperparameters had."""
+    return max(tolerance(r.case.model.dtype, r.hyperparameter_dtype) for r in results)
+
+
+def result_parting(a, b, finite=False):
+    """``norm_parting`` of two trained Results at their looser tolerance."""
+    return norm_parting(a.steps.w_norm, b.steps.w_norm, result_tolerance(a, b), finite)
+
+
+@dataclass(frozen=True)
+class Gaps:
+    """Over the float64 cases two backends both trained: the ``largest`` relative gap in ‖w‖ at any step
+    (``norm_gaps``), the number of ``cases``, and how many of them ``parted`` beyond the looser tolerance."""
+
+    largest: float
+    cases: int
+    parted: int
+
+
+def backend_gaps(results, first, others):
+    """{(optimizer, penalty kind): {backend: Gaps}} of each of ``others`` against ``first`` over the float64
+    cases of ``results`` ({(backend, case id): Result}) that both trained."""
+    found = {}
+    for (backend, case_id), result in results.items():
+        reference = results.get((first, case_id))
+        if backend not in others or reference is None or result.case.model.dtype != "float64":
+            continue
+        if not (result.trained and reference.trained):
+            continue
+        gap = float(np.nanmax(norm_gaps(reference.steps.w_norm, result.steps.w_norm), initial=0.0))
+        parted = int(result_parting(reference, result) is not None)
+        key = (result.case.optimizer.name, result.case.penalty.kind)
+        before = found.setdefault(key, {}).get(backend, Gaps(0.0, 0, 0))
+        found[key][backend] = Gaps(max(before.largest, gap), before.cases + 1, before.parted + parted)
+    return found

@@ -5,9 +5,9 @@ Text marks `code`, **bold** and *italics* as Markdown does. The page is self-con
 inline as SVG data URIs, the style inline, no script, nothing fetched.
 """
 
-import base64
 import html
 import re
+import urllib.parse
 from dataclasses import dataclass
 
 from harness.figures import Figure
@@ -124,7 +124,7 @@ def page(blocks, drawn, title):
         )
         + "</ul></details></nav>"
     )
-    body = []
+    body, placed = [], set()  # placed: the figures drawn so far, each drawn once
     for i, block in enumerate(blocks):
         if isinstance(block, Heading):
             body.append(f'<h{block.level} id="{ids[i]}">{_inline(block.text)}</h{block.level}>')
@@ -141,10 +141,13 @@ def page(blocks, drawn, title):
             body.append(f"<details><summary>{len(block.rows)} rows</summary>{shown}</details>" if folded else shown)
         elif isinstance(block, Matrix):
             body.append(_matrix(block))
+        elif isinstance(block, Figure) and block.name in drawn and block.name in placed:
+            body.append(f'<p><a href="#figure-{block.name}">Figure above</a>: {_inline(block.caption)}.</p>')
         elif isinstance(block, Figure) and block.name in drawn:
-            data = base64.b64encode(drawn[block.name].encode()).decode()
+            placed.add(block.name)
             body.append(
-                f'<figure><img src="data:image/svg+xml;base64,{data}" alt="{html.escape(block.caption)}">'
+                f'<figure id="figure-{block.name}"><img src="{_data_uri(drawn[block.name])}" loading="lazy" '
+                f'decoding="async" alt="{html.escape(block.caption)}">'
                 f"<figcaption>{_inline(block.caption)}</figcaption></figure>"
             )
         else:
@@ -153,6 +156,12 @@ def page(blocks, drawn, title):
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
         f"<style>{STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
     )
+
+
+def _data_uri(svg):
+    """An SVG as a data URI of its own text, percent-escaping only what an HTML attribute and a URI may not
+    hold (base64 would add a third)."""
+    return "data:image/svg+xml," + urllib.parse.quote(svg, safe=" /=:;,'()<>-._~!*@$+?[]{}|^`")
 
 
 def _matrix(block):

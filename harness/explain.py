@@ -17,6 +17,7 @@ each convention's values in the order ``conventions`` gives.
 import dataclasses
 import itertools
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -72,6 +73,22 @@ class Form:
         return "no decay" if self.placement == NONE else f"{PLACEMENTS[self.placement]} ×{self.multiplier:g}"
 
 
+class Outcome(NamedTuple):
+    """What a run's explanation says, as a structure: what golden fingerprints and pins compare (its
+    words, ``Explanation.summary``, may change). ``forms``: ((placement, k), ...), its own first, k None
+    where λ has no effect; ``bias``: decayed (True), not (False) or "unseen"; ``spared``, ``unseen``:
+    the roles it spares and those whose decay the run cannot tell; ``conventions``: ((field, value), ...)
+    of the optimizer's conventions off the Rule's defaults that the run tells."""
+
+    matched: bool
+    forms: tuple
+    bias: bool | str
+    spared: tuple
+    unseen: tuple
+    loss: str
+    conventions: tuple
+
+
 @dataclass(frozen=True)
 class Explanation:
     """The rule that reproduces a run (or, unmatched, the closest one) and where λ enters in it."""
@@ -90,6 +107,15 @@ class Explanation:
     def forms(self):
         """Every (placement, k) that reproduces the run: its own first, then the equivalent ones."""
         return (self.form, *self.equivalents)
+
+    @property
+    def outcome(self):
+        """The Outcome: this explanation as a structure."""
+        forms = tuple((f.placement, None if f.placement == NONE else f.multiplier) for f in self.forms)
+        bias = "unseen" if self.bias_ambiguous else self.rule.decay_bias
+        spared = tuple(role for role in self.rule.spared if role not in self.unseen)
+        conventions = tuple(told_conventions(self.rule, self.ambiguous))
+        return Outcome(self.matched, forms, bias, spared, tuple(self.unseen), self.rule.loss, conventions)
 
     @property
     def summary(self):
@@ -135,46 +161,26 @@ class Explanation:
         )
 
 
-def convention_names(rule, ambiguous=()):
-    """The rule's optimizer conventions that differ from the Rule's defaults, in words, but for
-    the ``ambiguous`` ones, which the run does not tell."""
+def told_conventions(rule, ambiguous=()):
+    """[(field, value)] of the rule's optimizer conventions that differ from the Rule's defaults, but
+    for the ``ambiguous`` ones, which the run does not tell."""
     default = oracle.Rule()
-    names = []
+    found = []
     for field in dataclasses.fields(oracle.Rule):
         value = getattr(rule, field.name)
-        if field.name in ambiguous:
+        if field.name in ambiguous or value == getattr(default, field.name):
             continue
-        if (field.name, value) in CONVENTION_NAMES and value != getattr(default, field.name):
-            names.append(CONVENTION_NAMES[field.name, value])
-        elif field.name == "momentum_decay" and value not in (None, default.momentum_decay):
-            names.append(f"momentum schedule ψ = {value:g}")
-    return names
+        if (field.name, value) in CONVENTION_NAMES or (field.name == "momentum_decay" and value is not None):
+            found.append((field.name, value))
+    return found
 
 
-def from_legacy(old, strength):
-    """The ``to_json`` form of an explanation stored before it was structured (result schema
-    2, fingerprint without a schema_version): placements by display name ("decoupled × lr"),
-    equivalents as text ("decoupled × lr ×1"), the rule's fields flat, and the gap of the rule
-    run on its own (which then decided the match, and is its drift); ``strength`` is the λ of its
-    case, which the rule's coefficient is k times."""
-    placement = {name: key for key, name in PLACEMENTS.items()} | {NONE: NONE}
-
-    def form(name, multiplier):
-        return {"placement": placement[name], "multiplier": float(multiplier)}
-
-    own = form(old["placement"], old["multiplier"])
-    coefficient = {own["placement"]: own["multiplier"] * strength} if own["placement"] != NONE else {}
-    equivalents = [form(*text.rsplit(" ×", 1)) for text in old["equivalents"]]
-    eps = {"after_correction": "outside", "before_correction": "outside_uncorrected"}[old["adam_eps"]]
-    rule = oracle.Rule(loss=old["loss"], decay_bias=old["decay_bias"], eps=eps, **coefficient)
-    return {
-        "form": own,
-        "rule": dataclasses.asdict(rule),
-        "gap": old["gap"],
-        "matched": old["matched"],
-        "equivalents": equivalents,
-        "drift": old["gap"],
-    }
+def convention_names(rule, ambiguous=()):
+    """The rule's told conventions (``told_conventions``) in words."""
+    return [
+        CONVENTION_NAMES.get((field, value)) or f"momentum schedule ψ = {value:g}"
+        for field, value in told_conventions(rule, ambiguous)
+    ]
 
 
 def conventions(case):

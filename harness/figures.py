@@ -15,6 +15,9 @@ import numpy as np
 import backends
 
 MARKERS = "os^vD"
+PANEL_INCHES = 4.2  # a panel's width: at SVG's 72 points an inch, about 300 points across
+# How every figure is drawn: text as text (a browser sets it; as paths each glyph is drawn out), 9-point type.
+STYLE = {"svg.fonttype": "none", "font.size": 9}
 
 
 @dataclass(frozen=True)
@@ -70,9 +73,9 @@ def svg(figure):
     labels = list(dict.fromkeys(s.label for p in figure.panels for s in p.series))
     columns = min(len(labels), 3 * len(figure.panels), 5)
     rows = -(-len(labels) // columns)
-    width, height = 4.2 * len(figure.panels), 3.2 + 0.22 * rows  # inches: panels above the legend's rows
+    width, height = PANEL_INCHES * len(figure.panels), 3.2 + 0.22 * rows  # inches: panels above the legend's rows
     # the same figure gives the same bytes; log axes over losses near the float64 maximum overflow harmlessly
-    with matplotlib.rc_context({"svg.hashsalt": figure.name, "font.size": 9}), np.errstate(over="ignore"):
+    with matplotlib.rc_context(STYLE | {"svg.hashsalt": figure.name}), np.errstate(over="ignore"):
         fig = matplotlib.figure.Figure(figsize=(width, height))
         axes = fig.subplots(1, len(figure.panels), squeeze=False)[0]
         fig.subplots_adjust(
@@ -97,10 +100,11 @@ def _lines(ax, panel):
     for series in panel.series:
         known = series.backend in backends.NAMES
         index = backends.NAMES.index(series.backend) if known else 0
-        every = max(1, len(series.x) // 8)
+        x, y = thinned(series.x, series.y, round(PANEL_INCHES * 72))
+        every = max(1, len(x) // 8)
         ax.plot(
-            series.x,
-            series.y,
+            x,
+            y,
             label=series.label,
             color=f"C{index}" if known else "black",
             linestyle="--" if series.dashed else "-",
@@ -122,3 +126,20 @@ def _lines(ax, panel):
         ax.set_xticks(ticks, [f"{x:g}" for x in ticks])
     ax.set(title=panel.title, xlabel=panel.xlabel, ylabel=panel.ylabel)
     ax.grid(True, which="major", alpha=0.3)
+
+
+def thinned(x, y, columns):
+    """The points of a line that a panel ``columns`` points wide shows: all of them where they are at most
+    two a column; else, in each of ``columns`` runs of consecutive points, the first, the lowest, the
+    highest and the last (in order), so that the drawn line keeps every rise and fall it had."""
+    if len(x) <= 2 * columns:
+        return x, y
+    values = np.asarray(y, dtype=float)
+    kept = set()
+    for run in np.array_split(np.arange(len(values)), columns):
+        finite = run[np.isfinite(values[run])]
+        kept |= {run[0], run[-1]} | (
+            {finite[np.argmin(values[finite])], finite[np.argmax(values[finite])]} if len(finite) else set()
+        )
+    order = sorted(kept)
+    return [x[i] for i in order], [y[i] for i in order]

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from backends.contract import Statement
-from harness import explain, files, forms
+from harness import explain, files, forms, legacy
 
 # The largest fingerprint read: today's are under 2 MB, their call probes' signatures most of it.
 FINGERPRINT_BYTES = 32 * 2**20
@@ -113,9 +113,25 @@ class CallKey(NamedTuple):
         return f"how {self.optimizer} {api(self)} (decay_bias = {bias}) is written{under}"
 
 
+class ApiKey(NamedTuple):
+    """A penalty API: its penalty ``kind`` and the adapter's ``variant`` of it ("" for the default call).
+    An identity: compared and used as a key; its ``label`` (also its ``str``) only shows it."""
+
+    kind: str
+    variant: str = ""
+
+    @property
+    def label(self):
+        """``adamw``, or with a variant ``adamw [eta_multiplier]``."""
+        return f"{self.kind} [{self.variant}]" if self.variant else self.kind
+
+    def __str__(self):
+        return self.label
+
+
 def api(key):
-    """A probe key's penalty kind, and its variant where it has one: ``adamw [eta_multiplier]``."""
-    return f"{key.kind} [{key.variant}]" if key.variant else key.kind
+    """The ApiKey of a probe key (one without a variant is the default call)."""
+    return ApiKey(key.kind, getattr(key, "variant", ""))
 
 
 STATUSES = ("ok", "unsupported", "error")  # of a probe
@@ -153,14 +169,17 @@ class Probe:
 
     @property
     def pinned(self):
-        """What the golden test compares: the outcome, without an unexplained probe's gap, with a default's λ;
-        for a call probe, where each value goes and the defaults there (``forms.pinned``)."""
+        """What the golden test compares, as a structure, never its words: the status and reason of a probe
+        that did not run; the explanation's ``Outcome`` (no gap), dtype and a default probe's fitted λ; for a
+        call probe, where each value goes and the defaults there (``forms.pinned``)."""
         if self.status != "ok":
-            return self.outcome()
+            return self.status, self.reason
         if self.explained is None:
             return forms.pinned(self.statements)
-        text = self.explained.summary + (" (in float32)" if self.dtype != "float64" else "")
-        return text + ("" if self.strength is None else f" at λ = {self.strength:g}")
+        fitted = (
+            None if self.strength is None else float(f"{self.strength:g}")
+        )  # 6 digits: a fit's last bits vary by CPU
+        return self.explained.outcome, self.dtype, fitted
 
     def to_json(self):
         explained = self.explained.to_json() if self.explained else None
@@ -293,7 +312,7 @@ def _update_to_2(document):
         key = entry["probe"]
         if probe.get("explained"):
             strength = _V1_STRENGTH if isinstance(key, list) else 0.0
-            probe["explained"] = explain.from_legacy(probe["explained"], strength)
+            probe["explained"] = legacy.explanation(probe["explained"], strength)
         if isinstance(key, list):
             penalties.append(ProbeKey(*key)._asdict() | probe)
         else:

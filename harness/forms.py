@@ -350,3 +350,13 @@ def pinned(statements):
         for path, expression in sorted(slots(statement, ALL_SENTINELS).items(), key=repr):
             found.append((statement.head, path, tuple(expression), repr(default_at(statement, path))))
     return tuple(found)
+
+
+def is_number(value):
+    """Whether a literal read from code is a number (an int or float, not a bool)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def shown(path):
+    """An argument's path as text: ``betas.0``."""
+    return ".".join(map(str, path))

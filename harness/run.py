@@ -7,6 +7,7 @@ import time
 import traceback
 
 import backends
+from backends.contract import Statement
 from harness import data, explain, metrics, store
 from harness.attempt import attempt, own_behaviour, sweep_groups, versions
 from harness.spec import describe
@@ -91,7 +92,7 @@ def train_cases(backend, adapter, cases, stamp, results):
         found.append(
             store.Result(
                 **fields | vars(evaluation),
-                api=tried.trajectory.api,
+                statements=tuple(Statement(s.kind, s.text) for s in tried.trajectory.statements),
                 explained=explained,
                 note=note,
                 hyperparameter_dtype=tried.trajectory.hyperparameter_dtype or case.model.dtype,

@@ -25,7 +25,7 @@ from importlib import resources
 from pathlib import Path
 
 import backends
-from harness import files
+from harness import files, problems
 from harness.case import SECTIONS, Case, field, show
 from harness.checks import checked
 from harness.errors import SpecError
@@ -165,12 +165,12 @@ def _cases(source, backend, shared, given, points, factors, overrides, swept):
             at = dotted(point)
             at_point = shared.replace(at).with_optimizer_defaults(given | set(at))
             case = at_point.replace(values).with_optimizer_defaults(given | set(at) | set(values))
-            problem = case.problem()
+            problem = problems.problem(case)
             if problem is None:
                 if case.id not in seen:  # a variant that changes nothing is left out
                     seen.add(case.id)
                     cases.append((point if factors is None else {"overrides": variant, **point}, case))
-            elif at_point.problem() is None:
+            elif problems.problem(at_point) is None:
                 alone = f" with factor {json.dumps(variant)} alone" if variant not in ("none", "all") else ""
                 raise SpecError(f"{source}: [overrides.{backend}]{alone}: {problem}")
             elif not swept:

@@ -35,6 +35,13 @@ Optimizer step Δ from g at step t = 1, 2, … (every state starts at 0 unless s
 import numpy as np
 
 EPS = ("outside", "outside_uncorrected", "inside", "none")  # where ε enters an adaptive step (above)
+# What each optimizer's step does to its gradient beside scaling it by lr, as the steps above state it: the
+# state a decay added to the gradient (coupled) goes through, and one added beside the step does not.
+STATES = {
+    "momentum": "momentum", "nesterov": "momentum", "signum": "sign", "lion": "sign", "adam": "normalisation",
+    "radam": "normalisation", "nadam": "normalisation", "adamax": "normalisation", "rmsprop": "normalisation",
+    "adagrad": "normalisation", "adadelta": "normalisation", "lamb": "normalisation", "adafactor": "normalisation",
+}  # fmt: skip
 
 
 class Step:

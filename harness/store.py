@@ -12,12 +12,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import explain, files
+from backends.contract import Statement
+from harness import explain, files, legacy, problems
 from harness.case import Case
 from harness.errors import SpecError
 from harness.fingerprint import RELEASES
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 STATUSES = ("ok", "diverged", "unsupported", "error")
 TRAINED = ("ok", "diverged")  # statuses whose results hold a trajectory
 
@@ -58,7 +59,8 @@ class Final:
 class Result:
     """One backend's run of one case, as stored.
 
-    ``api``: the native calls that ran; ``steps``, ``epochs``, ``final``: for a run that trained
+    ``statements``: the native calls and code that ran (``contract.Statement``s, their text only), ``api``
+    the same as one line; ``steps``, ``epochs``, ``final``: for a run that trained
     (``TRAINED``), cut before the first non-finite step of a diverged one; ``explained``: the
     rule that reproduces an ok run; ``note``: the adapter's account of an ok run no rule reproduces
     (its ``OWN_BEHAVIOURS``); ``hyperparameter_dtype``: the precision the framework applied its
@@ -72,7 +74,7 @@ class Result:
     data_sha256: str
     status: str
     reason: str = ""
-    api: str | None = None
+    statements: tuple | None = None
     steps: Steps | None = None
     epochs: Epochs | None = None
     final: Final | None = None
@@ -89,6 +91,11 @@ class Result:
         return self.case.id
 
     @property
+    def api(self):
+        """The statements that ran as one line of text, ``; ``-joined (None where none ran)."""
+        return "; ".join(s.text for s in self.statements) if self.statements else None
+
+    @property
     def trained(self):
         return self.status in TRAINED
 
@@ -99,7 +106,7 @@ class Result:
     def check(self):
         """This result, when each field has its type and a trained run's trajectory has its case's shape,
         finite: what a report may read; BadResult naming the first field that is not."""
-        if problem := self.case.problem():
+        if problem := problems.problem(self.case):
             raise BadResult(f"its case is one decaylens run refuses ({problem})")
         _of("backend", self.backend, str)
         _of("versions", self.versions, dict)
@@ -107,8 +114,11 @@ class Result:
             raise BadResult("versions: not {package: version} text")
         for name in ("reason", "note"):
             _of(name, getattr(self, name), str)
-        for name in ("api", "traceback", "created", "platform"):
+        for name in ("traceback", "created", "platform"):
             _of(name, getattr(self, name), str, none=True)
+        _of("statements", self.statements, tuple, none=True)
+        if not all(s.kind in Statement.KINDS and isinstance(s.text, str) for s in self.statements or ()):
+            raise BadResult("statements: not [kind, text] pairs of statement kinds")
         if self.seconds is not None and not _number(self.seconds, at_least=0):
             raise BadResult(f"seconds = {self.seconds!r}: not a time")
         if self.hyperparameter_dtype not in (None, "float32", "float64"):
@@ -147,6 +157,8 @@ class Result:
                 value = value.to_dict()
             elif isinstance(value, explain.Explanation):
                 value = value.to_json()
+            elif field.name == "statements" and value is not None:
+                value = [[s.kind, s.text] for s in value]
             elif dataclasses.is_dataclass(value):
                 value = dataclasses.asdict(value)
             document[field.name] = value
@@ -174,8 +186,10 @@ class Result:
             values |= {name: part(**values[name]) for name, part in parts.items() if values[name] is not None}
             if values["explained"] is not None:
                 values["explained"] = explain.Explanation.from_json(values["explained"])
+            if values["statements"] is not None:
+                values["statements"] = tuple(Statement(kind, text) for kind, text in values["statements"])
             values["reason"], values["note"] = values["reason"] or "", values["note"] or ""
-        except (SpecError, TypeError, KeyError, AttributeError) as error:
+        except (SpecError, TypeError, ValueError, KeyError, AttributeError) as error:
             raise BadResult(f"malformed result ({error})") from None
         return cls(**values)
 
@@ -209,13 +223,21 @@ def _update_to_3(document):
     old = document.get("explained")
     strength = (document.get("case") or {}).get("penalty", {}).get("strength", 0.0)
     try:
-        explained = explain.from_legacy(old, strength) if old is not None else None
+        explained = legacy.explanation(old, strength) if old is not None else None
     except (KeyError, TypeError, ValueError) as error:
         raise BadResult(f"malformed schema 2 explanation ({error!r})") from None
     return document | {"schema_version": 3, "explained": explained}
 
 
-_MIGRATIONS = (_update_to_2, _update_to_3)  # _MIGRATIONS[v - 1] reads schema v as v + 1
+def _update_to_4(document):
+    """Schema 4 stores the statements that ran, each with its kind, in place of their ``api`` text,
+    which becomes one ``note``: the text read back as it was, with no code to run."""
+    api = document.get("api")
+    statements = [["note", api]] if isinstance(api, str) and api else None
+    return {k: v for k, v in document.items() if k != "api"} | {"schema_version": 4, "statements": statements}
+
+
+_MIGRATIONS = (_update_to_2, _update_to_3, _update_to_4)  # _MIGRATIONS[v - 1] reads schema v as v + 1
 
 
 class BadResult(ValueError):
@@ -263,21 +285,21 @@ def scan(results):
     """Every readable result under ``results``, keyed by (backend, case_id), and one line per
     file skipped: unreadable, of an unknown schema, malformed, or misnamed (its backend and
     case do not hash to its directory and file name)."""
-    found, problems = {}, []
+    found, skipped = {}, []
     backends_ = sorted(p for p in Path(results).iterdir() if p.is_dir()) if Path(results).is_dir() else []
     for directory in (p for p in backends_ if p.name != RELEASES):
         if not os.access(directory, os.R_OK | os.X_OK):
-            problems.append(f"{directory}: cannot be read (its results are not in this report); skipped")
+            skipped.append(f"{directory}: cannot be read (its results are not in this report); skipped")
     for path in sorted(Path(results).glob("*/*.json")):
         if path.parent.name == RELEASES:  # fingerprints of the release matrix, not results
             continue
         try:
             result = read(path)
         except BadResult as error:
-            problems.append(f"{error}; skipped")
+            skipped.append(f"{error}; skipped")
             continue
         if (result.backend, result.case_id) != (path.parent.name, path.stem):
-            problems.append(f"{path}: holds {result.backend} case {result.case_id}, not what its name says; skipped")
+            skipped.append(f"{path}: holds {result.backend} case {result.case_id}, not what its name says; skipped")
         else:
             found[result.backend, result.case_id] = result
-    return found, problems
+    return found, skipped

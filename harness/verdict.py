@@ -1,15 +1,17 @@
 """Judgements read off the fingerprints: what each API's λ does, whether it is an L2 penalty in
-the loss, and which setting of another framework gives the same training. Plain data: the
-report renders it, the tests check it from small fingerprints."""
+the loss, whether the full runs agree, and the rule comparisons ``harness.equivalents`` builds on.
+Plain data: the report renders it, the tests check it from small fingerprints."""
 
 import dataclasses
+import itertools
 from dataclasses import dataclass
 
-from harness.case import OPTIMIZERS, ROLES
-from harness.explain import CONVENTION_NAMES, NONE, PLACEMENTS, Explanation, Form
-from harness.fingerprint import ConventionKey, ProbeKey, api
-from harness.oracle import Rule
+from harness import diff
+from harness.case import FRAMEWORK_KINDS, OPTIMIZERS, ROLES
+from harness.explain import CONVENTION_NAMES, NONE, PLACEMENTS, Form
+from harness.fingerprint import ApiKey, ConventionKey, ProbeKey, api
 from harness.probes import BIAS_MODES, KINDS
+from harness.steps import STATES
 
 
 @dataclass(frozen=True)
@@ -20,7 +22,7 @@ class Semantics:
 
     backend: str
     optimizer: str
-    kind: str
+    kind: ApiKey
     spared: object
     decayed: object
     default: object
@@ -65,7 +67,7 @@ def semantics(fingerprints):
             for kind in KINDS:
                 probes = [fingerprint.penalties.get(ProbeKey(optimizer, kind, bias)) for bias in BIAS_MODES]
                 if probes[0] is not None:
-                    found.append(Semantics(fingerprint.backend, optimizer, kind, *probes))
+                    found.append(Semantics(fingerprint.backend, optimizer, ApiKey(kind), *probes))
                 for key in variants:
                     if (key.optimizer, key.kind) == (optimizer, kind):
                         found.append(
@@ -169,178 +171,125 @@ def same_rule(a, b):
     return a.rule.decay_bias == b.rule.decay_bias and bool(set(a.forms) & set(b.forms))
 
 
+# Why an API's λ is no L2 penalty in the loss at any λ' (``Verdict.why``), in words; the state a decay beside
+# the step bypasses is the optimizer's (``steps.STATES``).
+WHY = {
+    "no effect": "λ has no effect",
+    "not × lr": "λ is not multiplied by lr",
+    "bypasses": "λ bypasses the {state}",
+    "grows": "λ grows the weights",
+    "bias": "cannot spare the bias",
+    "multiplier unseen": "the probe cannot tell λ's multiplier ({forms} all fit)",
+    "elsewhere": "λ enters as {placement}",
+}
+
+STATE_WORDS = {"momentum": "momentum", "normalisation": "normalisation of the step", "sign": "sign of the step",
+               "step": "step"}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Verdict:
     """An API's probe against the same framework's ``l2_loss`` probe: ``outcome`` is ``same`` (the
-    same trajectory), ``convert`` (the same with λ' = ``factor``·λ), ``never`` (no λ' does;
-    ``reason`` says why), ``unknown`` (the probe cannot tell), ``unsupported`` or ``unexplained``
-    (``reason``: the probe's outcome)."""
+    same trajectory), ``convert`` (the same with λ' = ``factor``·λ), ``never`` (no λ' does), ``unknown``
+    (the probe cannot tell), ``unsupported`` or ``unexplained``; ``why`` (a key of WHY) says why not,
+    about the API's ``form`` and the ``optimizer``; ``detail``: an unsupported or unexplained probe's
+    outcome, or the forms a multiplier-blind probe fits."""
 
     outcome: str
     factor: float | None = None
-    reason: str = ""
+    why: str = ""
+    form: Form | None = None
+    optimizer: str = ""
+    detail: str = ""
+
+    @property
+    def reason(self):
+        """Why, in words (the probe's outcome for an unsupported or unexplained one)."""
+        if not self.why:
+            return self.detail
+        words = WHY[self.why].format(
+            optimizer=self.optimizer,
+            state=STATE_WORDS[STATES.get(self.optimizer, "step")],
+            forms=self.detail,
+            placement=PLACEMENTS.get(self.form.placement, "") if self.form else "",
+        )
+        return f"{words} ({self.form.name})" if self.form is not None and self.why != "multiplier unseen" else words
 
 
-def _same_bias(a, b):
+def same_bias(a, b):
     return a.rule.decay_bias == b.rule.decay_bias or a.bias_ambiguous or b.bias_ambiguous
 
 
 def verdict(probe, l2_probe, optimizer):
     """The Verdict of ``probe`` (an API, bias spared) against ``l2_probe`` with ``optimizer``."""
     if probe.status != "ok":
-        return Verdict(probe.status, reason=probe.reason)
+        return Verdict(probe.status, detail=probe.reason)
     if not (probe.matched and l2_probe.matched):
-        return Verdict("unexplained", reason=(l2_probe if probe.matched else probe).outcome())
+        return Verdict("unexplained", detail=(l2_probe if probe.matched else probe).outcome())
     api, l2 = probe.explained, l2_probe.explained
-    if not _same_bias(api, l2):
-        return Verdict("never", reason="cannot spare the bias")
+    if not same_bias(api, l2):
+        return Verdict("never", why="bias")
     factor = scale(l2, api)
     if factor is not None and (multiplier_unseen(api) or multiplier_unseen(l2)):
         forms = ", ".join(f.name for f in (api if multiplier_unseen(api) else l2).forms)
-        return Verdict("unknown", reason=f"the probe cannot tell λ's multiplier ({forms} all fit)")
+        return Verdict("unknown", why="multiplier unseen", detail=forms)
     if factor is not None:
         return Verdict("same") if factor == 1 else Verdict("convert", factor)
-    if api.form.multiplier < 0:
-        return Verdict("never", reason=f"λ grows the weights ({api.form.name})")
-    why = {
-        NONE: "λ has no effect",
-        "decoupled": "λ is not multiplied by lr",
-        "decoupled_lr": "λ bypasses " + ("Adam's normalisation" if optimizer == "adam" else "momentum"),
-    }.get(api.form.placement, PLACEMENTS.get(api.form.placement, api.form.placement))
-    return Verdict("never", reason=f"{why} ({api.form.name})")
+    placement = api.form.placement
+    why = "grows" if api.form.multiplier < 0 else {
+        NONE: "no effect", "decoupled": "not × lr", "decoupled_lr": "bypasses"
+    }.get(placement, "elsewhere")  # fmt: skip
+    return Verdict("never", why=why, form=api.form, optimizer=optimizer)
 
 
-# Rule fields of an optimizer's own conventions
-CONVENTIONS = (
-    "eps", "momentum_decay", "scale_after_decay", "relative_step", "lr_ignored", "momentum_scaled", "schedule_offset",
-)  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Conversion:
-    """How a target framework reproduces a source API's run: penalty ``kind`` at λ' =
-    ``factor``·lr^``lr_power``·λ (lr the base learning rate), or, with ``kind`` None, no setting
-    does and ``reason`` says why."""
-
-    kind: str | None
-    factor: float | None = None
-    reason: str = ""
-    lr_power: int = 0
-
-
-def conversions(fingerprints, schedule=None):
-    """For every backend × optimizer × API (bias spared) whose λ has an effect, the Conversion of
-    each other backend: ``{(source, optimizer, kind): {target: Conversion}}``; from the penalty
-    probes (a constant lr), or, given a ``schedule`` kind of SCHEDULE_PROBES, from those probes.
-
-    A target API matches when it puts λ in the same place (the same oracle rule up to the
-    multiplier), or beside the step with another power of lr (``scaling``); its λ is then scaled
-    by k_source / k_target and that power of lr. The two backends' versions of the
-    optimizer must also follow the same conventions (their convention probes, and the
-    conventions the two rules were explained with), or no setting reproduces the run exactly.
-    The target's own API of the same kind is tried first, l2_loss last.
-    """
-    found, by_backend = {}, {fingerprint.backend: fingerprint for fingerprint in fingerprints}
-    for fingerprint in fingerprints:
-        for key, probe in _probes(fingerprint, schedule):
-            found[fingerprint.backend, key.optimizer, api(key)] = probe.explained
-    backends = list(dict.fromkeys(backend for backend, _, _ in found))
-    result = {}
-    for (source, optimizer, kind), explained in found.items():
-        if explained.form.placement == NONE or kind == "l2_loss":
-            continue
-        targets = {}
-        for target in backends:
-            if target == source:
-                continue
-            if reason := convention_gap(by_backend[source], by_backend[target], optimizer):
-                targets[target] = Conversion(None, reason=reason)
-                continue
-            options = {k: e for (b, o, k), e in found.items() if (b, o) == (target, optimizer)}
-            same = kind.partition(" [")[0]  # the API itself, a variant of it (fingerprint.api) after it
-            preferred = sorted(options, key=lambda k: (k != kind, k.partition(" [")[0] != same, k == "l2_loss"))
-            targets[target] = convert(explained, {k: options[k] for k in preferred}, scheduled=schedule is not None)
-        result[source, optimizer, kind] = targets
-    return result
-
-
-def convention_gap(source, target, optimizer, skip=()):
-    """Why ``optimizer`` cannot train alike in the backends of two Fingerprints: the first of the
-    source's convention probes of it (but the fields in ``skip``) whose value the target's differs
-    from, in words; else ""."""
-    mine, theirs = (
-        {k.field: v for k, v in conventions(f).items() if k.optimizer == optimizer and k.field not in skip}
-        for f in (source, target)
-    )
-    for field, value in mine.items():
-        other = theirs.get(field, "not probed")
-        if other != value:
-            words = [convention_value(field, found) for found in (value, other)]
-            return f"{optimizer}'s {field} convention is {words[0]} in {source.backend}, {words[1]} in {target.backend}"
-    return ""
-
-
-def _probes(fingerprint, schedule):
-    """(key, probe) of the matched probes, bias spared, that conversions read: the penalty probes,
-    or the schedule probes of the ``schedule`` kind."""
-    if schedule is None:
-        return [(k, p) for k, p in fingerprint.penalties.items() if k.decay_bias is False and p.matched]
-    return [(k, p) for k, p in fingerprint.schedules.items() if k.schedule == schedule and p.matched]
-
-
-# Loshchilov & Hutter's AdamW (Algorithm 2): the decay is λ·ηₜ·w, × the schedule's multiplier, not × α.
-PAPER = Explanation(Form("decoupled_multiplier", 1.0), Rule(decoupled_multiplier=1.0), gap=0.0, matched=True)
-
-
-def from_paper(fingerprints, schedule="step"):
-    """For each backend, the Conversion of Adam's decoupled decay as the paper states it (λ × ηₜ) into
-    the backend's ``decoupled`` or ``adamw`` Adam, or a variant of them, from their schedule probes:
-    ``{backend: Conversion}``; an API that takes the paper's λ itself (no power of lr) first."""
+def verdicts(fingerprints):
+    """{(backend, optimizer, kind): Verdict} of every framework API probed (bias spared) with its l2_loss twin."""
     found = {}
-    for fingerprint in fingerprints:
-        probes = {
-            api(key): probe
-            for key, probe in fingerprint.schedules.items()
-            if key.optimizer == "adam" and key.kind in ("decoupled", "adamw") and key.schedule == schedule
-        }
-        if probes:
-            matched = {kind: probe.explained for kind, probe in probes.items() if probe.matched}
-            direct = {k: e for k, e in matched.items() if _takes_as_is(convert(PAPER, {k: e}, scheduled=True))}
-            found[fingerprint.backend] = (
-                convert(PAPER, direct | matched, scheduled=True)
-                if matched
-                else Conversion(None, reason=next(iter(probes.values())).outcome())
-            )
+    for fingerprint, optimizer, kind in itertools.product(fingerprints, OPTIMIZERS, FRAMEWORK_KINDS):
+        probe = fingerprint.penalties.get(ProbeKey(optimizer, kind, False))
+        reference = fingerprint.penalties.get(ProbeKey(optimizer, "l2_loss", False))
+        if probe and reference:
+            found[fingerprint.backend, optimizer, kind] = verdict(probe, reference, optimizer)
     return found
 
 
-def _takes_as_is(conversion):
-    return conversion.kind is not None and conversion.lr_power == 0
+@dataclass(frozen=True)
+class RunCheck:
+    """A full run of an API (λ > 0, bias spared) against its verdict: its l2_loss twin (the same case with
+    the penalty in the loss) is ``parting`` from it at that step, or None where they coincide; ``agrees``
+    when they coincide exactly where the verdict is same."""
+
+    backend: str
+    optimizer: str
+    kind: str
+    strength: float
+    outcome: str
+    parting: int | None
+
+    @property
+    def agrees(self):
+        return (self.parting is None) == (self.outcome == "same")
 
 
-def convert(explained, options, scheduled=False, conventions=True):
-    """The Conversion to the first of ``options`` ({kind: Explanation}, in preference order) that puts
-    λ where ``explained`` does (``scaling``), on the same parameters (a bias either run cannot tell
-    aside), with known multipliers and (unless ``conventions`` is false: the same decay, whatever the
-    optimizer's conventions) the same conventions; else none, and why: where each option puts λ, or
-    the first convention in which a matching one differs."""
-    reasons = []
-    for kind, candidate in options.items():
-        if not _same_bias(explained, candidate):
-            reasons.append(f"{kind} {'decays' if candidate.rule.decay_bias else 'spares'} the bias")
+def check_runs(runs, results, found):
+    """The RunCheck of every trained run of ``runs`` (report Runs) of a framework API at λ > 0 (bias spared)
+    whose l2_loss twin is among ``results`` ({(backend, case id): Result}) and whose verdict in ``found``
+    (``verdicts``) is same, convert or never; each (backend, case) once."""
+    checked = {}
+    for run in runs:
+        penalty = run.case.penalty
+        judged = found.get((run.backend, run.case.optimizer.name, penalty.kind))
+        if not (run.trained and penalty.in_framework and penalty.spares_bias and penalty.strength > 0):
             continue
-        scaled = scaling(explained, candidate, scheduled)
-        told = [f for f in CONVENTIONS if f not in explained.ambiguous and f not in candidate.ambiguous and conventions]
-        apart = [f for f in told if getattr(explained.rule, f) != getattr(candidate.rule, f)]
-        known = not (multiplier_unseen(explained) or multiplier_unseen(candidate))
-        if scaled is not None and known and not apart:
-            return Conversion(kind, scaled[0], lr_power=scaled[1])
-        where = PLACEMENTS.get(candidate.form.placement, "no decay")
-        if scaled is not None and apart:
-            source, target = (convention_value(apart[0], getattr(r.rule, apart[0])) for r in (explained, candidate))
-            where += f" but its {apart[0]} convention is {target}, the source's {source}"
-        reasons.append(f"{kind} is {where}")
-    return Conversion(None, reason=", ".join(reasons) or "no API")
+        twin = results.get((run.backend, run.case.replace({"penalty.kind": "l2_loss"}).id))
+        if twin is None or not twin.trained or judged is None or judged.outcome not in ("same", "convert", "never"):
+            continue
+        checked.setdefault(
+            (run.backend, run.case.id),
+            RunCheck(run.backend, run.case.optimizer.name, penalty.kind, penalty.strength, judged.outcome,
+                     diff.result_parting(run.result, twin)),
+        )  # fmt: skip
+    return list(checked.values())
 
 
 @dataclass(frozen=True)
@@ -364,3 +313,46 @@ def roles(explained, case):
     more = tuple(role for role in decayed if asked[role] is False)
     fewer = tuple(role for role in seen if asked[role] is True and role not in decayed)
     return Roles(decayed, more, fewer, tuple(role for role in present if role in explained.unseen))
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """The full runs of one API (λ > 0, bias spared; ``scheduled``: under a varying schedule) against the rule
+    of its probe (the penalty probe, bias spared, or the schedule probe): the ``probe``'s outcome, the
+    number of ``runs``, how many ``agree`` (``same_rule``), and each ``disagreeing`` one, "spec label: rule"."""
+
+    backend: str
+    optimizer: str
+    kind: str
+    variant: str
+    scheduled: bool
+    probe: str
+    runs: int
+    agree: int
+    disagreeing: tuple
+
+
+def agreement(fingerprints, runs, schedule):
+    """The Agreement of each API with full runs among ``runs`` ((spec name, report Run)), against its
+    penalty probe, or under a varying schedule its schedule probe of the ``schedule`` kind."""
+    probes = {(f.backend, k.optimizer, k.kind, k.decay_bias, k.variant): p for f in fingerprints
+              for k, p in f.penalties.items()}  # fmt: skip
+    probes |= {(f.backend, k.optimizer, k.kind, "scheduled", k.variant): p for f in fingerprints
+               for k, p in f.schedules.items() if k.schedule == schedule}  # fmt: skip
+    found = {}
+    for name, run in runs:
+        penalty = run.case.penalty
+        probed = "scheduled" if run.case.schedule.varies else False  # the probe's bias is spared
+        key = (run.backend, run.case.optimizer.name, penalty.kind, probed, penalty.variant)
+        if not (run.ok and key in probes and penalty.spares_bias and penalty.strength > 0 and penalty.in_framework):
+            continue
+        probe, explained = probes[key], run.result.explained
+        agrees = probe.status == "ok" and same_rule(probe.explained, explained)
+        counted, agree, disagreeing = found.get(key, (0, 0, ()))
+        disagreeing += () if agrees else (f"{name} {run.label}: {explained}",)
+        found[key] = (counted + 1, agree + agrees, disagreeing)
+    agreements = []
+    for (backend, optimizer, kind, scheduled, variant), counts in found.items():
+        outcome = probes[backend, optimizer, kind, scheduled, variant].outcome()
+        agreements.append(Agreement(backend, optimizer, kind, variant, bool(scheduled), outcome, *counts))
+    return agreements

@@ -113,9 +113,10 @@ def opened(page, tmp_path):
         browser.wait_for("Page.loadEventFired")
 
         def evaluate(expression):
-            return browser.send("Runtime.evaluate", session, expression=expression, returnByValue=True)["result"][
-                "value"
-            ]
+            found = browser.send(
+                "Runtime.evaluate", session, expression=expression, returnByValue=True, awaitPromise=True
+            )
+            return found["result"].get("value")
 
         def screenshot(clip):
             found = browser.send("Page.captureScreenshot", session, format="png", clip=clip, captureBeyondViewport=True)
@@ -143,6 +144,11 @@ def in_chromium(page, tmp_path):
     height, shown width and height], the console errors, the URLs requested, and a PNG
     screenshot of the first figure."""
     with opened(page, tmp_path) as (evaluate, screenshot, events):
+        # the figures load lazily, as they come into view: each is loaded (and decoded) here first
+        evaluate(
+            "Promise.all([...document.querySelectorAll('figure img')].map(i => { i.loading = 'eager';"
+            " return i.decode().catch(() => null); }))"
+        )
         sizes = evaluate(
             "[...document.querySelectorAll('figure img')].map(i => [i.complete, i.naturalWidth, "
             "i.naturalHeight, i.getBoundingClientRect().width, i.getBoundingClientRect().height])"

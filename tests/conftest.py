@@ -8,13 +8,16 @@ env runs those (``pytest -m framework``), the core env all the others (``pytest 
 so no harness test runs once per framework.
 """
 
+import dataclasses
+import functools
 import os
 
+import fake_backend
 import pytest
 from hypothesis import settings
 
 import backends
-from harness import spec
+from harness import probes, spec
 from harness.case import Case
 
 # CI runs the property tests on a fixed seed, so a red run is always reproducible.
@@ -23,6 +26,17 @@ if os.environ.get("CI"):
     settings.load_profile("ci")
 
 ENV_BACKEND = os.environ.get("DECAYLENS_BACKEND", "")
+
+
+def fake_fingerprint(name="fake", **settings):
+    """The fingerprint of ``fake_backend.make(**settings)`` as backend ``name``: probed once a session
+    for each settings (a fingerprint takes ≈ 1.5 s), so a test must not change it in place."""
+    return dataclasses.replace(_probed(**settings), backend=name)
+
+
+@functools.cache
+def _probed(**settings):
+    return probes.probe("fake", fake_backend.make(**settings), "test")
 
 
 def pytest_collection_modifyitems(items):
@@ -90,3 +104,20 @@ def load_adapter():
 def backend(request):
     """(name, adapter module) for each backend; skipped outside the backend's env."""
     return request.param, _load_adapter(request.param)
+
+
+@pytest.fixture(scope="session")
+def made(tmp_path_factory):
+    """(spec paths, results directory): every shrunk built-in spec run by every fake backend, with their
+    fingerprints (tests/reported.py), once a session."""
+    import reported  # it reads this module's fake_fingerprint
+
+    return reported.make(tmp_path_factory.mktemp("report"))
+
+
+@pytest.fixture(scope="session")
+def rendered(made, tmp_path_factory):
+    """(REPORT.md text, report directory, results directory) of the report over ``made``, once a session."""
+    import reported
+
+    return reported.render(*made, tmp_path_factory.mktemp("out"))

@@ -16,8 +16,10 @@ from harness.case import FRAMEWORK_KINDS, OPTIMIZERS, PENALTY_KINDS, field
 from harness.errors import SpecError
 
 BACKENDS = Path(backends.__file__).parent
-NOT_ADAPTERS = ("__init__.py", "contract.py", "_calls.py")
-ADAPTERS = sorted(path for path in BACKENDS.glob("*.py") if path.name not in NOT_ADAPTERS)
+# backends/ holds the adapters (and _template.py, the one to start a new one from), the contract and registry,
+# and the adapters' shared helpers, named _*.py (the recorder _calls.py, the layout _layout.py, ...)
+HELPERS = sorted(p for p in BACKENDS.glob("_*.py") if p.name not in ("__init__.py", "_template.py"))
+ADAPTERS = sorted(p for p in BACKENDS.glob("*.py") if p not in HELPERS and p.name not in ("__init__.py", "contract.py"))
 SIGNATURES = {
     "versions": [], "train": ["case", "arrays"], "train_sweep": ["cases", "arrays"],
     "train_code": ["case", "arrays", "statements"],
@@ -52,15 +54,18 @@ def test_an_adapter_exports_the_contract_in_order(path):
     tree = parsed(path)
     assert ast.get_docstring(tree), f"{path.name}: no module docstring"
     names = top_level(tree)
-    assert ast.literal_eval(names["__all__"].value) == contract.EXPORTS, f"{path.name}: __all__ is not contract.EXPORTS"
+    sweeping = bool(ast.literal_eval(names["SWEEPABLE"].value))
+    exports = [name for name in contract.EXPORTS if sweeping or name not in contract.SWEEPING]
+    assert "__all__" not in names, f"{path.name}: __all__ re-spells contract.EXPORTS"
+    assert all(name in names for name in exports), f"{path.name}: defines none of {set(exports) - set(names)}"
     public = [name for name, node in names.items() if not name.startswith("_") and isinstance(node, ast.FunctionDef)]
-    assert public == [name for name in contract.EXPORTS if name in SIGNATURES], (
-        f"{path.name}: public functions {public}"
-    )
+    assert public == [name for name in exports if name in SIGNATURES], f"{path.name}: public functions {public}"
     order = list(names)
-    positions = [order.index(name) for name in (*contract.EXPORTS, *contract.HELPERS)]
+    positions = [order.index(name) for name in (*exports, *contract.HELPERS)]
     assert positions == sorted(positions), f"{path.name}: defines {[order[i] for i in sorted(positions)]}"
     for name, parameters in SIGNATURES.items():
+        if name not in exports:
+            continue
         function = names[name]
         assert [a.arg for a in function.args.args] == parameters and ast.get_docstring(function), f"{path.name}: {name}"
 
@@ -99,8 +104,8 @@ def test_an_adapter_builds_with_the_same_helpers_each_writing_into_the_recorder(
         assert function.args.args[-1].arg == "calls" and ast.get_docstring(function), f"{path.name}: {helper}"
 
 
-@pytest.mark.parametrize("path", ADAPTERS, ids=lambda path: path.stem)
-def test_an_adapter_imports_nothing_of_the_harness(path):
+@pytest.mark.parametrize("path", ADAPTERS + HELPERS, ids=lambda path: path.stem)
+def test_an_adapter_or_helper_imports_nothing_of_the_harness(path):
     for node in ast.walk(parsed(path)):
         if isinstance(node, ast.Import):
             assert not any(alias.name.split(".")[0] == "harness" for alias in node.names), path.name
@@ -112,8 +117,20 @@ def test_the_contract_check_catches_a_module_out_of_order(tmp_path):
     """The checks above fail on a module whose train comes before versions."""
     source = (BACKENDS / "_template.py").read_text()
     swapped = source.replace("def versions():", "def _versions_later():", 1).replace(
-        "def train_sweep(", 'def versions():\n    """."""\n\n\ndef train_sweep(', 1
+        "def train_code(", 'def versions():\n    """."""\n\n\ndef train_code(', 1
     )
     (tmp_path / "swapped.py").write_text(swapped)
     with pytest.raises(AssertionError, match=r"swapped.py: public functions \['train', 'versions'"):
         test_an_adapter_exports_the_contract_in_order(tmp_path / "swapped.py")
+
+
+def test_the_contract_check_catches_a_sweepable_module_without_train_sweep(tmp_path):
+    """An adapter that declares SWEEPABLE keys defines train_sweep; one that declares none does not."""
+    source = (BACKENDS / "_template.py").read_text()
+    (tmp_path / "sweeps.py").write_text(source.replace("SWEEPABLE = ()", 'SWEEPABLE = ("optimizer.lr",)', 1))
+    with pytest.raises(AssertionError, match=r"sweeps.py: defines none of \{'train_sweep'\}"):
+        test_an_adapter_exports_the_contract_in_order(tmp_path / "sweeps.py")
+    extra = source.replace("def train_code(", 'def train_sweep(cases, arrays):\n    """."""\n\n\ndef train_code(', 1)
+    (tmp_path / "extra.py").write_text(extra)
+    with pytest.raises(AssertionError, match=r"extra.py: public functions \[.*'train_sweep'"):
+        test_an_adapter_exports_the_contract_in_order(tmp_path / "extra.py")

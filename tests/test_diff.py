@@ -1,7 +1,15 @@
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
 from harness import diff
+from harness.case import Case
+
+
+def stored(case, norms):
+    """A trained result of ``case`` whose ‖w‖ per step is ``norms``, as ``diff`` reads it."""
+    return SimpleNamespace(case=case, trained=True, steps=SimpleNamespace(w_norm=norms), hyperparameter_dtype=None)
 
 
 def test_relative_gaps_and_first_divergent_step():
@@ -47,3 +55,17 @@ def test_coinciding_items_join_the_first_group_they_do_not_part_from():
 
     assert diff.coinciding([1.0, 5.0, 1.5, 5.2, 9.0], parting) == [[1.0, 1.5], [5.0, 5.2], [9.0]]
     assert diff.coinciding([], parting) == []
+
+
+def test_two_backends_runs_of_the_same_cases_give_their_largest_gap_and_partings():
+    case = Case()
+    results = {
+        ("torch", "a"): stored(case, [1.0, 0.5]), ("jax", "a"): stored(case, [1.0, 0.5 * (1 + 1e-6)]),
+        ("torch", "b"): stored(case, [1.0, 0.5]), ("jax", "b"): stored(case, [1.0, 0.5]),
+        ("mlx", "a"): stored(case.replace({"model.dtype": "float32"}), [1.0, 0.6]),  # float32: not compared
+    }  # fmt: skip
+    found = diff.backend_gaps(results, "torch", ["jax", "mlx"])
+    (key,) = found
+    assert key == ("sgd", "none") and set(found[key]) == {"jax"}
+    gaps = found[key]["jax"]
+    assert gaps.cases == 2 and gaps.parted == 1 and gaps.largest == pytest.approx(1e-6, rel=1e-3)

@@ -6,11 +6,11 @@ import itertools
 import os
 from pathlib import Path
 
-import fake_backend
 import numpy as np
 import pytest
+from conftest import fake_fingerprint
 
-from harness import data, diff, explain, fingerprint, oracle, probes, spec, verdict
+from harness import data, diff, equivalents, explain, fingerprint, oracle, probes, spec, verdict
 from harness.case import OPTIMIZERS
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -52,74 +52,69 @@ def the_same_update(optimizer, form_a, a, form_b, b):
     return None
 
 
-def test_the_probe_tells_every_pair_of_rules_apart():
+LIMIT = 100 * max(diff.STEP_TOLERANCE.values())  # two rules a probe parts predict each other 100× past any tolerance
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_the_probe_tells_every_pair_of_rules_apart(optimizer):
     """Any two catalog rules with the same conventions the penalty probe is not made to part (ε,
     the relative step) predict each other's steps 100× further apart than the loosest step
     tolerance, except where the optimizer's algebra makes them one update (``the_same_update``)."""
-    limit = 100 * max(diff.STEP_TOLERANCE.values())
-    for optimizer in OPTIMIZERS:
-        case = probes.probe_case(optimizer, {"penalty.kind": "weight_decay"})
-        for (form_a, a), (form_b, b) in itertools.combinations(explain.candidates(case), 2):
-            if (a.eps, a.relative_step) != (b.eps, b.relative_step) or the_same_update(optimizer, form_a, a, form_b, b):
-                continue
-            gap = one_step_gap(a, b, case)
-            assert gap > limit, f"{optimizer}: {form_a.name} {a} vs {form_b.name} {b}: {gap:.2g}"
+    case = probes.probe_case(optimizer, {"penalty.kind": "weight_decay"})
+    for (form_a, a), (form_b, b) in itertools.combinations(explain.candidates(case), 2):
+        if (a.eps, a.relative_step) != (b.eps, b.relative_step) or the_same_update(optimizer, form_a, a, form_b, b):
+            continue
+        gap = one_step_gap(a, b, case)
+        assert gap > LIMIT, f"{optimizer}: {form_a.name} {a} vs {form_b.name} {b}: {gap:.2g}"
 
 
-def test_each_convention_probe_parts_the_values_of_its_convention():
+@pytest.mark.parametrize("optimizer, field", list(probes.CONVENTION_PROBES))
+def test_each_convention_probe_parts_the_values_of_its_convention(optimizer, field):
     """On its convention probe, the rules that differ only in that convention (their penalty the
     probe's own: none, or (λ/2)‖w‖² in the loss) predict each other's steps 100× apart."""
-    limit = 100 * max(diff.STEP_TOLERANCE.values())
-    for (optimizer, field), values in probes.CONVENTION_PROBES.items():
-        case = probes.probe_case(optimizer, {"penalty.strength": 0.0} | values)
-        base = oracle.loss_penalty_rule(case.replace({"train.loss": "half_mse"}))
-        rules = [r for _, r in explain.candidates(case) if (r.coupled, r.decay_bias) == (base.coupled, False)
-                 and not (r.l1 or r.decoupled_lr or r.decoupled or r.decoupled_ratio or r.lr_decay)]  # fmt: skip
-        assert len({getattr(rule, field) for rule in rules}) >= 2, f"{optimizer} {field}: one value only"
-        for a, b in itertools.combinations(rules, 2):
-            if {f for f in vars(a) if getattr(a, f) != getattr(b, f)} == {field}:
-                assert one_step_gap(a, b, case) > limit, f"{optimizer} {field}: {a} vs {b}"
+    case = probes.probe_case(optimizer, {"penalty.strength": 0.0} | probes.CONVENTION_PROBES[optimizer, field])
+    base = oracle.loss_penalty_rule(case.replace({"train.loss": "half_mse"}))
+    rules = [r for _, r in explain.candidates(case) if (r.coupled, r.decay_bias) == (base.coupled, False)
+             and not (r.l1 or r.decoupled_lr or r.decoupled or r.decoupled_ratio or r.lr_decay)]  # fmt: skip
+    assert len({getattr(rule, field) for rule in rules}) >= 2, f"{optimizer} {field}: one value only"
+    for a, b in itertools.combinations(rules, 2):
+        if {f for f in vars(a) if getattr(a, f) != getattr(b, f)} == {field}:
+            assert one_step_gap(a, b, case) > LIMIT, f"{optimizer} {field}: {a} vs {b}"
 
 
 SCHEDULED = ("decoupled_lr", "decoupled_base", "decoupled_multiplier", "decoupled")  # the decays a schedule parts
 
 
-def test_each_schedule_probe_parts_where_the_decay_follows_the_schedule():
+@pytest.mark.parametrize("schedule", list(probes.SCHEDULE_PROBES))
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_each_schedule_probe_parts_where_the_decay_follows_the_schedule(optimizer, schedule):
     """On each schedule probe, two catalog rules that differ only in where their decoupled decay
     follows the schedule (× scheduled lr, × base lr, × η, × 1, each k), or only in the count the
     first step reads, predict each other's steps 100× further apart than the loosest step tolerance;
     but for a step that ignores lr (Adadelta's), whose count shows only through a decay × lr or × η."""
-    limit = 100 * max(diff.STEP_TOLERANCE.values())
-    for optimizer in OPTIMIZERS:
-        for schedule, values in probes.SCHEDULE_PROBES.items():
-            case = probes.probe_case(optimizer, {"penalty.kind": "decoupled"} | values)
-            for (form_a, a), (form_b, b) in itertools.combinations(explain.candidates(case), 2):
-                differ = {f for f in vars(a) if getattr(a, f) != getattr(b, f)}
-                placed = {form_a.placement, form_b.placement} <= set(SCHEDULED) and differ <= {*SCHEDULED}
-                scheduled = form_a.placement in ("decoupled_lr", "decoupled_multiplier") or not a.lr_ignored
-                if placed or (differ == {"schedule_offset"} and form_a.placement != explain.NONE and scheduled):
-                    gap = one_step_gap(a, b, case)
-                    assert gap > limit, f"{optimizer} {schedule}: {form_a.name} {a} vs {form_b.name} {b}: {gap:.2g}"
+    case = probes.probe_case(optimizer, {"penalty.kind": "decoupled"} | probes.SCHEDULE_PROBES[schedule])
+    for (form_a, a), (form_b, b) in itertools.combinations(explain.candidates(case), 2):
+        differ = {f for f in vars(a) if getattr(a, f) != getattr(b, f)}
+        placed = {form_a.placement, form_b.placement} <= set(SCHEDULED) and differ <= {*SCHEDULED}
+        scheduled = form_a.placement in ("decoupled_lr", "decoupled_multiplier") or not a.lr_ignored
+        if placed or (differ == {"schedule_offset"} and form_a.placement != explain.NONE and scheduled):
+            gap = one_step_gap(a, b, case)
+            assert gap > LIMIT, f"{optimizer} {schedule}: {form_a.name} {a} vs {form_b.name} {b}: {gap:.2g}"
 
 
-def test_the_role_probe_tells_every_two_sets_of_decayed_roles_apart():
+@pytest.mark.parametrize("optimizer", probes.ROLE_OPTIMIZERS)
+def test_the_role_probe_tells_every_two_sets_of_decayed_roles_apart(optimizer):
     """On the role probe, two catalog rules that differ only in the roles they decay predict each
     other's steps 100× further apart than the loosest step tolerance, for each placement."""
-    limit = 100 * max(diff.STEP_TOLERANCE.values())
-    for optimizer in probes.ROLE_OPTIMIZERS:
-        case = probes.probe_case(optimizer, {"penalty.kind": "weight_decay"}, probes.ROLE_PROBE)
-        pairs = 0
-        for (form_a, a), (form_b, b) in itertools.combinations(explain.candidates(case), 2):
-            differ = {f for f in vars(a) if getattr(a, f) != getattr(b, f)}
-            if form_a == form_b and form_a.placement != explain.NONE and differ <= {"decay_bias", "spared"}:
-                gap = one_step_gap(a, b, case, probes.role_arrays)
-                assert gap > limit, f"{optimizer} {form_a.name}: {a} vs {b}: {gap:.2g}"
-                pairs += 1
-        assert pairs >= 12 * 11 // 2 * 3 * 3, f"{optimizer}: {pairs} pairs"  # 12 role sets, 3 placements × 3 k
-
-
-def fake_fingerprint(weight_decay="coupled", name="fake"):
-    return probes.probe(name, fake_backend.make(weight_decay=weight_decay), "test")
+    case = probes.probe_case(optimizer, {"penalty.kind": "weight_decay"}, probes.ROLE_PROBE)
+    pairs = 0
+    for (form_a, a), (form_b, b) in itertools.combinations(explain.candidates(case), 2):
+        differ = {f for f in vars(a) if getattr(a, f) != getattr(b, f)}
+        if form_a == form_b and form_a.placement != explain.NONE and differ <= {"decay_bias", "spared"}:
+            gap = one_step_gap(a, b, case, probes.role_arrays)
+            assert gap > LIMIT, f"{optimizer} {form_a.name}: {a} vs {b}: {gap:.2g}"
+            pairs += 1
+    assert pairs >= 12 * 11 // 2 * 3 * 3, f"{optimizer}: {pairs} pairs"  # 12 role sets, 3 placements × 3 k
 
 
 def test_a_fingerprint_round_trips_through_its_json_document(tmp_path):
@@ -132,7 +127,7 @@ def test_a_fingerprint_round_trips_through_its_json_document(tmp_path):
 
 
 def test_a_changed_semantics_is_a_readable_difference():
-    before, after = fake_fingerprint(), fake_fingerprint("decoupled_lr")
+    before, after = fake_fingerprint(), fake_fingerprint(weight_decay="decoupled_lr")
     lines = fingerprint.changes(before, after)
     assert (
         "momentum weight_decay (decay_bias = false): was coupled ×1, bias not decayed, loss half_mse, "
@@ -189,7 +184,7 @@ def equivalences():
     d2l = spec.load("d2l")
     reference = {target: d2l.cases(target)[0][1] for target in documents}
     checks = {}
-    for (source, optimizer, kind), targets in verdict.conversions(documents.values()).items():
+    for (source, optimizer, kind), targets in equivalents.conversions(documents.values()).items():
         for target, conversion in targets.items():
             if conversion.kind is None:
                 continue
@@ -201,7 +196,7 @@ def equivalences():
             strength = 3.0 * (lr if explained.form.placement == "decoupled" else 1.0)
             rule = verdict.resolved(documents[source], optimizer, explained)
             rule = dataclasses.replace(rule, **{explained.form.placement: explained.form.multiplier * strength})
-            target_kind, _, variant = conversion.kind.removesuffix("]").partition(" [")  # as fingerprint.api names it
+            target_kind, variant = conversion.kind
             converted = strength * conversion.factor * lr**conversion.lr_power
             case = case.replace(
                 {"penalty.kind": target_kind, "penalty.variant": variant, "penalty.strength": converted}

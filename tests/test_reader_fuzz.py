@@ -36,13 +36,14 @@ def paths(document, prefix=()):
 
 
 def mutated(document, path, how, value):
-    """``document`` with the value at ``path`` replaced by ``value``, deleted, or its list cut in half."""
-    found = copy.deepcopy(document)
+    """``document`` with the value at ``path`` replaced by ``value``, deleted, or its list cut in half (the
+    containers along the path copied, the rest shared: ``document`` is left as it was)."""
     if not path:
         return value
     *head, last = path
-    parent = found
+    found = parent = copy.copy(document)
     for key in head:
+        parent[key] = copy.copy(parent[key])
         parent = parent[key]
     if how == "replace":
         parent[last] = value

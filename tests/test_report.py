@@ -1,136 +1,26 @@
-"""The comparison report over results made by tests/fake_backend.py standing in for every framework.
+"""The comparison report's text (REPORT.md) over the fake backends' results (tests/reported.py).
+The tests run in the core env, with the ``report`` extra (matplotlib); locally, without it they
+skip; under CI they fail."""
 
-The built-in specs are shrunk (5 epochs, and an lr that overflows at once in the lr spec)
-and saved under their own names, so every section of the report has its results. Each
-backend's weight_decay follows its own oracle rule (RULES), so some frameworks part.
-The tests run in the core env, with the ``report`` extra (matplotlib); the Chromium tests
-need /usr/bin/chromium (Debian package ``chromium``). Locally, either missing skips them;
-under CI it fails them.
-"""
-
-import io
 import json
 import os
 import re
 import shutil
-from importlib import resources
 from pathlib import Path
 
-import fake_backend
 import numpy as np
 import pytest
-from chromium import first_screen, in_chromium
 from conftest import ENV_BACKEND
+from reported import SPECS, cells, fake, run_all, shrunk_specs, spec_headings, tables
 
 import backends
-from harness import cli, document, figures, probes, report, spec, store
+from harness import cli, figures, spec, store
 from harness.spec import describe
 
 if ENV_BACKEND:
     pytest.skip("the report is tested in the core env (tox -e core)", allow_module_level=True)
 if not figures.available() and not os.environ.get("CI"):
     pytest.skip("matplotlib is not installed: pip install 'decaylens[report]'", allow_module_level=True)
-
-RULES = {
-    "torch": "coupled",
-    "tensorflow": "decoupled_lr",
-    "tensorflow-keras2": "decoupled_lr",
-    "keras-jax": "decoupled_lr",
-    "keras-torch": "coupled",  # unlike the real one: so that the same code's backends differ somewhere
-    "jax": "coupled",
-    "mxnet": "coupled",
-    "paddle": "coupled",
-    "mlx": "coupled",
-}
-SPECS = ("d2l", "d2l-book", "sweep", "bias", "lr", "schedules", "mlp")
-
-
-def fake(name):
-    """fake_backend as backend ``name``, its weight_decay following RULES[name]."""
-    return fake_backend.make(weight_decay=RULES[name])
-
-
-def shrunk_specs(directory):
-    directory.mkdir()
-    for name in SPECS:
-        text = (
-            resources.files("harness")
-            .joinpath("specs", f"{name}.toml")
-            .read_text()
-            .replace("epochs = 100", "epochs = 5")
-        )
-        if name == "lr":  # 1e150 overflows float64 within three steps
-            text = re.sub(r'"optimizer.lr" = \[.*\]', '"optimizer.lr" = [0.05, 0.1, 0.2, 1e150]', text)
-        if name == "schedules":  # the schedules within the 20 steps left
-            text = text.replace("interval = 100", "interval = 5").replace("warmup = 40", "warmup = 4")
-        (directory / f"{name}.toml").write_text(text)
-    return [str(directory / f"{name}.toml") for name in SPECS]
-
-
-def run_all(paths, results, names=backends.NAMES):
-    """Every spec run by every backend of ``names``, with their fingerprints, into ``results``."""
-    with pytest.MonkeyPatch.context() as patch, np.errstate(all="ignore"):  # lr 1e150 overflows, as it should
-        patch.setattr(backends, "load", fake)
-        for backend in names:
-            for path in paths:
-                cli.main(["run", "--backend", backend, "--spec", path, "--out", str(results)])
-            probes.probe(backend, fake(backend), "test").save(results / f"semantics-{backend}.json")
-
-
-@pytest.fixture(scope="module")
-def made(tmp_path_factory):
-    """(spec paths, results directory) with every spec run by every backend, and their fingerprints."""
-    root = tmp_path_factory.mktemp("report")
-    paths = shrunk_specs(root / "specs")
-    run_all(paths, root / "results")
-    return paths, root / "results"
-
-
-@pytest.fixture(scope="module")
-def rendered(made, tmp_path_factory):
-    """(REPORT.md text, report directory, results directory) of the full report."""
-    paths, results = made
-    out = tmp_path_factory.mktemp("out")
-    assert (
-        cli.main(["report", *(a for p in paths for a in ("--spec", p)), "--results", str(results), "--out", str(out)])
-        == 0
-    )
-    return (out / "REPORT.md").read_text(), out, results
-
-
-def tables(text):
-    """Every Markdown table under its headings: {(closest level-2 heading, closest heading): [table: [row]]}."""
-    found, top, heading, lines = {}, None, None, text.splitlines()
-    for i, line in enumerate(lines):
-        if line.startswith("#"):
-            heading = line.lstrip("# ")
-            top = heading if line.startswith("## ") else top
-        elif line.startswith("| ") and (i == 0 or not lines[i - 1].startswith("|")):
-            columns = cells(line)
-            rows = []
-            for row in lines[i + 2 :]:
-                if not row.startswith("|"):
-                    break
-                rows.append(dict(zip(columns, cells(row), strict=True)))
-            found.setdefault((top, heading), []).append(rows)
-    return found
-
-
-def cells(line):
-    return [cell.strip() for cell in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
-
-
-def spec_headings(text):
-    """{spec name: the headings of its sections, in order}."""
-    found, current = {}, None
-    for level, title in re.findall(r"^(#+) (.*)$", text, re.MULTILINE):
-        if level == "##":
-            match = re.fullmatch(r"Spec `(.*)`", title)
-            current = match.group(1) if match else None
-            found.update({current: []} if current else {})
-        elif current:
-            found[current].append(title)
-    return found
 
 
 def test_each_spec_gets_the_sections_its_cases_meet(rendered):
@@ -166,69 +56,6 @@ def test_each_spec_gets_the_sections_its_cases_meet(rendered):
     ) in text
     for title in ("The same trajectory in another framework", "Probe versus the full runs"):
         assert f"### {title}" in text
-
-
-def test_every_figure_is_drawn_linked_and_inlined(rendered):
-    text, out, _ = rendered
-    links = re.findall(r"!\[[^]]*\]\((figures/[^)]+\.svg)\)", text)
-    kinds = {
-        "d2l": ("none", "l2_loss", "l1_loss", "weight_decay"),
-        "d2l-book": ("l2_loss", "weight_decay"),
-        "sweep": ("l2_loss", "l1_loss", "weight_decay"),
-        "bias": ("l2_loss", "weight_decay"),
-        "lr": ("none",),
-    }
-    expected = {name: [f"figures/{name}-curves-sgd-{kind}.svg" for kind in found] for name, found in kinds.items()}
-    expected["schedules"] = [f"figures/schedules-curves-adam-{kind}.svg" for kind in ("decoupled", "weight_decay")]
-    expected["schedules"] += [f"figures/schedules-schedule-{i}.svg" for i in range(1, 7)]  # 3 schedules × 2 APIs
-    expected["mlp"] = [
-        f"figures/mlp-curves-adam-{kind}.svg" for kind in ("none", "l2_loss", "weight_decay", "decoupled")
-    ]
-    expected["mlp"] += [
-        f"figures/mlp-layers-{i}.svg" for i in range(1, 11)
-    ]  # 13 cases, the 3 regularizer ones untrained
-    expected["d2l-book"].append("figures/d2l-book-book.svg")
-    expected["sweep"] += [f"figures/sweep-sweep-sgd-{k}.svg" for k in kinds["sweep"]] + ["figures/sweep-l1-l2.svg"]
-    expected["lr"].append("figures/lr-lr.svg")
-    assert links == [link for name in SPECS for link in expected[name]]  # the fake has no regularizer
-    assert all((out / link).read_text().startswith("<?xml") for link in links)
-    assert "*No results to draw: sgd, regularizer: loss per epoch.*" in text
-    page = (out / "index.html").read_text()
-    assert page.count('<img src="data:image/svg+xml;base64,') == len(links)
-    assert "not drawn" not in text and "http" not in page
-    ids = re.findall(r' id="([^"]+)"', page)
-    assert len(ids) == len(set(ids)) and "every-case-6" in ids  # one per spec, numbered from the second
-
-
-def test_the_same_results_give_the_same_report(rendered, tmp_path):
-    text, out, results = rendered
-    paths = [str(results.parent / "specs" / f"{name}.toml") for name in SPECS]
-    report.write([spec.load(path) for path in paths], results, tmp_path)
-
-    def drop_time(page):
-        return re.sub(r"report made .* UTC", "", page)
-
-    assert drop_time((tmp_path / "REPORT.md").read_text()) == drop_time(text)
-    assert drop_time((tmp_path / "index.html").read_text()) == drop_time((out / "index.html").read_text())
-
-
-def test_a_report_again_over_the_same_results_draws_no_figure_again(rendered, tmp_path, monkeypatch):
-    """The figures of the report there, of the same data (their digests), are read back, byte for byte;
-    a figure whose digest differs is drawn again."""
-    _, out, results = rendered
-    paths = [str(results.parent / "specs" / f"{name}.toml") for name in SPECS]
-    shutil.copytree(out, tmp_path / "out")
-    before = {path.name: path.read_bytes() for path in (tmp_path / "out" / "figures").glob("*.svg")}
-    drawn, draw = [], figures.svg
-    monkeypatch.setattr(figures, "svg", lambda figure: drawn.append(figure.name) or draw(figure))
-    report.write([spec.load(path) for path in paths], results, tmp_path / "out")
-    assert drawn == [] and before == {p.name: p.read_bytes() for p in (tmp_path / "out" / "figures").glob("*.svg")}
-    digests = tmp_path / "out" / "figures" / "digests.json"
-    changed = json.loads(digests.read_text())
-    name = next(iter(changed))
-    digests.write_text(json.dumps(changed | {name: "another figure"}))
-    report.write([spec.load(path) for path in paths], results, tmp_path / "out")
-    assert drawn == [name]
 
 
 def test_across_releases_shows_each_release_probed_and_where_an_outcome_changed(tmp_path):
@@ -341,7 +168,7 @@ def test_divergence_learning_rate_and_parting_come_from_the_runs(rendered):
     title = "Summary: is weight decay an L2 penalty in the loss?"
     summary = {(r["optimizer"], r["API"]): r for r in found[title, title][0]}
     assert summary["momentum", "weight_decay"]["torch"] == "**same**"
-    assert summary["momentum", "weight_decay"]["tensorflow"].startswith("**never**: λ bypasses momentum")
+    assert summary["momentum", "weight_decay"]["tensorflow"].startswith("**never**: λ bypasses the momentum")
     # each distinct API run at λ > 0, bias spared, with an l2_loss twin (the fake has no regularizer): per backend,
     # d2l's 4 (weight_decay with sgd, momentum and adam, and adamw), sweep's 7 (weight_decay at each λ > 0) and
     # bias's 1 (weight_decay at λ = 30; λ = 3 is d2l's case): 9 backends × 12 = 108; and d2l-book's mxnet listing
@@ -492,31 +319,6 @@ def test_a_bad_spec_among_several_stops_everything_with_one_line(tmp_path, use_a
 # --------------------------------------------------------------------------- the page in Chromium
 
 
-def test_the_page_opens_in_chromium_without_errors_and_shows_every_figure(rendered, tmp_path):
-    _, out, _ = rendered
-    sizes, errors, requested, png = in_chromium(out / "index.html", tmp_path)
-    (tmp_path / "figure.png").write_bytes(png)
-    assert len(sizes) == (out / "REPORT.md").read_text().count("](figures/") == 40  # 26, and mlp's 4 + 10
-    assert all(loaded and min(natural_w, natural_h, w, h) > 100 for loaded, natural_w, natural_h, w, h in sizes), sizes
-    assert errors == []
-    assert requested[0] == (out / "index.html").as_uri() and all(url.startswith("data:") for url in requested[1:])
-
-
-def test_the_first_screen_shows_the_whole_matrix(rendered, tmp_path):
-    """At 1200 × 900 the answer at a glance is on the first screen: the matrix's box lies within it,
-    and the screenshot of it holds the colours of its same and never cells (document.STYLE)."""
-    import matplotlib.image
-
-    _, out, _ = rendered
-    box, png = first_screen(out / "index.html", tmp_path)
-    assert 0 < box["top"] < box["bottom"] <= 900 and box["right"] <= 1200, box
-    pixels = np.round(matplotlib.image.imread(io.BytesIO(png), format="png")[..., :3] * 255)
-    for tone in ("same", "never"):
-        colour = re.search(rf"\.{tone} {{ background: #(\w{{6}});", document.STYLE).group(1)
-        rgb = [int(colour[i : i + 2], 16) for i in (0, 2, 4)]
-        assert np.all(np.abs(pixels - rgb) <= 2, axis=-1).sum() > 500, f"no {tone} cell on the first screen"
-
-
 def test_the_glance_says_what_the_summary_says_for_every_api_but_lr_decay(rendered):
     text, _, _ = rendered
     found = tables(text)
@@ -535,29 +337,6 @@ def test_the_glance_says_what_the_summary_says_for_every_api_but_lr_decay(render
             else:
                 expected = signs.get(mine, f"**convert**: λ' = {mine[1:]}·λ")
                 assert theirs.startswith(expected), (key, backend, mine, theirs)
-
-
-@pytest.mark.parametrize("rows, folded", [(document.FOLD_ROWS, False), (document.FOLD_ROWS + 1, True)])
-def test_a_long_table_is_folded_on_the_page_and_whole_in_the_markdown(rows, folded):
-    blocks = [document.table(("n",), [(i,) for i in range(rows)])]
-    page = document.page(blocks, {}, "t")
-    assert (f"<details><summary>{rows} rows</summary><table>" in page) == folded
-    assert page.count("<tr>") == rows + 1 and document.markdown(blocks).count("\n| ") == rows
-
-
-def test_the_chromium_check_sees_errors_missing_figures_and_fetches(tmp_path):
-    page = tmp_path / "broken.html"
-    page.write_text(
-        '<!DOCTYPE html><html><body><figure><img src="missing.svg"></figure>'
-        '<script>console.error("broken")</script><img src="http://127.0.0.1:9/x.png"></body></html>'
-    )
-    sizes, errors, requested, _ = in_chromium(page, tmp_path)
-    assert len(sizes) == 1 and sizes[0][1] == 0  # the missing figure has no size
-    assert {"console": "broken", "log": "Failed to load resource"} == {
-        "console": next(e["args"][0]["value"] for e in errors if "args" in e),
-        "log": next(e["entry"]["text"].split(":")[0] for e in errors if "entry" in e),
-    }
-    assert "http://127.0.0.1:9/x.png" in requested
 
 
 def test_the_same_code_on_several_backends_shows_where_its_rules_and_runs_differ(rendered):

@@ -3,7 +3,7 @@
 Everything comes from the two backends' fingerprints. The code, parsed (never run), is read as one
 of the source's call probes (``harness.port.read``): its API, its bias handling, and every value,
 the framework's default where the code gives none. The source's penalty probe of that API says what
-its λ does; the target's probes of the same optimizer are tried as ``verdict.convert`` tries them
+its λ does; the target's probes of the same optimizer are tried as ``equivalents.convert`` tries them
 (its own API of the same kind first, decaying the bias as the source does); the answer is the
 target's call probe written with the user's values and λ' = factor·lr^p·λ (``harness.port.write``),
 or why no setting trains alike. ``harness.port.check`` runs both as written.
@@ -12,11 +12,11 @@ or why no setting trains alike. ``harness.port.check`` runs both as written.
 import dataclasses
 from dataclasses import dataclass
 
-from harness import forms, verdict
+from harness import equivalents, forms
 from harness.case import Case
 from harness.errors import SpecError, UsageError
 from harness.explain import PLACEMENTS
-from harness.fingerprint import CallKey, ProbeKey, api
+from harness.fingerprint import ApiKey, CallKey, ProbeKey, api
 from harness.forms import STEPS
 from harness.port import target as written_in
 from harness.port.source import Reading, read
@@ -54,7 +54,7 @@ class Answer:
     reading: Reading
     source: object
     target: str
-    conversion: verdict.Conversion
+    conversion: equivalents.Conversion
     key: CallKey | None = None
     strength: float | None = None
     printed: tuple = ()
@@ -71,20 +71,20 @@ def port(reading, source_fingerprint, target_fingerprint):
     if probe is None or not probe.matched:
         why = probe.outcome() if probe is not None else "not probed"
         reason = f"no rule explains {source_fingerprint.backend}'s probe of it: {why}"
-        return Answer(reading, probe, target, verdict.Conversion(None, reason=reason))
+        return Answer(reading, probe, target, equivalents.Conversion(None, reason=reason))
     explained = probe.explained
     if growth := [form for form in explained.forms if form.multiplier < 0]:
         reason = (
             f"its probe follows {growth[0].name}: each step adds λ·w to w, so every weight grows by ×(1 + λ) a step "
             f"(×{1 + reading.strength:.10g} here) where a decay would shrink it; no setting of the target's decays so"
         )
-        return Answer(reading, probe, target, verdict.Conversion(None, reason=reason))
+        return Answer(reading, probe, target, equivalents.Conversion(None, reason=reason))
     options = _options(target_fingerprint, key.optimizer, key.kind, explained.rule.decay_bias)
     if reading.strength == 0:  # no decay: any of the target's APIs at λ' = 0 trains alike
-        conversion = verdict.Conversion(next(iter(options), None), 1.0, reason="the target has no probed API")
+        conversion = equivalents.Conversion(next(iter(options), None), 1.0, reason="the target has no probed API")
     else:
         explanations = {label: p.explained for label, (_, p) in options.items()}
-        conversion = verdict.convert(explained, explanations, conventions=False)
+        conversion = equivalents.convert(explained, explanations, conventions=False)
     if conversion.kind is None:
         return Answer(reading, probe, target, conversion)
     found, rule = options[conversion.kind]
@@ -94,19 +94,19 @@ def port(reading, source_fingerprint, target_fingerprint):
     if written is None or written.status != "ok":
         why = "not probed (probe it again)" if written is None else written.outcome()
         reason = f"{target}'s call probe of {key.optimizer} {api(found)}: {why}"
-        return Answer(reading, probe, target, verdict.Conversion(None, reason=reason))
+        return Answer(reading, probe, target, equivalents.Conversion(None, reason=reason))
     values = reading.values | {"penalty.strength": strength}
     try:
         printed, bindings = written_in.lines(target_fingerprint, call, values, reading.names)
     except LookupError as error:
-        return Answer(reading, probe, target, verdict.Conversion(None, reason=str(error)))
+        return Answer(reading, probe, target, equivalents.Conversion(None, reason=str(error)))
     printed = [s for s in printed if s.kind != "penalty" or strength]  # λ' = 0: no penalty to write
     # the native loss's convention is the user's loss line, not the optimizer call's
-    caveat = verdict.convention_gap(source_fingerprint, target_fingerprint, key.optimizer, skip=("loss",))
+    caveat = equivalents.convention_gap(source_fingerprint, target_fingerprint, key.optimizer, skip=("loss",))
     if (
         not caveat
         and reading.strength
-        and (apart := verdict.convert(explained, {conversion.kind: rule.explained})).kind is None
+        and (apart := equivalents.convert(explained, {conversion.kind: rule.explained})).kind is None
     ):
         caveat = apart.reason
     caveat = caveat or _schedule_gap(source_fingerprint, target_fingerprint, key)
@@ -135,8 +135,8 @@ def _schedule_gap(source, target, key):
 
 
 def _options(fingerprint, optimizer, kind, decay_bias):
-    """{label: (key, probe)} of the target's matched penalty probes of ``optimizer``, each API once, in
-    ``verdict.conversions``' preference (the same kind first, l2_loss last): the probe that says
+    """{ApiKey: (key, probe)} of the target's matched penalty probes of ``optimizer``, each API once, in
+    ``equivalents.conversions``' preference (the same kind first, l2_loss last): the probe that says
     nothing of the bias where it decays the bias as the source does, else the one that asks for it."""
     found = {}
     for key, probe in fingerprint.penalties.items():
@@ -148,7 +148,11 @@ def _options(fingerprint, optimizer, kind, decay_bias):
             label = api(key)
             if label not in found or key.decay_bias == "default":
                 found[label] = (key, probe)
-    return dict(sorted(found.items(), key=lambda item: (item[0] != kind, "[" in item[0], item[0] == "l2_loss")))
+    return dict(
+        sorted(
+            found.items(), key=lambda item: (item[0] != ApiKey(kind), item[0].variant != "", item[0].kind == "l2_loss")
+        )
+    )
 
 
 def _unwritten(reading, probe):

@@ -12,7 +12,6 @@ read for the λ and lr of each group, the ones with λ = 0 being the spared para
 """
 
 import ast
-import math
 import warnings
 from dataclasses import dataclass
 
@@ -20,9 +19,9 @@ from backends.contract import Statement
 from harness import forms
 from harness.errors import UsageError
 from harness.fingerprint import CallKey
+from harness.port import groups, schedules
 
 MAX_TEXT = 10_000  # characters of pasted code port reads (a snippet, not a program)
-GROUPS = ("params", "parameters")  # where torch and Paddle take their parameter groups
 TARGETS = ("optimizer", "trainer", "scheduler", "schedule")  # the names the probes give what trains
 
 
@@ -80,8 +79,8 @@ def read(text, fingerprint):
     """The Reading of the user's ``text`` among ``fingerprint``'s call probes; UsageError naming what
     port cannot read, and what it can."""
     statements = parse(text)
-    wanted, schedules = _catalog(fingerprint)
-    scheduled = [s for s in statements if s.head in schedules]
+    wanted, known = _catalog(fingerprint)
+    scheduled = [s for s in statements if s.head in known]
     rest = [s for s in statements if s not in scheduled]
     tried = [(_match(rest, statements_of), key, probe) for key, probe, statements_of in wanted]
     if not tried:
@@ -92,14 +91,14 @@ def read(text, fingerprint):
     match, key, probe = min(tried, key=lambda t: (not t[0].pairs, t[0].distance, bias_order[t[1].decay_bias]))
     if not match.pairs:
         heads = sorted({s.head for s in rest if s.head})
-        known = sorted({p.head for _, p in _calls(fingerprint) if p.head})
+        readable = sorted({p.head for _, p in _calls(fingerprint) if p.head})
         raise UsageError(
-            f"no {fingerprint.backend} API port knows calls {', '.join(heads)}; it reads {', '.join(known)}"
+            f"no {fingerprint.backend} API port knows calls {', '.join(heads)}; it reads {', '.join(readable)}"
         )
     if match.why:
         raise UsageError(f"cannot read the code as {fingerprint.backend}'s {key.optimizer} {key.kind}: {match.why}")
     values, defaulted = _values(match)
-    schedule = _schedule(match, scheduled, schedules, values, defaulted)
+    schedule = schedules.read(match, scheduled, known, values, defaulted)
     if "optimizer.lr" not in values:
         raise UsageError(
             f"cannot read the lr of the code as {fingerprint.backend}'s {key.optimizer}; give it as a number"
@@ -135,7 +134,7 @@ _CATALOGS = {}  # id(fingerprint) -> (fingerprint, its _catalog): a fingerprint'
 def _catalog(fingerprint):
     """([(key, probe, its wanted statements)] of the fingerprint's ok call probes without a schedule, the
     statements that carry a value or spare parameters each as (Parsed, its slots, whether it spares);
-    ``_schedule_probes``), made once per fingerprint."""
+    ``schedules.probes``), made once per fingerprint."""
     if id(fingerprint) not in _CATALOGS or _CATALOGS[id(fingerprint)][0] is not fingerprint:
         wanted = []
         for key, probe in fingerprint.calls.items():
@@ -147,7 +146,7 @@ def _catalog(fingerprint):
                 wanted.append((key, probe, found))
         if len(_CATALOGS) > 16:  # a process reads a few fingerprints; tests, many
             _CATALOGS.clear()
-        _CATALOGS[id(fingerprint)] = (fingerprint, (wanted, _schedule_probes(fingerprint)))
+        _CATALOGS[id(fingerprint)] = (fingerprint, (wanted, schedules.probes(fingerprint)))
     return _CATALOGS[id(fingerprint)][1]
 
 
@@ -206,16 +205,16 @@ def _short(text):
 
 def _compare(mine, theirs, slots, match):
     """Compare one user statement with the probe's of the same function, argument by argument."""
-    groups = _groups(mine)
-    if groups is not None:
-        mine = _canonical(mine, groups, slots, match)
+    found = groups.found(mine)
+    if found is not None:
+        mine = groups.canonical(mine, found, slots, match)
     own = forms.nodes(mine)
     probe = {path: node for path, node, _ in forms.arguments(theirs)}
     calls = [n for n in own.values() if isinstance(n, ast.Call)]
     objects = [path for path, node in own.items() if _is_object(node)]  # the user's own, in the probe's place
     probed = forms.nodes(theirs)
     for path in objects:
-        if path in probed and not _is_number(forms.literal(probed[path])):
+        if path in probed and not forms.is_number(forms.literal(probed[path])):
             match.names[ast.unparse(probed[path])] = ast.unparse(own[path])
             if any(isinstance(n, ast.Dict) for n in ast.walk(probed[path])):  # the probe's groups, which spare
                 match.distance += 1
@@ -224,13 +223,13 @@ def _compare(mine, theirs, slots, match):
         match.why = match.why or f"its calls come in another order: {', '.join(_order(mine))}"
     for path in slots:
         node = own.get(path) if path in own else _called(own, path)
-        if node is None or _is_number(forms.literal(node)):
+        if node is None or forms.is_number(forms.literal(node)):
             continue
         if slots[path] == forms.Expression(("value", "optimizer.lr")):
             match.lr_nodes.append((mine, path, node))
         else:
             match.distance += 1
-            match.why = match.why or f"{_show(path)} is {ast.unparse(node)}, where port reads a number"
+            match.why = match.why or f"{forms.shown(path)} is {ast.unparse(node)}, where port reads a number"
     under = [path for _, path, _ in match.lr_nodes]
     for path, node, _ in forms.arguments(mine):
         if path in slots or any(path[: len(p)] == p for p in under) or node in calls:
@@ -241,16 +240,16 @@ def _compare(mine, theirs, slots, match):
             _same(path, node, probe[path], match)
         elif not _at_default(theirs, path, node):
             match.distance += 1
-            match.left_out.append(f"{_show(path)}={ast.unparse(node)}")
+            match.left_out.append(f"{forms.shown(path)}={ast.unparse(node)}")
     for path, node in probe.items():
         if path in slots or path in own or any(path[: len(p)] == p for p in [*under, *objects]) or "#" in path:
             continue
         if isinstance(node, ast.Name | ast.Attribute | ast.Lambda | ast.List):
             match.distance += 1
-            match.why = match.why or f"it gives no {_show(path)} (the probe's {ast.unparse(node)})"
+            match.why = match.why or f"it gives no {forms.shown(path)} (the probe's {ast.unparse(node)})"
         elif forms.literal(node) != forms.default_at(theirs, path):
             match.distance += 1
-            match.why = match.why or f"it leaves {_show(path)} at its default, the probe sets {ast.unparse(node)}"
+            match.why = match.why or f"it leaves {forms.shown(path)} at its default, the probe sets {ast.unparse(node)}"
 
 
 def _is_object(node):
@@ -268,7 +267,7 @@ def _same(path, mine, theirs, match):
     if not isinstance(a, ast.AST) and not isinstance(b, ast.AST):
         if a != b:
             match.distance += 1
-            match.why = match.why or f"{_show(path)} is {a!r}, the probe's {b!r}"
+            match.why = match.why or f"{forms.shown(path)} is {a!r}, the probe's {b!r}"
         return
     if isinstance(b, ast.Name):
         if ast.unparse(mine) != CHAINED:
@@ -277,7 +276,7 @@ def _same(path, mine, theirs, match):
         match.names[ast.unparse(theirs)] = ast.unparse(mine)
     else:
         match.distance += 1
-        match.why = match.why or f"{_show(path)} is {ast.unparse(mine)}, the probe's {ast.unparse(theirs)}"
+        match.why = match.why or f"{forms.shown(path)} is {ast.unparse(mine)}, the probe's {ast.unparse(theirs)}"
 
 
 def _at_default(parsed, path, node):
@@ -300,96 +299,6 @@ def _order(parsed):
     return [forms.dotted(n.func).rpartition(".")[2] for n in found if forms.dotted(n.func)]
 
 
-def _is_number(value):
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _show(path):
-    return ".".join(map(str, path))
-
-
-def _groups(parsed):
-    """The parameter-group list of a call (a list of dicts each with a 'params' key, passed as its
-    params or parameters), as (the argument's name, [dict node, ...]); None without one."""
-    own = forms.nodes(parsed)
-    for name in GROUPS:
-        node = own.get((name,))
-        if isinstance(node, ast.List) and node.elts and all(_is_group(e) for e in node.elts):
-            return name, node.elts
-    return None
-
-
-def _is_group(node):
-    return isinstance(node, ast.Dict) and any(isinstance(k, ast.Constant) and k.value == "params" for k in node.keys)
-
-
-def _canonical(parsed, groups, slots, match):
-    """The user's call with its parameter groups as the probe writes them: the decaying groups first,
-    one λ and lr on the call itself, the spared ones (λ = 0) after with ``'weight_decay': 0.0``; every
-    group's λ and lr read (a group's own, else the call's); UsageError where the groups decay at
-    several λ or train at several lr, which one answer cannot say."""
-    name, elements = groups
-    call = forms.outermost(parsed.tree)
-    keywords = {k.arg: k for k in call.keywords}
-    strength = next((p[0] for p, e in slots.items() if e == forms.Expression(("value", "penalty.strength"))), None)
-    lr = next((p[0] for p, e in slots.items() if e == forms.Expression(("value", "optimizer.lr"))), None)
-    read = []
-    for element in elements:
-        own = {k.value: v for k, v in zip(element.keys, element.values) if isinstance(k, ast.Constant)}
-        λ = _group_value(own.get(strength), keywords.get(strength))
-        rate = _group_value(own.get(lr), keywords.get(lr))
-        read.append((ast.unparse(own["params"]), λ, rate))
-    decaying = [group for group in read if group[1] != 0]
-    rates = {rate for _, _, rate in read}
-    if len({λ for _, λ, _ in decaying}) > 1 or len(rates) > 1:
-        shown = "; ".join(f"{p}: λ = {_text(λ)}, lr = {_text(r)}" for p, λ, r in read)
-        raise UsageError(f"the parameter groups train with several λ or lr ({shown}); port answers for one of each")
-    match.groups = tuple(read)
-    spared = [p for p, λ, _ in read if λ == 0]
-    decayed = [p for p, λ, _ in read if λ != 0]
-    λ = decaying[0][1] if decaying else 0.0
-    text = ast.unparse(call.func) + "(" + _joined(decayed, spared, name)
-    extra = {k: v for k, v in keywords.items() if k not in (strength, lr, name)}
-    given = [(lr, next(iter(rates))), (strength, λ if decaying else None)]
-    text += "".join(f", {k}={_text(v)}" for k, v in given if k and v is not None)
-    text += "".join(f", {k}={ast.unparse(v.value)}" for k, v in extra.items())
-    if call.args and not isinstance(call.args[0], ast.List) or len(call.args) > 1:
-        raise UsageError("beside parameter groups, port reads the lr and the rest by keyword (lr=1e-3, ...)")
-    return forms.Parsed(_assigned(parsed, text + ")"), parsed.signatures)
-
-
-def _group_value(own, keyword):
-    """A group's λ or lr: its own entry, else the call's keyword, else None (the framework's default)."""
-    node = own if own is not None else keyword.value if keyword is not None else None
-    value = None if node is None else forms.literal(node)
-    if isinstance(value, ast.AST):
-        raise UsageError(f"a parameter group's value {ast.unparse(node)} is not a number; port reads numbers")
-    return value
-
-
-def _text(value):
-    return "default" if value is None else repr(value)
-
-
-def _joined(decayed, spared, name):
-    """The groups argument as the probe writes it, the user's parameters in it."""
-    groups = []
-    if decayed:
-        groups.append("{'params': " + _concatenated(decayed) + "}")
-    if spared:
-        groups.append("{'params': " + _concatenated(spared) + ", 'weight_decay': 0.0}")
-    return f"{name}=[{', '.join(groups)}]" if name != GROUPS[0] else f"[{', '.join(groups)}]"
-
-
-def _concatenated(texts):
-    return texts[0] if len(texts) == 1 else " + ".join(f"list({t})" for t in texts)
-
-
-def _assigned(parsed, text):
-    target = parsed.target
-    return f"{target} = {text}" if target else text
-
-
 def _values(match):
     """({field: value}, [fields at the framework's default]) of the user's call, from each slot of the
     probe's statements: the user's number there, else the framework's default at that argument."""
@@ -399,15 +308,14 @@ def _values(match):
         for path, expression in slots.items():
             node = own.get(path)
             number = forms.literal(node) if node is not None else None
-            if node is not None and not _is_number(number):
+            if node is not None and not forms.is_number(number):
                 continue  # a schedule in the lr's place
             if node is None:
                 number = forms.default_at(theirs, path)
                 number = 0.0 if number is None else number  # a default of None turns the feature off: no momentum, no λ
-                if not _is_number(number):
-                    raise UsageError(
-                        f"cannot tell the default of {_show(path)} in {theirs.head}(...) from its signature; give it"
-                    )
+                if not forms.is_number(number):
+                    where = f"{forms.shown(path)} in {theirs.head}(...)"
+                    raise UsageError(f"cannot tell the default of {where} from its signature; give it")
                 defaulted.append(expression[-1] if expression[0] == "value" else expression[1])
             pending.append((expression, number))
     for _ in range(2):  # an expression of two fields is solved once the other is known
@@ -416,61 +324,6 @@ def _values(match):
             if solved is not None:
                 values.setdefault(*solved)
     return values, [field for field in dict.fromkeys(defaulted) if field in values]
-
-
-def _schedule_probes(fingerprint):
-    """{head: (schedule kind, its statement (Parsed), its slots)} of the statements that the schedule
-    call probes add to the probe of the same API without a schedule."""
-    calls = fingerprint.calls
-    found = {}
-    for key, probe in calls.items():
-        plain = calls.get(key._replace(schedule="constant"))
-        if key.schedule == "constant" or probe.status != "ok" or plain is None or plain.status != "ok":
-            continue
-        heads = {p.head for p in forms.parsed(plain.statements)}
-        for parsed in forms.parsed(probe.statements):
-            if parsed.head and parsed.head not in heads:
-                found[parsed.head] = (key.schedule, parsed, forms.slots(parsed, forms.ALL_SENTINELS))
-    return found
-
-
-def _schedule(match, scheduled, schedules, values, defaulted):
-    """The schedule kind the user's code gives (in its own statement, or as the lr), its values read
-    into ``values``; None for a constant lr. UsageError for an lr port cannot read."""
-    given = [s for s in scheduled]
-    for mine, path, node in match.lr_nodes:
-        if isinstance(node, ast.Name):
-            assigned = [s for s in scheduled if s.target == node.id]
-            if not assigned:
-                raise UsageError(
-                    f"the lr is {node.id}, which the code does not define; port reads a number or a schedule"
-                )
-        elif isinstance(node, ast.Call) and forms.dotted(node.func):
-            head = forms.dotted(node.func).rpartition(".")[2]
-            if head not in schedules:
-                known = ", ".join(sorted(schedules))
-                raise UsageError(f"the lr is {head}(...), a schedule port does not read; it reads {known}")
-            given.append(forms.Parsed(f"schedule = {ast.unparse(node)}"))
-        else:
-            raise UsageError(f"the lr is {ast.unparse(node)}; port reads a number or a schedule")
-    if not given:
-        return None
-    if len(given) > 1:
-        raise UsageError("the code gives several schedules; port reads one")
-    kind, theirs, slots = schedules[given[0].head]
-    mine = forms.Parsed(given[0].text, theirs.signatures)
-    own = forms.nodes(mine)
-    for path, expression in slots.items():
-        node = own.get(path)
-        number = forms.literal(node) if node is not None else forms.default_at(theirs, path)
-        if not _is_number(number):
-            raise UsageError(f"cannot read {_show(path)} of {theirs.head}(...) as a number")
-        solved = expression.solve(number, values)
-        if solved is not None and (solved[0] not in values or math.isclose(values[solved[0]], solved[1])):
-            values[solved[0]] = solved[1]
-            if node is None:
-                defaulted.append(solved[0])
-    return kind
 
 
 def _spared_heads(fingerprint, key):

@@ -138,11 +138,11 @@ def write(specs, results, out):
 def _put(staging, out):
     """Move the report made in ``staging`` into ``out``: its figures directory in place of the earlier one,
     then REPORT.md and index.html, each by one rename (nothing else of ``out`` is touched)."""
-    figures_dir, old = out / "figures", staging / "figures-before"
-    if figures_dir.exists():
-        figures_dir.rename(old)
-    (staging / "figures").mkdir(exist_ok=True)
-    (staging / "figures").rename(figures_dir)
+    figures_dir = out / "figures"
+    if figures_dir.exists():  # the earlier report's, which the new one does not link
+        figures_dir.rename(staging / "figures-before")
+    if (staging / "figures").exists():
+        (staging / "figures").rename(figures_dir)
     for name in ("REPORT.md", "index.html"):
         (staging / name).replace(out / name)
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import backends
-from harness import data, diff, store
+from harness import data, store
 from harness.case import Case
 from harness.document import Text
 from harness.figures import Figure
@@ -152,16 +152,6 @@ def by_case(runs):
 def present(runs):
     """The backends with at least one trained run, in backends.NAMES order."""
     return [b for b in backends.NAMES if any(r.backend == b and r.trained for r in runs)]
-
-
-def tolerance(*results):
-    """The loosest tolerance of the Results: their dtype, or the coarser one their hyperparameters had."""
-    return max(diff.tolerance(r.case.model.dtype, r.hyperparameter_dtype) for r in results)
-
-
-def parting(a, b, finite=False):
-    """``diff.norm_parting`` of two trained Results at their looser tolerance."""
-    return diff.norm_parting(a.steps.w_norm, b.steps.w_norm, tolerance(a, b), finite)
 
 
 def number(value):

@@ -5,9 +5,10 @@ import itertools
 import json
 
 from harness import diff
+from harness.diff import result_tolerance as tolerance
 from harness.document import Heading, Text, table
 from harness.figures import Panel, Series
-from harness.report.context import figure, present, tolerance
+from harness.report.context import figure, present
 from harness.report.needs import Factors
 from harness.report.sections.curves import per_epoch
 
@@ -15,68 +16,33 @@ TITLE = "Book mode: the book's listings"
 NEEDS = (Factors(),)
 
 
+class _Listings:
+    """A book spec's runs indexed by (backend, overrides, λ): each backend's from-scratch run and its
+    concise listing (a backend whose overrides change nothing has no "all" run: its listing is the scratch run)."""
+
+    def __init__(self, runs):
+        self.index = {(r.backend, r.point["overrides"], r.case.penalty.strength): r for r in runs}
+        self.strengths = sorted({r.case.penalty.strength for r in runs})
+        self.names = present(runs)
+
+    def scratch(self, backend, strength):
+        return self.index[backend, "none", strength]
+
+    def concise(self, backend, strength):
+        return self.index.get((backend, "all", strength)) or self.scratch(backend, strength)
+
+    def one(self, backend, factor, strength):
+        """The from-scratch run with ``factor`` alone set as in the concise listing, or None."""
+        return self.index.get((backend, factor, strength))
+
+
 def build(ctx, spec_runs):
-    spec, runs = spec_runs.spec, spec_runs.runs
-    index = {(r.backend, r.point["overrides"], r.case.penalty.strength): r for r in runs}
-    strengths = sorted({r.case.penalty.strength for r in runs})
-    names = present(runs)
-    if not names:
+    listings = _Listings(spec_runs.runs)
+    if not listings.names:
         return [Heading(3, TITLE), Text("*No results to draw.*")]
-
-    def concise(backend, strength):  # a backend whose overrides change nothing has no "all" variant
-        return index.get((backend, "all", strength)) or index[backend, "none", strength]
-
-    top = strengths[-1]
-    out = [
+    return [
         Heading(3, TITLE),
-        Text(
-            "Each framework's concise listing of the experiment in *Dive into Deep Learning*, on the shared data: "
-            f"the shared values of `{spec.name}` are the from-scratch listing, each `[overrides.<backend>]` is a "
-            "concise listing. They differ from the from-scratch listing in these keys:"
-        ),
-        table(
-            ("backend", "differs in", f"native API of the concise listing at λ = {top:g}"),
-            [
-                (
-                    b,
-                    "; ".join(_changes(index[b, "none", top].case, concise(b, top).case)) or "nothing",
-                    _api(concise(b, top)),
-                )
-                for b in names
-            ],
-        ),
-        *_controlled(ctx, spec_runs, index[names[0], "none", top]),
-    ]
-    rows = []
-    for backend, strength in itertools.product(names, strengths):
-        scratch, listing = index[backend, "none", strength], concise(backend, strength)
-        row = {
-            "backend": backend,
-            "λ": f"{strength:g}",
-            "from scratch ‖w‖": scratch.final("w_norm"),
-            "test loss": scratch.final("test_loss"),
-            "concise ‖w‖": listing.final("w_norm"),
-            "concise test loss": listing.final("test_loss"),
-        }
-        causes = []
-        for factor in spec.factors:
-            one = index.get((backend, factor, strength))
-            if one is None:
-                row[factor] = "not a difference"
-            elif not (one.ok and scratch.ok):
-                row[factor] = one.final("w_norm")
-            else:
-                causes += [factor] if _moves(one, scratch) else []
-                moves = "**moves**" if factor in causes else "same"
-                row[factor] = f"‖w‖ {one.final('w_norm')}, test {one.final('test_loss')}: {moves}"
-        rows.append(row | {"causes": ", ".join(causes) or "none"})
-
-    def listings(strength):  # (label, backend, run, dashed)
-        return [("from scratch", "", index[names[0], "none", strength], False)] + [
-            (f"{b} concise", b, concise(b, strength), True) for b in names
-        ]
-
-    return out + [
+        *_overview(ctx, spec_runs, listings),
         Heading(4, "What makes each listing differ"),
         Text(
             "Final ‖w‖ and test loss of the from-scratch and the concise listing, and of the from-scratch listing "
@@ -85,36 +51,86 @@ def build(ctx, spec_runs):
             "those factors."
         ),
         table(
-            (
-                "backend",
-                "λ",
-                "from scratch ‖w‖",
-                "test loss",
-                "concise ‖w‖",
-                "concise test loss",
-                *spec.factors,
-                "causes",
-            ),
-            rows,
+            ("backend", "λ", *FINALS, *spec_runs.spec.factors, "causes"),
+            [
+                _factor_row(spec_runs.spec, listings, b, s)
+                for b, s in itertools.product(listings.names, listings.strengths)
+            ],
         ),
-        figure(
-            f"{spec_runs.slug}-book",
-            "test loss per epoch of the book's listings",
-            tuple(
-                Panel(
-                    f"λ = {strength:g}",
-                    "epoch",
-                    "test loss (mean ½e²)",
-                    tuple(
-                        Series(label, b, *per_epoch(run, "test"), dashed)
-                        for label, b, run, dashed in listings(strength)
-                        if run.trained
-                    ),
-                )
-                for strength in strengths
-            ),
-        ),
+        _figure(spec_runs, listings),
     ]
+
+
+FINALS = ("from scratch ‖w‖", "test loss", "concise ‖w‖", "concise test loss")
+
+
+def _overview(ctx, spec_runs, listings):
+    """What the concise listings are, the keys each differs in, and their native calls at the largest λ."""
+    top, names = listings.strengths[-1], listings.names
+    return [
+        Text(
+            "Each framework's concise listing of the experiment in *Dive into Deep Learning*, on the shared data: "
+            f"the shared values of `{spec_runs.spec.name}` are the from-scratch listing, each `[overrides.<backend>]` "
+            "is a concise listing. They differ from the from-scratch listing in these keys:"
+        ),
+        table(
+            ("backend", "differs in", f"native API of the concise listing at λ = {top:g}"),
+            [
+                (
+                    b,
+                    "; ".join(_changes(listings.scratch(b, top).case, listings.concise(b, top).case)) or "nothing",
+                    _api(listings.concise(b, top)),
+                )
+                for b in names
+            ],
+        ),
+        *_controlled(ctx, spec_runs, listings.scratch(names[0], top)),
+    ]
+
+
+def _factor_row(spec, listings, backend, strength):
+    """One backend's finals at λ, each factor's run alone, and the factors that move the result."""
+    scratch, listing = listings.scratch(backend, strength), listings.concise(backend, strength)
+    finals = (scratch.final("w_norm"), scratch.final("test_loss"), listing.final("w_norm"), listing.final("test_loss"))
+    row = {"backend": backend, "λ": f"{strength:g}", **dict(zip(FINALS, finals))}
+    causes = []
+    for factor in spec.factors:
+        one = listings.one(backend, factor, strength)
+        if one is None:
+            row[factor] = "not a difference"
+        elif not (one.ok and scratch.ok):
+            row[factor] = one.final("w_norm")
+        else:
+            causes += [factor] if _moves(one, scratch) else []
+            moves = "**moves**" if factor in causes else "same"
+            row[factor] = f"‖w‖ {one.final('w_norm')}, test {one.final('test_loss')}: {moves}"
+    return row | {"causes": ", ".join(causes) or "none"}
+
+
+def _figure(spec_runs, listings):
+    """Test loss per epoch of the from-scratch listing and each backend's concise one, a panel per λ."""
+
+    def drawn(strength):  # (label, backend, run, dashed)
+        first = ("from scratch", "", listings.scratch(listings.names[0], strength), False)
+        return [first] + [(f"{b} concise", b, listings.concise(b, strength), True) for b in listings.names]
+
+    return figure(
+        f"{spec_runs.slug}-book",
+        "test loss per epoch of the book's listings",
+        tuple(
+            Panel(
+                f"λ = {strength:g}",
+                "epoch",
+                "test loss (mean ½e²)",
+                tuple(
+                    Series(label, b, *per_epoch(run, "test"), dashed)
+                    for label, b, run, dashed in drawn(strength)
+                    if run.trained
+                ),
+            )
+            for strength in listings.strengths
+        ),
+    )
 
 
 def _moves(a, b):

@@ -4,9 +4,9 @@ the summary's verdicts; the summary beside it gives each cell's reason."""
 import itertools
 
 import backends
+from harness import verdict
 from harness.case import FRAMEWORK_KINDS, OPTIMIZERS
 from harness.document import Heading, Matrix, Text
-from harness.report.sections.summary import verdicts
 
 # The weight-decay APIs; lr_decay, the argument users mistake for one, is in the summary only.
 GLANCED = [kind for kind in FRAMEWORK_KINDS if kind != "lr_decay"]
@@ -42,7 +42,7 @@ def build(ctx):
             Text("No fingerprint yet: run `python3 -m tox -m compare -p auto -o`, or `decaylens probe` in each env.")
         ]
     names = [name for name in backends.NAMES if any(f.backend == name for f in ctx.fingerprints)]
-    found = verdicts(ctx.fingerprints)
+    found = verdict.verdicts(ctx.fingerprints)
     rows = []
     for optimizer, kind in itertools.product(OPTIMIZERS, GLANCED):
         cells = [found.get((name, optimizer, kind)) for name in names]

@@ -1,8 +1,9 @@
 """Where each framework blows up as lr grows, and the ½ in the loss as a factor 2 in lr."""
 
+from harness.diff import result_parting as parting
 from harness.document import Heading, Text, table
 from harness.figures import Panel, Series
-from harness.report.context import figure, parting, pivot, present
+from harness.report.context import figure, pivot, present
 from harness.report.needs import Sweeps
 from harness.report.sections.sweep import curve
 

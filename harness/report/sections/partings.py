@@ -3,8 +3,9 @@
 import itertools
 
 from harness import diff
+from harness.diff import result_parting as parting
 from harness.document import Heading, Text, table
-from harness.report.context import by_case, number, parting
+from harness.report.context import by_case, number
 from harness.report.needs import Shared
 
 TITLE = "Where two frameworks part"

@@ -39,26 +39,42 @@ def changes(fingerprints):
     rows, changed, appeared = [], [], []
     for key in keys:
         probes = [f.penalties.get(key) for f in fingerprints]
-        outcomes = [probe.pinned if probe else "not probed" for probe in probes]
-        cells, marked = list(outcomes), False
-        for i in range(1, len(outcomes)):
-            if _brief(outcomes[i]) == _brief(outcomes[i - 1]):  # the same, or unsupported in both
+        cells, marked = [_shown(probe) for probe in probes], False
+        for i in range(1, len(probes)):
+            if _same(probes[i - 1], probes[i]):
                 continue
             if not marked:
-                cells[i], marked = f"**{outcomes[i]}**", True
+                cells[i], marked = f"**{cells[i]}**", True
             ran = [p is not None and p.status == "ok" for p in probes[i - 1 : i + 1]]
             line = (
-                f"{key.optimizer} {api(key)}: {_brief(outcomes[i - 1])} in {release(fingerprints[i - 1])}; "
-                f"{_brief(outcomes[i])} in {release(fingerprints[i])}"
+                f"{key.optimizer} {api(key)}: {_brief(probes[i - 1])} in {release(fingerprints[i - 1])}; "
+                f"{_brief(probes[i])} in {release(fingerprints[i])}"
             )
             (changed if all(ran) else appeared).append(line)
         rows.append((key.optimizer, api(key), *cells))
     return rows, changed, appeared
 
 
-def _brief(outcome):
-    """An outcome without an unsupported probe's reason, which the table gives."""
-    return "unsupported" if outcome.startswith("unsupported") else outcome
+def _same(a, b):
+    """Whether two releases' probes found the same (``Probe.pinned``), or both could not run it (whatever
+    their reasons)."""
+    if a is None or b is None:
+        return a is b
+    return a.pinned == b.pinned or a.status == b.status == "unsupported"
+
+
+def _shown(probe):
+    """A probe's outcome as a cell: its rule (no gap), its dtype where float32, or why it did not run."""
+    if probe is None:
+        return "not probed"
+    if probe.status != "ok":
+        return probe.outcome()
+    return probe.explained.summary + (" (in float32)" if probe.dtype != "float64" else "")
+
+
+def _brief(probe):
+    """A probe's outcome without an unsupported probe's reason, which the table gives."""
+    return "unsupported" if probe is not None and probe.status == "unsupported" else _shown(probe)
 
 
 def build(ctx):

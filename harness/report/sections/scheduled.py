@@ -2,7 +2,7 @@
 scheduled lr, the base lr, the schedule's multiplier η or nothing; the conversions under a
 schedule; and the paper's λ in each framework's decoupled Adam."""
 
-from harness import verdict
+from harness import equivalents, verdict
 from harness.document import Heading, Text, table
 from harness.fingerprint import ScheduleKey, api
 from harness.probes import SCHEDULE_PROBES
@@ -37,7 +37,7 @@ def build(ctx):
         ),
         table(("optimizer", "API", *names), rows),
     ]
-    paper = verdict.from_paper(probed)
+    paper = equivalents.from_paper(probed)
     if paper:
         out += [
             Text(
@@ -46,10 +46,10 @@ def build(ctx):
             ),
             table(("from the paper's λ", *paper), [("adam, decoupled", *(conversion(c) for c in paper.values()))]),
         ]
-    constant = verdict.conversions(probed)
+    constant = equivalents.conversions(probed)
     changed = {
         key: found
-        for key, found in verdict.conversions(probed, schedule=STEP).items()
+        for key, found in equivalents.conversions(probed, schedule=STEP).items()
         if any(_changed(constant.get(key, {}).get(t), found[t]) for t in found)
     }
     if changed:

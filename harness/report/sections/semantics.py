@@ -1,9 +1,10 @@
 """The fingerprint: what each API's nominal λ does, each framework's conventions, the conversions
 between frameworks, and whether the full runs follow the probes' rules."""
 
-from harness import verdict
+from harness import equivalents, verdict
 from harness.document import Heading, Text, table
 from harness.explain import NONE
+from harness.fingerprint import ApiKey
 from harness.probes import SCHEDULE_PROBES
 
 TITLE = "What the nominal λ does"
@@ -44,7 +45,7 @@ def build(ctx):
         *_conventions(ctx),
         *_defaults(ctx),
     ]
-    conversions = verdict.conversions(ctx.fingerprints)
+    conversions = equivalents.conversions(ctx.fingerprints)
     if conversions:
         targets = [f.backend for f in ctx.fingerprints]
         out += [
@@ -148,51 +149,19 @@ def conversion(found):
 
 
 def _agreement(ctx):
-    """Every full run of a framework API (λ > 0, bias spared) against its probe's rule: the penalty
-    probe (bias spared), or under a varying schedule the schedule probe of the step kind."""
-    probes = {
-        (f.backend, key.optimizer, key.kind, key.decay_bias, key.variant): probe
-        for f in ctx.fingerprints
-        for key, probe in f.penalties.items()
-    }
-    probes |= {
-        (f.backend, key.optimizer, key.kind, "scheduled", key.variant): probe
-        for f in ctx.fingerprints
-        for key, probe in f.schedules.items()
-        if key.schedule == STEP
-    }
+    """``verdict.agreement`` of every full run with its probe, as a table."""
+    runs = [(spec_runs.spec.name, run) for spec_runs in ctx.specs for run in spec_runs.runs]
     rows = {}
-    for spec_runs in ctx.specs:
-        for run in spec_runs.runs:
-            penalty = run.case.penalty
-            probed = "scheduled" if run.case.schedule.varies else False  # the probe's bias is spared
-            key = (run.backend, run.case.optimizer.name, penalty.kind, probed, penalty.variant)
-            if not (run.ok and key in probes and penalty.spares_bias and penalty.strength > 0 and penalty.in_framework):
-                continue
-            probe, explained = probes[key], run.result.explained
-            found = rows.setdefault(
-                key,
-                {
-                    "backend": run.backend,
-                    "optimizer": key[1],
-                    "API": (f"{key[2]} [{key[4]}]" if key[4] else key[2]) + (" (scheduled)" if key[3] else ""),
-                    "probe": probe.outcome(),
-                    "runs": 0,
-                    "agree": 0,
-                    "disagreeing": [],
-                },
-            )
-            found["runs"] += 1
-            if probe.status == "ok" and verdict.same_rule(probe.explained, explained):
-                found["agree"] += 1
-            else:
-                found["disagreeing"].append(f"{spec_runs.spec.name} {run.label}: {explained}")
+    for found in verdict.agreement(ctx.fingerprints, runs, STEP):
+        label = ApiKey(found.kind, found.variant).label + (" (scheduled)" if found.scheduled else "")
+        agree = f"{found.agree} of {found.runs}"
+        rows[found] = {
+            "backend": found.backend, "optimizer": found.optimizer, "API": label, "probe": found.probe,
+            "runs": found.runs, "agree": f"**{agree}**" if found.disagreeing else agree,
+            "disagreeing": "; ".join(found.disagreeing) or "—",
+        }  # fmt: skip
     if not rows:
         return []
-    for found in rows.values():
-        agree = f"{found['agree']} of {found['runs']}"
-        found["agree"] = f"**{agree}**" if found["disagreeing"] else agree
-        found["disagreeing"] = "; ".join(found["disagreeing"]) or "—"
     return [
         Heading(3, "Probe versus the full runs"),
         Text(

@@ -4,14 +4,11 @@ and penalty kind, how far their float64 runs of the same case lie apart, step by
 
 import itertools
 
-import numpy as np
-
 import backends
 from harness import diff, verdict
 from harness.case import FRAMEWORK_KINDS, OPTIMIZERS, PENALTY_KINDS
 from harness.document import Heading, Text, table
 from harness.fingerprint import ProbeKey, api
-from harness.report.context import parting
 
 TITLE = "The same code on several backends"
 
@@ -71,23 +68,10 @@ def _same(a, b):
 
 
 def _gaps(ctx, present):
-    """Per optimizer and penalty kind, over every float64 case that the first backend and another
-    trained: the largest relative gap in ‖w‖ at any step, max |‖wₐ‖ − ‖w_b‖| / max(‖wₐ‖, ‖w_b‖), and
-    how many of those cases part beyond the looser run's tolerance."""
+    """``diff.backend_gaps`` of the first backend against the others, as a table."""
     first, others = present[0], present[1:]
-    worst = {}  # (optimizer, kind) -> {backend: [largest gap, cases, cases parted]}
-    for (backend, case_id), result in ctx.results.items():
-        reference = ctx.results.get((first, case_id))
-        if backend not in others or reference is None or result.case.model.dtype != "float64":
-            continue
-        if not (result.trained and reference.trained):
-            continue
-        gaps = diff.norm_gaps(reference.steps.w_norm, result.steps.w_norm)
-        key = (result.case.optimizer.name, result.case.penalty.kind)
-        found = worst.setdefault(key, {}).setdefault(backend, [0.0, 0, 0])
-        found[0] = max(found[0], float(np.nanmax(gaps, initial=0.0)))
-        found[1] += 1
-        found[2] += parting(reference, result) is not None
+    worst = {key: {b: (g.largest, g.cases, g.parted) for b, g in by.items()}
+             for key, by in diff.backend_gaps(ctx.results, first, others).items()}  # fmt: skip
     rows = [
         (
             optimizer,

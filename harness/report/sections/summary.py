@@ -7,21 +7,8 @@ import backends
 from harness import verdict
 from harness.case import FRAMEWORK_KINDS, OPTIMIZERS
 from harness.document import Heading, Items, Text, table
-from harness.fingerprint import ProbeKey
-from harness.report.context import parting
 
 TITLE = "Summary: is weight decay an L2 penalty in the loss?"
-
-
-def verdicts(fingerprints):
-    """{(backend, optimizer, kind): Verdict} of every framework API probed with its l2_loss twin."""
-    found = {}
-    for fingerprint, optimizer, kind in itertools.product(fingerprints, OPTIMIZERS, FRAMEWORK_KINDS):
-        probe = fingerprint.penalties.get(ProbeKey(optimizer, kind, False))
-        reference = fingerprint.penalties.get(ProbeKey(optimizer, "l2_loss", False))
-        if probe and reference:
-            found[fingerprint.backend, optimizer, kind] = verdict.verdict(probe, reference, optimizer)
-    return found
 
 
 def cell(found):
@@ -42,7 +29,7 @@ def build(ctx):
     if not ctx.fingerprints:
         return out + [Text("No fingerprint yet: run `decaylens probe --backend NAME` in each framework env.")]
     names = [f.backend for f in ctx.fingerprints]
-    found = verdicts(ctx.fingerprints)
+    found = verdict.verdicts(ctx.fingerprints)
     rows = [
         (
             optimizer,
@@ -73,38 +60,25 @@ def build(ctx):
 
 
 def _check(ctx, found):
-    """Every full run of an API at λ > 0 (bias spared) that has its l2_loss twin (the same case with
-    the penalty in the loss): does it keep to it exactly where the verdict is same?"""
-    checked, wrong, seen = 0, [], set()
-    for run in (run for spec_runs in ctx.specs for run in spec_runs.runs):
-        penalty = run.case.penalty
-        verdict_ = found.get((run.backend, run.case.optimizer.name, penalty.kind))
-        if (
-            not (run.trained and penalty.in_framework and penalty.spares_bias and penalty.strength > 0)
-            or (run.backend, run.case.id) in seen
-        ):
-            continue
-        twin = ctx.results.get((run.backend, run.case.replace({"penalty.kind": "l2_loss"}).id))
-        if twin is None or not twin.trained or verdict_ is None or verdict_.outcome not in ("same", "convert", "never"):
-            continue
-        seen.add((run.backend, run.case.id))
-        checked += 1
-        step = parting(run.result, twin)
-        if (step is None) != (verdict_.outcome == "same"):
-            wrong.append(
-                f"{run.backend} {run.case.optimizer.name} {penalty.kind} λ={penalty.strength:g}: the verdict is "
-                f"{verdict_.outcome}, but the runs " + ("coincide" if step is None else f"part at step {step}")
-            )
-    if not checked:
+    """The full runs checked against the verdicts (``verdict.check_runs``), in words."""
+    runs = [run for spec_runs in ctx.specs for run in spec_runs.runs]
+    checks = verdict.check_runs(runs, ctx.results, found)
+    if not checks:
         return []
+    wrong = [
+        f"{c.backend} {c.optimizer} {c.kind} λ={c.strength:g}: the verdict is {c.outcome}, but the runs "
+        + ("coincide" if c.parting is None else f"part at step {c.parting}")
+        for c in checks
+        if not c.agrees
+    ]
     if wrong:
         return [
-            Text(f"Checked against the full runs: {len(wrong)} of {checked} disagree with the probes:"),
+            Text(f"Checked against the full runs: {len(wrong)} of {len(checks)} disagree with the probes:"),
             Items(tuple(wrong)),
         ]
     return [
         Text(
-            f"Checked against the full runs of every spec: in all {checked} runs of an API at λ > 0 that have an "
+            f"Checked against the full runs of every spec: in all {len(checks)} runs of an API at λ > 0 that have an "
             "l2_loss twin (the same case with the penalty in the loss), the run keeps to its twin at every step "
             "exactly where the verdict is **same**, and parts from it elsewhere (λ is not converted there)."
         )

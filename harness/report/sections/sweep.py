@@ -37,42 +37,11 @@ def build(ctx, spec_runs):
     chosen = []
     for optimizer, kind in dict.fromkeys((r.case.optimizer.name, r.case.penalty.kind) for r in runs):
         mine = [r for r in runs if (r.case.optimizer.name, r.case.penalty.kind) == (optimizer, kind) and r.ok]
-        name, caption = f"{spec_runs.slug}-sweep-{optimizer}-{kind}", f"{optimizer}, {kind}: loss against λ"
         out.append(
-            figure(
-                name,
-                caption,
-                tuple(
-                    Panel(
-                        f"{which} loss",
-                        "λ",
-                        "mean ½e²",
-                        tuple(
-                            Series(b, b, *curve([r for r in mine if r.backend == b], _strength, loss)) for b in names
-                        ),
-                        "symlog",
-                    )
-                    for which, loss in LOSSES.items()
-                    if which != "validation" or valid
-                ),
-            )
+            _losses_figure(f"{spec_runs.slug}-sweep-{optimizer}-{kind}", f"{optimizer}, {kind}", mine, names, valid)
         )
-        for backend in names:
-            points = [r for r in mine if r.backend == backend]
-            if points and valid:
-                pick, best = min(points, key=LOSSES["validation"]), min(points, key=LOSSES["test"])
-                chosen.append(
-                    (
-                        optimizer,
-                        kind,
-                        backend,
-                        f"{_strength(pick):g}",
-                        number(LOSSES["test"](pick)),
-                        f"{_strength(best):g}",
-                        number(LOSSES["test"](best)),
-                        "yes" if pick is best else "**no**",
-                    )
-                )
+        by_backend = ([r for r in mine if r.backend == backend] for backend in names)
+        chosen += [(optimizer, kind, points[0].backend, *_chosen(points)) for points in by_backend if points and valid]
     if valid:
         out += [
             Heading(4, "λ chosen on the validation set"),
@@ -97,6 +66,35 @@ def build(ctx, spec_runs):
     else:
         out.append(Text("No validation set (`data.n_valid = 0`): choosing λ on validation needs `data.n_valid > 0`."))
     return out + _sparsity(spec_runs, names)
+
+
+def _losses_figure(name, what, runs, names, valid):
+    """The final training, validation (where there is a validation set: ``valid``) and test loss of ``runs``
+    against λ, a series per backend."""
+    return figure(
+        name,
+        f"{what}: loss against λ",
+        tuple(
+            Panel(
+                f"{which} loss",
+                "λ",
+                "mean ½e²",
+                tuple(Series(b, b, *curve([r for r in runs if r.backend == b], _strength, loss)) for b in names),
+                "symlog",
+            )
+            for which, loss in LOSSES.items()
+            if which != "validation" or valid
+        ),
+    )
+
+
+def _chosen(points):
+    """The λ the validation loss picks among one backend's ``points`` and its test loss, the best λ on test and
+    its test loss, and whether they are the same run."""
+    pick, best = min(points, key=LOSSES["validation"]), min(points, key=LOSSES["test"])
+    test = LOSSES["test"]
+    same = "yes" if pick is best else "**no**"
+    return f"{_strength(pick):g}", number(test(pick)), f"{_strength(best):g}", number(test(best)), same
 
 
 def curve(runs, x, y):
