@@ -7,6 +7,7 @@ text can be built in an environment without it.
 
 import hashlib
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,8 +17,11 @@ import backends
 
 MARKERS = "os^vD"
 PANEL_INCHES = 4.2  # a panel's width: at SVG's 72 points an inch, about 300 points across
-# How every figure is drawn: text as text (a browser sets it; as paths each glyph is drawn out), 9-point type.
-STYLE = {"svg.fonttype": "none", "font.size": 9}
+COLUMNS = round(PANEL_INCHES * 72)  # the most points a line keeps (``thinned``): one a point across its panel
+MARKERS_PER_LINE = 4  # markers spaced along each line, offset per backend, so that lines on top of each other show
+# How every figure is drawn: text as text (a browser sets it; as paths each glyph is drawn out), 9-point type in
+# the font matplotlib measures it with.
+STYLE = {"svg.fonttype": "none", "font.size": 9, "font.sans-serif": ["DejaVu Sans"]}
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,28 @@ def svg(figure):
         fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=columns, frameon=False, fontsize="small")
         text = io.StringIO()
         fig.savefig(text, format="svg", metadata={"Date": None})
-    return text.getvalue()
+    return compact(text.getvalue())
+
+
+DECIMAL = re.compile(r"(?<![\w#.])-?\d+\.\d{3,}(?![\de])")  # a coordinate as matplotlib writes it: 6 decimals
+ATTRIBUTE = re.compile(r'(\s[\w:-]+)="([^"]*)"')
+
+
+def compact(svg):
+    """matplotlib's SVG text drawn the same, smaller: every coordinate in an attribute (points, 72 an inch;
+    the figure's own values, such as a line's width, have fewer decimals) to 0.1, text content as it was; path data without its spaces beside the commands; no line
+    breaks between elements (but between a text's tspans); each attribute in single quotes where its value
+    has none (a data URI escapes double ones)."""
+
+    def attribute(match):
+        name, value = match.groups()
+        value = DECIMAL.sub(lambda number: f"{float(number.group()):.1f}".removesuffix(".0"), value)
+        if name.strip() == "d":
+            value = re.sub(r"\s*([A-Za-z])\s*", r"\1", value).strip()
+        return f"{name}='{value}'" if "'" not in value else f'{name}="{value}"'
+
+    svg = ATTRIBUTE.sub(attribute, svg)
+    return re.sub(r">\s+<(?!/?tspan)", "><", svg)
 
 
 def _lines(ax, panel):
@@ -100,8 +125,8 @@ def _lines(ax, panel):
     for series in panel.series:
         known = series.backend in backends.NAMES
         index = backends.NAMES.index(series.backend) if known else 0
-        x, y = thinned(series.x, series.y, round(PANEL_INCHES * 72))
-        every = max(1, len(x) // 8)
+        x, y = thinned(series.x, series.y, COLUMNS)
+        every = max(1, len(x) // MARKERS_PER_LINE)
         ax.plot(
             x,
             y,
@@ -129,14 +154,14 @@ def _lines(ax, panel):
 
 
 def thinned(x, y, columns):
-    """The points of a line that a panel ``columns`` points wide shows: all of them where they are at most
-    two a column; else, in each of ``columns`` runs of consecutive points, the first, the lowest, the
-    highest and the last (in order), so that the drawn line keeps every rise and fall it had."""
-    if len(x) <= 2 * columns:
+    """The points of a line that a panel ``columns`` points wide shows, at most ``columns`` of them: all where
+    there are no more; else, in each of ``columns // 4`` runs of consecutive points, the first, the lowest,
+    the highest and the last (in order), so that the drawn line keeps every rise and fall it had."""
+    if len(x) <= columns:
         return x, y
     values = np.asarray(y, dtype=float)
     kept = set()
-    for run in np.array_split(np.arange(len(values)), columns):
+    for run in np.array_split(np.arange(len(values)), columns // 4):
         finite = run[np.isfinite(values[run])]
         kept |= {run[0], run[-1]} | (
             {finite[np.argmin(values[finite])], finite[np.argmax(values[finite])]} if len(finite) else set()
