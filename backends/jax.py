@@ -15,7 +15,6 @@ has no layer regularizer API.
 
 import ast
 import functools
-import operator
 
 import jax
 import jax.numpy as jnp
@@ -23,11 +22,9 @@ import jaxlib
 import numpy as np
 import optax
 
+from backends import _code, _layout
 from backends._calls import Calls
 from backends.contract import Trajectory, Unsupported
-
-# contract.EXPORTS
-__all__ = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "VARIANTS", "versions", "train", "train_sweep", "train_code")
 
 SWEEPABLE = ("optimizer.lr", "penalty.strength")  # traced arguments of one compiled, vmapped run
 RATIO_TARGET = 3.0
@@ -72,58 +69,52 @@ def train_sweep(cases, arrays):
     shape (Optax's warmup cosine compares its peak with 0 in Python), so its cases are one call per lr."""
     if len({_shape(case).replace({"optimizer.lr": 1.0}) for case in cases}) > 1:
         raise ValueError(f"train_sweep: the cases must differ only in {', '.join(SWEEPABLE)}")
-    shapes = {}
-    for index, case in enumerate(cases):
-        shapes.setdefault(_shape(case), []).append(index)
-    found = {}
-    for shape, indices in shapes.items():
-        found |= dict(zip(indices, _train_shape(shape, [cases[i] for i in indices], arrays), strict=True))
-    return [found[index] for index in range(len(cases))]
+    shapes = [_shape(case) for case in cases]
+    groups = {}
+    for case, shape in zip(cases, shapes, strict=True):
+        groups.setdefault(shape, []).append(case)
+    found = {shape: iter(_train_shape(shape, group, arrays)) for shape, group in groups.items()}
+    return [next(found[shape]) for shape in shapes]
 
 
 def train_code(case, arrays, statements):
     """``case``'s params and loss trained by the Optax ``optimizer`` that ``statements`` build (their call and
     code run once, with ``jax``, ``jnp``, ``optax``, ``functools`` and ``params``), the penalties they add to
     ``loss`` added at every step; params they make anew start from the shared arrays where the case's do."""
-    dtype = case.model.dtype
     params = _model(case, arrays, _calls())
     forward, loss = _forward(case, _calls()), _loss(case, _calls())
-    namespace = {"jax": jax, "jnp": jnp, "optax": optax, "functools": functools, "params": params}
-    for statement in statements:
-        if statement.kind in ("call", "code"):
-            exec(statement.text, namespace)
+    names = {"jax": jax, "jnp": jnp, "optax": optax, "functools": functools, "params": params}
+    namespace = _code.run(statements, names)
     if case.model.init == "native":  # params the statements made anew are the case's native ones
         params = namespace["params"]
-    penalties = [compile(s.text, "<penalty>", "exec") for s in statements if s.kind == "penalty"]
+    add = _code.penalized(statements, namespace)
 
     def objective(params, xb, yb):
-        scope = namespace | {"loss": loss(forward(params, xb), yb), "params": params}
-        for penalty in penalties:
-            exec(penalty, scope)
-        return scope["loss"]
+        return add(loss(forward(params, xb), yb), params=params)
 
-    run = jax.jit(functools.partial(_steps, case, objective, namespace["optimizer"]))
-    x, y = jnp.asarray(arrays.x_train, dtype), jnp.asarray(arrays.y_train, dtype)
-    w, b = map(np.asarray, run(params, x, y, jnp.asarray(arrays.batch_order())))
-    schedules = list(_schedules(statements, namespace))
-    coarser = _hyperparameter_dtype(statements, schedules[0] if schedules else None) if dtype == "float64" else None
+    w, b = _run(case, arrays, jax.jit(functools.partial(_steps, case, objective, namespace["optimizer"])), params)
+    coarser = _hyperparameter_dtype(case, statements, next(_schedules(statements, namespace), None))
     return Trajectory(w=w, b=b, statements=tuple(statements), hyperparameter_dtype=coarser)
 
 
 def _train_shape(shape, cases, arrays):
     """The Trajectories of ``cases``, all of ``shape``, from one call of its compiled run."""
     dtype = shape.model.dtype
-    x, y = jnp.asarray(arrays.x_train, dtype), jnp.asarray(arrays.y_train, dtype)
     lr = jnp.asarray([case.optimizer.lr for case in cases], dtype)
     strength = jnp.asarray([case.penalty.strength for case in cases], dtype)
-    params = _model(shape, arrays, _calls())
-    w, b = map(np.asarray, _compiled(shape)(params, x, y, jnp.asarray(arrays.batch_order()), lr, strength))
+    w, b = _run(shape, arrays, _compiled(shape), _model(shape, arrays, _calls()), lr, strength)
     statements = [_statements(case, arrays) for case in cases]
-    coarser = _hyperparameter_dtype(statements[0], _schedule(shape, 1.0, _calls())) if dtype == "float64" else None
+    coarser = _hyperparameter_dtype(shape, statements[0], _schedule(shape, 1.0, _calls()))
     return [
         Trajectory(w=w_i, b=b_i, statements=statements_i, hyperparameter_dtype=coarser)
         for w_i, b_i, statements_i in zip(w, b, statements, strict=True)
     ]
+
+
+def _run(case, arrays, run, params, *swept):
+    """(w, b) as NumPy of ``run(params, x, y, order, *swept)`` on the arrays' training set in the case's dtype."""
+    x, y = jnp.asarray(arrays.x_train, case.model.dtype), jnp.asarray(arrays.y_train, case.model.dtype)
+    return map(np.asarray, run(params, x, y, jnp.asarray(arrays.batch_order()), *swept))
 
 
 def _statements(case, arrays):
@@ -139,42 +130,37 @@ def _statements(case, arrays):
 
 
 def _model(case, arrays, calls):
-    """Initial params in the case's dtype: {"w": (dim,), "b": ()} for the linear model, a list of
-    per-layer {"w": (fan_in, fan_out), "b": (fan_out,)} of ``case.layers`` for an MLP."""
+    """Initial params in the case's dtype (``_tree``): {"w": (dim,), "b": ()} for the linear model, a list of
+    per-layer {"w": (fan_in, fan_out), "b": (fan_out,)} of ``case.layers`` for an MLP; Flax's defaults
+    (``native``: ``_native``) or the shared w0, b0 (an MLP's cut into layers by ``_layout.blocks``)."""
     dtype = case.model.dtype
     if case.model.init == "native":
-        # The dense layer a JAX user gets is Flax's nn.Dense; its defaults are a
-        # lecun_normal kernel (truncated normal, variance 1/fan_in) and a zero bias.
-        calls.let("init", "jax.nn.initializers.lecun_normal")
-        if case.model.kind == "mlp":
-            return _native_mlp(case, calls)
-        # Same initializer on the same (dim, 1) kernel, keyed by PRNGKey(seed) itself rather
-        # than by Flax's per-parameter split of it (Flax is not a dependency).
+        return _native(case, calls)
+    if case.model.kind == "linear":  # its params are the shared arrays themselves
+        calls.note("params = {'w': w0, 'b': b0} from the shared arrays")
+        pairs = [(arrays.w0, arrays.b0)]
+    else:
+        shown = [
+            f"{{'w': W{number} {(layer.fan_in, layer.fan_out)}, 'b': b{number} {(layer.fan_out,)}}}"
+            for number, layer in enumerate(case.layers, start=1)
+        ]
+        calls.note(f"params = [{', '.join(shown)}] from the shared w0, b0 (each W row-major)")
+        pairs = _layout.blocks(case, arrays.w0, arrays.b0)
+    return _tree(case, [(jnp.asarray(weight, dtype), jnp.asarray(bias, dtype)) for weight, bias in pairs])
+
+
+def _native(case, calls):
+    """Flax nn.Dense's defaults (the dense layer a JAX user gets; Flax is not a dependency): a kernel of
+    ``init`` (lecun_normal: truncated normal, variance 1/fan_in) and a zero bias. An MLP's layer ℓ's kernel
+    is keyed by the ℓ-th key of ``jax.random.split(PRNGKey(seed), layers)`` (Flax derives each layer's key
+    from the layer's name instead); the linear model's (dim, 1) kernel by PRNGKey(seed) itself rather than
+    by Flax's per-parameter split of it."""
+    dtype, layers = case.model.dtype, case.layers
+    calls.let("init", "jax.nn.initializers.lecun_normal")
+    if case.model.kind == "linear":
         kernel = calls.let("kernel", "init", calls("jax.random.PRNGKey", case.data.seed), (case.data.dim, 1), dtype)
         calls.code(f"params = {{'w': kernel[:, 0], 'b': jnp.zeros((), {dtype!r})}}")
         return {"w": kernel[:, 0], "b": jnp.zeros((), dtype)}
-    if case.model.kind == "mlp":
-        layers = case.layers
-        shown = [
-            f"{{'w': W{number} {(layer.fan_in, layer.fan_out)}, 'b': b{number} {(layer.fan_out,)}}}"
-            for number, layer in enumerate(layers, start=1)
-        ]
-        calls.note(f"params = [{', '.join(shown)}] from the shared w0, b0 (each W row-major)")
-        weights = np.split(arrays.w0, np.cumsum([layer.fan_in * layer.fan_out for layer in layers])[:-1])
-        biases = np.split(arrays.b0, np.cumsum([layer.fan_out for layer in layers])[:-1])
-        return [
-            {"w": jnp.asarray(w.reshape(layer.fan_in, layer.fan_out), dtype), "b": jnp.asarray(b, dtype)}
-            for layer, w, b in zip(layers, weights, biases, strict=True)
-        ]
-    calls.note("params = {'w': w0, 'b': b0} from the shared arrays")
-    return {"w": jnp.asarray(arrays.w0, dtype), "b": jnp.asarray(arrays.b0, dtype)}
-
-
-def _native_mlp(case, calls):
-    """Flax nn.Dense's defaults for each layer ℓ: a kernel of ``init`` (lecun_normal) keyed by the
-    ℓ-th key of ``jax.random.split(PRNGKey(seed), layers)`` (Flax derives each layer's key from
-    the layer's name instead; Flax is not a dependency), and a zero bias."""
-    dtype, layers = case.model.dtype, case.layers
     keys = calls.let("keys", "jax.random.split", calls("jax.random.PRNGKey", case.data.seed), len(layers))
     params, shown = [], []
     for index, layer in enumerate(layers):
@@ -226,41 +212,27 @@ def _penalty(case, calls):
         )
     if not penalty.in_loss:
         return None
-    paths = [path for path, role in _parameters(case) if penalty.decays(role)]
-    names = ["params" + "".join(f"[{key!r}]" for key in path) for path in paths]
 
-    def leaves(p):
-        return [functools.reduce(operator.getitem, path, p) for path in paths]
+    def covered(pairs):  # of the layers' (W, b) pairs, in order, those whose role the penalty decays
+        return [parameter for role, parameter in _layout.roles(case, pairs) if penalty.decays(role)]
 
+    layers = ["params"] if case.model.kind == "linear" else [f"params[{i}]" for i in range(len(case.layers))]
+    names = covered([(f"{layer}['w']", f"{layer}['b']") for layer in layers])
     if penalty.kind == "l2_loss":
         terms = " + ".join(f"jnp.sum({name} ** 2)" for name in names) or "0"
         calls.penalty(f"loss = loss + {penalty.strength / 2!r} * ({terms})")
-        return lambda p, s: s / 2 * sum(jnp.sum(leaf**2) for leaf in leaves(p))
+        return lambda p, s: s / 2 * sum(jnp.sum(leaf**2) for leaf in covered(_pairs(case, p)))
     terms = " + ".join(f"jnp.sum(jnp.abs({name}))" for name in names) or "0"
     calls.penalty(f"loss = loss + {penalty.strength!r} * ({terms})")
-    return lambda p, s: s * sum(jnp.sum(jnp.abs(leaf)) for leaf in leaves(p))
-
-
-def _parameters(case):
-    """(path in the params pytree, role) of every parameter: each layer's "w" then its "b", input
-    layer first; the linear model's ("w",) and ("b",), an MLP's (layer index, "w"), …"""
-    linear = case.model.kind == "linear"
-    return [
-        ((name,) if linear else (index, name), role)
-        for index, layer in enumerate(case.layers)
-        for name, role in zip(("w", "b"), layer.roles, strict=True)
-    ]
+    return lambda p, s: s * sum(jnp.sum(jnp.abs(leaf)) for leaf in covered(_pairs(case, p)))
 
 
 def _mask(case):
-    """Optax's decay mask, of the params' structure, True where the parameter decays: False for
+    """Optax's decay mask, of the params' structure (``_tree``), True where the parameter decays: False for
     the roles ``case.penalty.decays`` spares, True for a bias left to the default (Optax's default,
     no mask, decays every leaf); None, no mask at all, when nothing is spared."""
-    decays = [case.penalty.decays(role) is not False for _, role in _parameters(case)]
-    if all(decays):
-        return None
-    layers = [{"w": w, "b": b} for w, b in zip(decays[::2], decays[1::2], strict=True)]
-    return layers[0] if case.model.kind == "linear" else layers
+    decays = [[case.penalty.decays(role) is not False for role in layer.roles] for layer in case.layers]
+    return None if all(map(all, decays)) else _tree(case, decays)
 
 
 def _optimizer(case, lr, strength, calls):
@@ -270,10 +242,11 @@ def _optimizer(case, lr, strength, calls):
     alias (weight_decay) or after its preconditioner, before its learning rate (decoupled); the
     parameters it spares masked out of the decay by the alias's or add_decayed_weights' mask (``_mask``)."""
     opt, penalty = case.optimizer, case.penalty
-    if penalty.kind in ("regularizer", "lr_decay"):  # the regularizer is refused by _penalty
+    if penalty.kind == "lr_decay":
         raise Unsupported(f"Optax's {opt.name} has no argument users mistake for weight decay (no lr_decay)")
     lr = _schedule(case, lr, calls)
-    alias, kwargs = _alias(opt, lr)
+    alias, kwargs = _alias(opt)
+    kwargs = {"learning_rate": lr, **kwargs}
     # optax decays every leaf unless masked (decay_bias = "default" is true); the aliases' default
     # weight_decay (adamw's 1e-4, lion's 1e-3, ...) is replaced by λ unless none is to be passed.
     mask = _mask(case) if penalty.in_optimizer else None
@@ -282,22 +255,17 @@ def _optimizer(case, lr, strength, calls):
         calls.code(f"mask = {mask!r}")
         decay["mask"] = calls.name(mask, "mask")
     own = _OWN_DECAY.get(opt.name, {}).get(penalty.kind)
-    if penalty.kind == "adamw" or own:
-        own = own or "adamw"
+    if own:
         names = _DECAY_ARGUMENTS.get(own, ("weight_decay", "mask"))
         renamed = {names[key == "mask"]: value for key, value in decay.items()}
         kept = {key: value for key, value in kwargs.items() if key not in names}
         return calls.let("optimizer", f"optax.{own}", **kept, **renamed)
     if penalty.kind == "weight_decay":
         after = penalty.variant == "after_lr"
-        transform = calls(
-            f"optax.{penalty.variant if penalty.variant and not after else 'add_decayed_weights'}", **decay
-        )
-        parts = [transform, calls(alias, **kwargs)]
+        transform = f"optax.{penalty.variant if penalty.variant and not after else 'add_decayed_weights'}"
+        parts = [calls(transform, **decay), calls(alias, **kwargs)]
         return calls.let("optimizer", "optax.chain", *(parts[::-1] if after else parts))
-    if penalty.kind == "decoupled":
-        if opt.name not in _PRECONDITIONERS:
-            raise Unsupported(f"Optax's {opt.name} has no preconditioner to place a decoupled decay after")
+    if penalty.kind == "decoupled":  # the optimizers without a decoupled form of their own
         steps = [calls(path, **values) for path, values in _PRECONDITIONERS[opt.name](opt)]
         steps += [calls("optax.add_decayed_weights", **decay), calls("optax.scale_by_learning_rate", lr)]
         steps += [calls("optax.trace", decay=opt.momentum)] if opt.name == "rmsprop" and opt.momentum else []
@@ -324,36 +292,26 @@ def _schedule(case, lr, calls):
     return lr
 
 
-def _alias(opt, lr):
-    """The Optax alias of the optimizer and its keyword arguments at learning rate ``lr``."""
+def _alias(opt):
+    """The Optax alias of the optimizer and its keyword arguments but its ``learning_rate``, which comes first."""
     if opt.name == "signum":
         raise Unsupported("Optax has no signum")
     if opt.name in ("sgd", "momentum", "nesterov"):
-        momentum = {} if opt.name == "sgd" else {"momentum": opt.momentum, "nesterov": opt.name == "nesterov"}
-        return "optax.sgd", {"learning_rate": lr, **momentum}
+        return "optax.sgd", {} if opt.name == "sgd" else {"momentum": opt.momentum, "nesterov": opt.name == "nesterov"}
     if opt.name in ("adam", "adamax", "nadam", "radam", "lamb"):
-        return f"optax.{opt.name}", {"learning_rate": lr, "b1": opt.beta1, "b2": opt.beta2, "eps": opt.eps}
+        return f"optax.{opt.name}", {"b1": opt.beta1, "b2": opt.beta2, "eps": opt.eps}
     if opt.name == "lion":
         # Overrides optax.lion's default weight_decay=1e-3 where λ goes elsewhere (its own decay
         # argument replaces this 0 in _optimizer): the defaults probe measures the default instead.
-        return "optax.lion", {"learning_rate": lr, "b1": opt.beta1, "b2": opt.beta2, "weight_decay": 0.0}
+        return "optax.lion", {"b1": opt.beta1, "b2": opt.beta2, "weight_decay": 0.0}
     if opt.name == "rmsprop":
-        return "optax.rmsprop", {
-            "learning_rate": lr,
-            **_rms(opt),
-            "centered": opt.centered,
-            "momentum": opt.momentum or None,
-        }
+        return "optax.rmsprop", {**_rms(opt), "centered": opt.centered, "momentum": opt.momentum or None}
     if opt.name == "adagrad":
-        return "optax.adagrad", {
-            "learning_rate": lr,
-            "initial_accumulator_value": opt.initial_accumulator,
-            "eps": opt.eps,
-        }
+        return "optax.adagrad", {"initial_accumulator_value": opt.initial_accumulator, "eps": opt.eps}
     if opt.name == "adadelta":
-        return "optax.adadelta", {"learning_rate": lr, "rho": opt.rho, "eps": opt.eps}
+        return "optax.adadelta", {"rho": opt.rho, "eps": opt.eps}
     # adafactor: its own defaults (decay rate 0.8, clipping 1, ε 1e-30) for what the spec has no key for
-    return "optax.adafactor", {"learning_rate": lr}
+    return "optax.adafactor", {}
 
 
 def _rms(opt):
@@ -363,7 +321,7 @@ def _rms(opt):
 # optimizer -> {penalty kind: the alias whose own decay argument takes λ}: the w-forms of Adam's
 # family, and the aliases that have a decay argument of their own (Adadelta's is added to the gradient).
 _OWN_DECAY = {
-    "adam": {"decoupled": "adamw"},
+    "adam": {"decoupled": "adamw", "adamw": "adamw"},
     "adamax": {"decoupled": "adamaxw"},
     "nadam": {"decoupled": "nadamw"},
     "lion": {"weight_decay": "lion", "decoupled": "lion"},
@@ -379,18 +337,16 @@ _DECAY_ARGUMENTS = {
     "adafactor": ("weight_decay_rate", "weight_decay_mask"),
     "adadelta": ("weight_decay", "weight_decay_mask"),
 }
-# optimizer -> the transformations its alias chains before scale_by_learning_rate (alias.py), for a
-# decoupled decay placed between them and the learning rate.
+# optimizer -> the transformations its alias chains before scale_by_learning_rate (alias.py), with the alias's
+# own arguments, for a decoupled decay placed between them and the learning rate (signum: refused by _alias).
 _PRECONDITIONERS = {
     "sgd": lambda opt: [],
     "momentum": lambda opt: [("optax.trace", {"decay": opt.momentum})],
     "nesterov": lambda opt: [("optax.trace", {"decay": opt.momentum, "nesterov": True})],
-    "radam": lambda opt: [("optax.scale_by_radam", {"b1": opt.beta1, "b2": opt.beta2, "eps": opt.eps})],
-    "adagrad": lambda opt: [
-        ("optax.scale_by_rss", {"initial_accumulator_value": opt.initial_accumulator, "eps": opt.eps})
-    ],
+    "radam": lambda opt: [("optax.scale_by_radam", _alias(opt)[1])],
+    "adagrad": lambda opt: [("optax.scale_by_rss", _alias(opt)[1])],
     "rmsprop": lambda opt: [(f"optax.{'scale_by_stddev' if opt.centered else 'scale_by_rms'}", _rms(opt))],
-    "adadelta": lambda opt: [("optax.scale_by_adadelta", {"rho": opt.rho, "eps": opt.eps})],
+    "adadelta": lambda opt: [("optax.scale_by_adadelta", _alias(opt)[1])],
 }
 
 
@@ -405,11 +361,13 @@ def _shape(case):
     return case.replace(values)
 
 
-def _hyperparameter_dtype(statements, learning_rate):
-    """The dtype a float64 run of ``statements`` computes part of its step in, where coarser (else None):
-    that of an Optax function their calls call (``_HYPERPARAMETER_DTYPE``, found in the calls' text, which
-    is what runs), or that of the ``learning_rate`` schedule, which Optax evaluates at its int32 step count
-    (a Python-float schedule at an int32 count gives float32)."""
+def _hyperparameter_dtype(case, statements, learning_rate):
+    """The dtype a float64 run of ``statements`` computes part of its step in, where coarser (else None, as
+    for a float32 ``case``): that of an Optax function their calls call (``_HYPERPARAMETER_DTYPE``, found in
+    the calls' text, which is what runs), or that of the ``learning_rate`` schedule, which Optax evaluates at
+    its int32 step count (a Python-float schedule at an int32 count gives float32)."""
+    if case.model.dtype != "float64":
+        return None
     called = [dtype for path, dtype in _HYPERPARAMETER_DTYPE.items() for s in statements if f"{path}(" in s.text]
     scheduled = learning_rate(jnp.zeros((), jnp.int32)).dtype if callable(learning_rate) else jnp.float64
     return min(called, default=None) or (None if scheduled == jnp.float64 else str(scheduled))
@@ -440,7 +398,7 @@ def _compiled(shape):
     """The whole training run of ``shape``, jit-compiled and vmapped over (lr, λ).
 
     (params, x, y, order, lr[n], λ[n]) -> (w[n, steps + 1, weights], b[n, steps + 1(, biases)]):
-    the parameters before training and after each step (``_flat``), one step per row of ``order``.
+    the parameters before training and after each step (``_layout.flat``), one step per row of ``order``.
     """
     forward = _forward(shape, _calls())
     loss = _loss(shape, _calls())
@@ -459,22 +417,26 @@ def _compiled(shape):
 
 def _steps(case, objective, optimizer, params, x, y, order):
     """(w, b) of ``params`` before training and after each step of ``optimizer`` on the gradient of
-    ``objective(params, xb, yb)`` (``_flat``), one ``jax.lax.scan`` step per row of ``order``."""
+    ``objective(params, xb, yb)`` (``_layout.flat``), one ``jax.lax.scan`` step per row of ``order``."""
 
     def step(carry, batch):
         params, state = carry
         updates, state = optimizer.update(jax.grad(objective)(params, x[batch], y[batch]), state, params)
         params = optax.apply_updates(params, updates)
-        return (params, state), _flat(case, params)
+        return (params, state), _layout.flat(case, _pairs(case, params), xp=jnp)
 
     _, (w, b) = jax.lax.scan(step, (params, optimizer.init(params)), order)
-    w0, b0 = _flat(case, params)
+    w0, b0 = _layout.flat(case, _pairs(case, params), xp=jnp)
     return jnp.concatenate([w0[None], w]), jnp.concatenate([b0[None], b])
 
 
-def _flat(case, params):
-    """(w, b) of params in the Trajectory's layout: the linear model's own w (dim,) and b ();
-    an MLP's every W flattened row-major, input layer first, and every b."""
-    if case.model.kind == "linear":
-        return params["w"], params["b"]
-    return jnp.concatenate([layer["w"].ravel() for layer in params]), jnp.concatenate([layer["b"] for layer in params])
+def _tree(case, pairs):
+    """The params pytree of the layers' (W, b) ``pairs`` (or of anything given layer by layer, a mask):
+    the linear model's {"w": w, "b": b}, an MLP's list of per-layer {"w": W, "b": b}, input layer first."""
+    layers = [{"w": weight, "b": bias} for weight, bias in pairs]
+    return layers[0] if case.model.kind == "linear" else layers
+
+
+def _pairs(case, params):
+    """The layers' (W, b) in the params pytree ``params`` (``_tree``), input layer first."""
+    return [(layer["w"], layer["b"]) for layer in ([params] if case.model.kind == "linear" else params)]

@@ -17,6 +17,7 @@ import backends
 from harness import cli, figures, spec, store
 from harness.spec import describe
 
+pytestmark = pytest.mark.xdist_group("report")  # one worker builds the report fixtures (conftest) for both
 if ENV_BACKEND:
     pytest.skip("the report is tested in the core env (tox -e core)", allow_module_level=True)
 if not figures.available() and not os.environ.get("CI"):

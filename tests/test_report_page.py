@@ -18,6 +18,7 @@ from reported import SPECS
 
 from harness import document, figures, report, spec
 
+pytestmark = pytest.mark.xdist_group("report")  # one worker builds the report fixtures (conftest) for both
 if ENV_BACKEND:
     pytest.skip("the report is tested in the core env (tox -e core)", allow_module_level=True)
 if not figures.available() and not os.environ.get("CI"):
