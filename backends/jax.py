@@ -22,7 +22,7 @@ import jaxlib
 import numpy as np
 import optax
 
-from backends import _code, _layout
+from backends import _code, _layout, _optax_calls
 from backends._calls import Calls
 from backends.contract import Trajectory, Unsupported
 
@@ -245,7 +245,7 @@ def _optimizer(case, lr, strength, calls):
     if penalty.kind == "lr_decay":
         raise Unsupported(f"Optax's {opt.name} has no argument users mistake for weight decay (no lr_decay)")
     lr = _schedule(case, lr, calls)
-    alias, kwargs = _alias(opt)
+    alias, kwargs = _optax_calls.alias(opt)
     kwargs = {"learning_rate": lr, **kwargs}
     # optax decays every leaf unless masked (decay_bias = "default" is true); the aliases' default
     # weight_decay (adamw's 1e-4, lion's 1e-3, ...) is replaced by λ unless none is to be passed.
@@ -254,9 +254,9 @@ def _optimizer(case, lr, strength, calls):
     if mask is not None:
         calls.code(f"mask = {mask!r}")
         decay["mask"] = calls.name(mask, "mask")
-    own = _OWN_DECAY.get(opt.name, {}).get(penalty.kind)
+    own = _optax_calls.OWN_DECAY.get(opt.name, {}).get(penalty.kind)
     if own:
-        names = _DECAY_ARGUMENTS.get(own, ("weight_decay", "mask"))
+        names = _optax_calls.DECAY_ARGUMENTS.get(own, ("weight_decay", "mask"))
         renamed = {names[key == "mask"]: value for key, value in decay.items()}
         kept = {key: value for key, value in kwargs.items() if key not in names}
         return calls.let("optimizer", f"optax.{own}", **kept, **renamed)
@@ -266,7 +266,7 @@ def _optimizer(case, lr, strength, calls):
         parts = [calls(transform, **decay), calls(alias, **kwargs)]
         return calls.let("optimizer", "optax.chain", *(parts[::-1] if after else parts))
     if penalty.kind == "decoupled":  # the optimizers without a decoupled form of their own
-        steps = [calls(path, **values) for path, values in _PRECONDITIONERS[opt.name](opt)]
+        steps = [calls(path, **values) for path, values in _optax_calls.PRECONDITIONERS[opt.name](opt)]
         steps += [calls("optax.add_decayed_weights", **decay), calls("optax.scale_by_learning_rate", lr)]
         steps += [calls("optax.trace", decay=opt.momentum)] if opt.name == "rmsprop" and opt.momentum else []
         return calls.let("optimizer", "optax.chain", *steps)
@@ -292,62 +292,9 @@ def _schedule(case, lr, calls):
     return lr
 
 
-def _alias(opt):
-    """The Optax alias of the optimizer and its keyword arguments but its ``learning_rate``, which comes first."""
-    if opt.name == "signum":
-        raise Unsupported("Optax has no signum")
-    if opt.name in ("sgd", "momentum", "nesterov"):
-        return "optax.sgd", {} if opt.name == "sgd" else {"momentum": opt.momentum, "nesterov": opt.name == "nesterov"}
-    if opt.name in ("adam", "adamax", "nadam", "radam", "lamb"):
-        return f"optax.{opt.name}", {"b1": opt.beta1, "b2": opt.beta2, "eps": opt.eps}
-    if opt.name == "lion":
-        # Overrides optax.lion's default weight_decay=1e-3 where λ goes elsewhere (its own decay
-        # argument replaces this 0 in _optimizer): the defaults probe measures the default instead.
-        return "optax.lion", {"b1": opt.beta1, "b2": opt.beta2, "weight_decay": 0.0}
-    if opt.name == "rmsprop":
-        return "optax.rmsprop", {**_rms(opt), "centered": opt.centered, "momentum": opt.momentum or None}
-    if opt.name == "adagrad":
-        return "optax.adagrad", {"initial_accumulator_value": opt.initial_accumulator, "eps": opt.eps}
-    if opt.name == "adadelta":
-        return "optax.adadelta", {"rho": opt.rho, "eps": opt.eps}
-    # adafactor: its own defaults (decay rate 0.8, clipping 1, ε 1e-30) for what the spec has no key for
-    return "optax.adafactor", {}
-
-
-def _rms(opt):
-    return {"decay": opt.rho, "eps": opt.eps, "initial_scale": opt.initial_accumulator}
-
-
-# optimizer -> {penalty kind: the alias whose own decay argument takes λ}: the w-forms of Adam's
-# family, and the aliases that have a decay argument of their own (Adadelta's is added to the gradient).
-_OWN_DECAY = {
-    "adam": {"decoupled": "adamw", "adamw": "adamw"},
-    "adamax": {"decoupled": "adamaxw"},
-    "nadam": {"decoupled": "nadamw"},
-    "lion": {"weight_decay": "lion", "decoupled": "lion"},
-    "lamb": {"weight_decay": "lamb", "decoupled": "lamb"},
-    "adafactor": {"weight_decay": "adafactor", "decoupled": "adafactor"},
-    "adadelta": {"weight_decay": "adadelta"},
-}
 # Optax function -> the dtype it computes part of its step in whatever the parameters' dtype: Adafactor's
 # decay rate 1 − t^−0.8 from jnp.array(t, jnp.float32) (factorized.py:28-32), 2e-9 off in float64.
 _HYPERPARAMETER_DTYPE = {"optax.adafactor": "float32"}
-# alias -> its (λ, mask) arguments, where they are not (weight_decay, mask)
-_DECAY_ARGUMENTS = {
-    "adafactor": ("weight_decay_rate", "weight_decay_mask"),
-    "adadelta": ("weight_decay", "weight_decay_mask"),
-}
-# optimizer -> the transformations its alias chains before scale_by_learning_rate (alias.py), with the alias's
-# own arguments, for a decoupled decay placed between them and the learning rate (signum: refused by _alias).
-_PRECONDITIONERS = {
-    "sgd": lambda opt: [],
-    "momentum": lambda opt: [("optax.trace", {"decay": opt.momentum})],
-    "nesterov": lambda opt: [("optax.trace", {"decay": opt.momentum, "nesterov": True})],
-    "radam": lambda opt: [("optax.scale_by_radam", _alias(opt)[1])],
-    "adagrad": lambda opt: [("optax.scale_by_rss", _alias(opt)[1])],
-    "rmsprop": lambda opt: [(f"optax.{'scale_by_stddev' if opt.centered else 'scale_by_rms'}", _rms(opt))],
-    "adadelta": lambda opt: [("optax.scale_by_adadelta", _alias(opt)[1])],
-}
 
 
 def _shape(case):
