@@ -55,9 +55,6 @@ TRACED_SCAN = BACKEND == "tensorflow"
 if TRACED_SCAN:
     import tensorflow as tf
 
-# contract.EXPORTS
-__all__ = ("SWEEPABLE", "RATIO_TARGET", "OWN_BEHAVIOURS", "VARIANTS", "versions", "train", "train_sweep", "train_code")
-
 SWEEPABLE = ()  # one case per call (a run per case shape, reused across calls)
 RATIO_TARGET = 3.0
 OWN_BEHAVIOURS = {
@@ -121,11 +118,6 @@ def train(case, arrays):
     run.reset(case, arrays)
     w, b = _trajectory(case, arrays, run.layers, run.function)
     return Trajectory(w=w, b=b, statements=run.statements(case), hyperparameter_dtype=_hyperparameter_dtype(case))
-
-
-def train_sweep(cases, arrays):
-    """One ``train`` call per case: SWEEPABLE is empty."""
-    return [train(case, arrays) for case in cases]
 
 
 def train_code(case, arrays, statements):
