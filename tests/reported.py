@@ -7,16 +7,28 @@ and saved under their own names, so every section of the report has its results.
 backend's weight_decay follows its own oracle rule (RULES), so some frameworks part.
 """
 
+import os
 import re
 from importlib import resources
 
 import fake_backend
 import numpy as np
 import pytest
-from conftest import fake_fingerprint
+from conftest import ENV_BACKEND, fake_fingerprint
 
 import backends
-from harness import cli
+from harness import cli, figures
+
+# A report test module's marks: its tests on the worker that builds the report once (pytest -n), run in the
+# core env only, with the report extra (matplotlib) there but under CI, where its absence fails them.
+MARKS = [
+    pytest.mark.xdist_group("report"),
+    pytest.mark.skipif(bool(ENV_BACKEND), reason="the report is tested in the core env (tox -e core)"),
+    pytest.mark.skipif(
+        not figures.available() and not os.environ.get("CI"),
+        reason="matplotlib is not installed: pip install 'decaylens[report]'",
+    ),
+]
 
 RULES = {
     "torch": "coupled",

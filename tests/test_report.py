@@ -3,25 +3,19 @@ The tests run in the core env, with the ``report`` extra (matplotlib); locally, 
 skip; under CI they fail."""
 
 import json
-import os
 import re
 import shutil
 from pathlib import Path
 
 import numpy as np
-import pytest
-from conftest import ENV_BACKEND
+import reported
 from reported import SPECS, cells, fake, run_all, shrunk_specs, spec_headings, tables
 
 import backends
 from harness import cli, figures, spec, store
 from harness.spec import describe
 
-pytestmark = pytest.mark.xdist_group("report")  # one worker builds the report fixtures (conftest) for both
-if ENV_BACKEND:
-    pytest.skip("the report is tested in the core env (tox -e core)", allow_module_level=True)
-if not figures.available() and not os.environ.get("CI"):
-    pytest.skip("matplotlib is not installed: pip install 'decaylens[report]'", allow_module_level=True)
+pytestmark = reported.MARKS  # one worker builds the report fixtures (conftest) for both; skips outside core
 
 
 def test_each_spec_gets_the_sections_its_cases_meet(rendered):

@@ -6,23 +6,18 @@ under CI it fails them."""
 
 import io
 import json
-import os
 import re
 import shutil
 
 import numpy as np
 import pytest
+import reported
 from chromium import first_screen, in_chromium
-from conftest import ENV_BACKEND
 from reported import SPECS
 
 from harness import document, figures, report, spec
 
-pytestmark = pytest.mark.xdist_group("report")  # one worker builds the report fixtures (conftest) for both
-if ENV_BACKEND:
-    pytest.skip("the report is tested in the core env (tox -e core)", allow_module_level=True)
-if not figures.available() and not os.environ.get("CI"):
-    pytest.skip("matplotlib is not installed: pip install 'decaylens[report]'", allow_module_level=True)
+pytestmark = reported.MARKS  # one worker builds the report fixtures (conftest) for both; skips outside core
 
 
 def test_every_figure_is_drawn_linked_and_inlined(rendered):
