@@ -104,9 +104,10 @@ ATTRIBUTE = re.compile(r'(\s[\w:-]+)="([^"]*)"')
 
 def compact(svg):
     """matplotlib's SVG text drawn the same, smaller: every coordinate in an attribute (points, 72 an inch;
-    the figure's own values, such as a line's width, have fewer decimals) to 0.1, text content as it was; path data without its spaces beside the commands; no line
-    breaks between elements (but between a text's tspans); each attribute in single quotes where its value
-    has none (a data URI escapes double ones)."""
+    the figure's own values, such as a line's width, have fewer decimals) to 0.1, text content as it was;
+    path data without its spaces beside the commands; no line breaks between elements (but between a
+    text's tspans); each attribute in single quotes where its value has none (a data URI escapes double
+    ones)."""
 
     def attribute(match):
         name, value = match.groups()
