@@ -176,9 +176,8 @@ class Probe:
             return self.status, self.reason
         if self.explained is None:
             return forms.pinned(self.statements)
-        fitted = (
-            None if self.strength is None else float(f"{self.strength:g}")
-        )  # 6 digits: a fit's last bits vary by CPU
+        # a fitted λ to 6 significant digits, as its text showed it: its last bits vary by CPU
+        fitted = None if self.strength is None else float(f"{self.strength:g}")
         return self.explained.outcome, self.dtype, fitted
 
     def to_json(self):
