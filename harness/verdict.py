@@ -208,7 +208,6 @@ class Verdict:
         if not self.why:
             return self.detail
         words = WHY[self.why].format(
-            optimizer=self.optimizer,
             state=STATE_WORDS[STATES.get(self.optimizer, "step")],
             forms=self.detail,
             placement=PLACEMENTS.get(self.form.placement, "") if self.form else "",
