@@ -183,7 +183,7 @@ def test_float64_runs_claim_float64_only_when_keras_keeps_every_hyperparameter(l
 
 @pytest.mark.parametrize("name", ["keras-jax", "keras-torch"])
 def test_float64_runs_off_tensorflow_claim_float32_and_part_from_float64_by_more_than_its_rounding(load_adapter, name):
-    """Keras 3 promotes float64 to float32 off TensorFlow (``_hyperparameter_dtype``): a float64 run
+    """Keras 3 promotes float64 to float32 off TensorFlow (``BatchRun.hyperparameter_dtype``): a float64 run
     with float32 hyperparameters still claims float32, and its first step parts from the float64
     oracle's by more than float64 rounding, within float32's."""
     adapter = load_adapter(name)
