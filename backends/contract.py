@@ -113,3 +113,61 @@ class SweepingAdapter(Adapter, Protocol):
     """An adapter whose one call trains cases that differ in its SWEEPABLE keys."""
 
     def train_sweep(self, cases, arrays) -> list[Trajectory]: ...
+
+
+# The roles an audit reads from a user's model, by the module or layer type that owns each parameter
+# (``backends/auditors/_roles.py``): positional holds learned positions and tokens (pos_embed, cls_token).
+ROLES = ("kernel", "bias", "norm_scale", "norm_shift", "embedding", "positional", "other")
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One parameter tensor of a user's model, as their code names it (``name``: its name or path).
+    ``role``: one of ROLES; ``dtype``: its NumPy name (``bfloat16`` for bfloat16); ``groups``: the
+    indices of the optimizer's parameter groups (or masks) that hold it, empty where the optimizer
+    never sees it; ``trainable``: whether training gives it a gradient; ``nominal``: the
+    hyperparameters the optimizer states for it where they can be read ({"lr": ..., "weight_decay":
+    ...}), the lr as set before the first step."""
+
+    name: str
+    role: str
+    shape: tuple
+    dtype: str
+    groups: tuple = ()
+    trainable: bool = True
+    nominal: dict = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True, eq=False)
+class Stepping:
+    """How an auditor steps a user's optimizer. For each of ``runs``, a pair (weight scale, gradient
+    scale): a fresh copy of the optimizer's state; every parameter i set to weight scale ·
+    ``weights(i)``; then ``steps`` optimizer steps, each with the gradient gradient scale ·
+    ``gradient(i)`` on every trainable parameter (zeros at gradient scale 0: a gradient of zero, not
+    none); the values at the flat indices ``samples(i)`` recorded before the first step and after each.
+    ``weights``, ``gradient`` take (i, shape) and give a float32 array of that shape."""
+
+    runs: tuple
+    steps: int
+    weights: object
+    gradient: object
+    samples: object
+
+
+@dataclass(frozen=True, eq=False)
+class Audited:
+    """What an auditor hands back. ``values[i]``: parameter i's sampled values, float64, (runs, steps +
+    1, samples); ``lrs``: the lr each of the ``steps`` steps used for each parameter's group, where the
+    optimizer states it, (parameters, steps) with NaN where not; ``optimizer``: the optimizer as the
+    user's code built it (its class or function); ``scheduler``: the schedule's, or None."""
+
+    parameters: tuple
+    values: list
+    lrs: np.ndarray
+    optimizer: str
+    scheduler: str | None = None
+
+
+class NotAuditable(ValueError):
+    """The objects a user's function returned are not what the backend's auditor takes; the
+    message names what it takes."""

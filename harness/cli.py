@@ -1,4 +1,4 @@
-"""Command line: ``decaylens run | probe | port | validate | specs | report | bench``."""
+"""Command line: ``decaylens run | probe | port | audit | validate | specs | report | bench``."""
 
 import argparse
 import json
@@ -13,6 +13,7 @@ import numpy as np
 import backends
 from backends.contract import Statement
 from harness import bench, files, fingerprint, port, probes, report, spec
+from harness.audit import command as audit_command
 from harness.case import Case
 from harness.errors import UsageError
 from harness.port import check
@@ -44,6 +45,7 @@ def _parser():
     )
     for add in (_run_command, _probe_command, _port_commands, _spec_commands, _report_command, _bench_command):
         add(commands, backend, specs)
+    audit_command.add(commands, backend)
     return parser
 
 
@@ -370,6 +372,7 @@ _COMMANDS = {
     "run": _run,
     "probe": _probe,
     "port": _port,
+    "audit": audit_command.run,
     "train-code": _train_code_command,
     "validate": _validate,
     "specs": _specs,

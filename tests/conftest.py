@@ -3,7 +3,7 @@
 ``DECAYLENS_BACKEND`` names the env's framework backend (set by tox.ini). There, a
 missing framework fails the test; elsewhere, tests of other backends skip.
 
-A test that takes the ``backend`` or ``load_adapter`` fixture is marked ``framework``: a framework
+A test that takes the ``backend``, ``load_adapter`` or ``auditor`` fixture is marked ``framework``: a framework
 env runs those (``pytest -m framework``), the core env all the others (``pytest -m "not framework"``),
 so no harness test runs once per framework.
 """
@@ -17,6 +17,7 @@ import pytest
 from hypothesis import settings
 
 import backends
+from backends import auditors
 from harness import probes, spec
 from harness.case import Case
 
@@ -41,7 +42,7 @@ def _probed(**settings):
 
 def pytest_collection_modifyitems(items):
     for item in items:
-        if {"backend", "load_adapter"} & set(item.fixturenames):
+        if {"backend", "load_adapter", "auditor"} & set(item.fixturenames):
             item.add_marker(pytest.mark.framework)
 
 
@@ -104,6 +105,13 @@ def load_adapter():
 def backend(request):
     """(name, adapter module) for each backend; skipped outside the backend's env."""
     return request.param, _load_adapter(request.param)
+
+
+@pytest.fixture(params=auditors.NAMES)
+def auditor(request):
+    """(name, auditor module) for each backend; skipped outside the backend's env."""
+    _load_adapter(request.param)
+    return request.param, auditors.load(request.param)
 
 
 @pytest.fixture(scope="session")
