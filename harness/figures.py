@@ -26,13 +26,15 @@ STYLE = {"svg.fonttype": "none", "font.size": 9, "font.sans-serif": ["DejaVu San
 
 @dataclass(frozen=True)
 class Series:
-    """One line: ``y`` against ``x``, coloured and marked by ``backend``, dashed by ``dashed``."""
+    """One line: ``y`` against ``x``, coloured and marked by ``backend`` (or, for lines that are not a
+    backend's, by their ``shade``, an index), dashed by ``dashed``."""
 
     label: str
     backend: str
     x: tuple
     y: tuple
     dashed: bool = False
+    shade: int | None = None
 
 
 @dataclass(frozen=True)
@@ -124,8 +126,8 @@ def _lines(ax, panel):
     """One panel: each series as a line; markers spaced and offset per backend so that
     lines lying on top of each other stay visible."""
     for series in panel.series:
-        known = series.backend in backends.NAMES
-        index = backends.NAMES.index(series.backend) if known else 0
+        known = series.backend in backends.NAMES or series.shade is not None
+        index = backends.NAMES.index(series.backend) if series.backend in backends.NAMES else series.shade or 0
         x, y = thinned(series.x, series.y, COLUMNS)
         every = max(1, len(x) // MARKERS_PER_LINE)
         ax.plot(

@@ -3,6 +3,7 @@ out here in NumPy (each the update its docstring states); the flags; the documen
 errors. The framework auditors are tested in their envs (tests/test_audit_<framework>.py)."""
 
 import math
+import types
 
 import numpy as np
 import pytest
@@ -234,3 +235,31 @@ def test_an_unknown_backend_is_named():
 def test_tau_is_one_over_the_shrink():
     f = _finding(factor=1 - 1e-4)
     assert f.tau == pytest.approx(1e4) and math.isclose(f.lambda_eff, 1e-4 / LR)
+
+
+def test_a_step_that_makes_nan_is_flagged_and_the_document_still_writes():
+    m = measured(lambda w, g, s: (w * np.nan, s))
+    parameter = Parameter("w", "kernel", (256,), "bfloat16", (0,))
+    f = findings.finding(parameter, m, (LR,) * measure.STEPS)
+    assert (f.placement, f.flags, f.factor) == ("nonfinite", ("nonfinite",), None)
+    assert Audit.from_json(_audit(f).to_json()) == _audit(f)
+
+
+def test_the_report_reads_stored_audits_skips_a_broken_one_and_draws_each(tmp_path):
+    from harness.report import context
+    from harness.report.sections import audits
+
+    stored = tmp_path / context.AUDITS
+    stored.mkdir()
+    audit = _audit(_finding("ln.weight", role="norm_scale", flags=("decays_norm",)), _finding("fc.bias", role="bias",
+                   placement="none", factor=1.0))  # fmt: skip
+    (stored / "mine.json").write_text(audit.to_json())
+    (stored / "broken.json").write_text(audit.to_json()[:-40])
+    problems = []
+    assert context._audits(stored, problems) == [audit]
+    assert len(problems) == 1 and "broken.json" in problems[0]
+    blocks = audits.build(types.SimpleNamespace(audits=[audit], results_dir=str(tmp_path)))
+    table = next(b for b in blocks if type(b).__name__ == "Table")
+    assert [row[0] for row in table.rows] == ["`ln.weight`", "`fc.bias`"]
+    figure = next(b for b in blocks if type(b).__name__ == "Figure")
+    assert [(s.label, s.y) for s in figure.panels[0].series] == [("norm_scale", (pytest.approx(LR * DECAY),))]

@@ -29,6 +29,7 @@ def test_each_spec_gets_the_sections_its_cases_meet(rendered):
         "What the nominal λ does",
         "Under a learning-rate schedule",
         "Which parameters a penalty decays",
+        "Audits of your own setups",
         "Across releases",
         *(f"Spec `{name}`" for name in SPECS),
         "Environment",

@@ -6,6 +6,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import backends
 from backends import auditors
 from backends.contract import NotAuditable
 from harness.audit import measure
@@ -29,12 +30,14 @@ def audit_objects(backend, objects, target):
         audited = auditor.audit(objects, measure.stepping())
     except NotAuditable as error:
         raise UsageError(f"{target}: {error}; return what --backend {backend} trains with") from None
+    except Exception as error:  # the user's optimizer or model, stepped as they built it: theirs to fix
+        raise UsageError(f"{target}: stepping your optimizer raised {_error(error)}; fix the setup") from None
     found = []
     for i, parameter in enumerate(audited.parameters):
         gradient = measure.gradient(i, parameter.shape).reshape(-1)[measure.samples(i, _size(parameter.shape))]
         measured = measure.measure(audited.values[i], audited.lrs[i], parameter.nominal, gradient)
         found.append(finding(parameter, measured, audited.lrs[i]))
-    versions = auditor.versions() if hasattr(auditor, "versions") else {}
+    versions = backends.load(backend).versions()
     return Audit(target, backend, versions, audited.optimizer, audited.scheduler, tuple(with_shared_flags(found)))
 
 
@@ -63,7 +66,7 @@ def call(target):
         spec.loader.exec_module(module)
     except Exception as error:  # the user's module: anything it raises is theirs to fix
         raise UsageError(
-            f"{path}: importing it raised {type(error).__name__}: {_first_line(error)}; fix the file"
+            f"{path}: importing it raised {_error(error)}; fix the file"
         ) from None
     function = getattr(module, name, None)
     if not callable(function):
@@ -72,9 +75,10 @@ def call(target):
         return function()
     except Exception as error:  # the user's function: report it, do not crash
         raise UsageError(
-            f"{target}: the function raised {type(error).__name__}: {_first_line(error)}; fix it"
+            f"{target}: the function raised {_error(error)}; fix it"
         ) from None
 
 
-def _first_line(error):
-    return (str(error).strip().splitlines() or [""])[0]
+def _error(error):
+    """The error's type and the first line of its message."""
+    return f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0]}"

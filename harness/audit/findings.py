@@ -22,7 +22,9 @@ FLAGS = {
     "never_updated": "a parameter the optimizer never updates",
     "two_groups": "a parameter in two of the optimizer's groups",
     "mixed_meaning": "one λ that means different things for different groups",
+    "nonfinite": "a step that made the parameter NaN or infinite",
 }
+UNMOVED = ("none", "frozen", "nonfinite")  # the placements with no decay to speak of
 DECAYED_FLAGS = {"norm_scale": "decays_norm", "norm_shift": "decays_norm", "bias": "decays_bias",
                  "embedding": "decays_embedding", "positional": "decays_embedding"}  # fmt: skip
 
@@ -44,23 +46,23 @@ class Finding:
     nominal: dict
     placement: str
     k: float | None
-    factor: float
+    factor: float | None
     lr: float | None
     lrs: tuple
     flags: tuple = field(default=())
 
     @property
     def decay(self):
-        return 1.0 - self.factor
+        return None if self.factor is None else 1.0 - self.factor
 
     @property
     def decays(self):
-        return self.placement not in ("none", "frozen") and self.decay > 0
+        return self.placement not in UNMOVED and self.decay is not None and self.decay > 0
 
     @property
     def lambda_eff(self):
         lr = self.nominal.get("lr") or self.lr
-        return self.decay / lr if lr and self.placement not in ("none", "frozen") else None
+        return self.decay / lr if lr and self.decay is not None and self.placement not in UNMOVED else None
 
     @property
     def tau(self):
@@ -71,13 +73,16 @@ def finding(parameter, measured, lrs):
     """The Finding of one ``backends.contract.Parameter``, before the flags that compare parameters."""
     return Finding(
         parameter.name, parameter.role, tuple(parameter.shape), parameter.dtype, tuple(parameter.groups),
-        dict(parameter.nominal), measured.placement, measured.k, measured.factor,
+        dict(parameter.nominal), measured.placement, measured.k,
+        measured.factor if math.isfinite(measured.factor) else None,
         measured.lr if math.isfinite(measured.lr) else None,
         tuple(float(lr) if math.isfinite(lr) else None for lr in lrs), _own_flags(parameter, measured),
     )  # fmt: skip
 
 
 def _own_flags(parameter, measured):
+    if measured.placement == "nonfinite":
+        return ("nonfinite",)
     flags = []
     decays = measured.placement not in ("none", "frozen") and measured.shrinks[0] > 0
     if decays and parameter.role in DECAYED_FLAGS:
@@ -185,7 +190,7 @@ def _read_finding(document):
     if document["role"] not in ROLES or not set(document["flags"]) <= set(FLAGS):
         raise ValueError(f"finding {document['name']!r}: an unknown role or flag")
     factor = document["factor"]
-    if not isinstance(factor, int | float) or not math.isfinite(factor):
+    if factor is not None and (not isinstance(factor, int | float) or not math.isfinite(factor)):
         raise ValueError(f"finding {document['name']!r}: factor is not a finite number")
     return Finding(**{**document, "shape": tuple(document["shape"]), "groups": tuple(document["groups"]),
                       "lrs": tuple(document["lrs"]), "flags": tuple(document["flags"])})  # fmt: skip

@@ -1,5 +1,5 @@
 """What an optimizer does to each parameter, measured from a few of its steps on the user's own
-objects (``backends.contract.Stepping``), never from its name. Four runs of ``STEPS`` steps:
+objects (``backends.contract.Stepping``), never from its name. Four runs of ``STEPS`` (2) steps:
 
     zero        w₀ = w,   gradient 0     the decay alone: the factor per step fₜ = ⟨wₜ, wₜ₋₁⟩ / ⟨wₜ₋₁, wₜ₋₁⟩
     zero ×2     w₀ = 2w,  gradient 0     a decay proportional to w shrinks 2w by the same factor
@@ -17,6 +17,7 @@ with w and g seeded N(0, 1) tensors of each parameter's shape. Where λ enters (
                    momentum (plain SGD): the two are the same update
     decoupled_untold          proportional and constant, the nominal λ unread: × lr or not untold
     none           the zero-gradient run leaves w as it was
+    nonfinite      a step made w NaN or infinite (an optimizer that cannot step this dtype)
     frozen         no run changes w: the optimizer never updates it
 """
 
@@ -27,7 +28,7 @@ import numpy as np
 
 from backends.contract import Stepping
 
-STEPS = 3
+STEPS = 2  # the second zero-gradient step shows momentum; the second gradient step, its absence
 RUNS = ((1.0, 0.0), (2.0, 0.0), (1.0, 1.0), (1.0, 2.0))  # (weight scale, gradient scale): zero, zero ×2, g, 2g
 ZERO, ZERO_TWICE, GRADIENT, GRADIENT_TWICE = range(len(RUNS))
 SAMPLES = 256  # values recorded of each tensor: enough to average float32 rounding of a 1e-7 decay to < 1 %
@@ -91,6 +92,8 @@ def measure(values, lrs, nominal, gradient_samples):
     its group states for each step (``lrs``, NaN where unread), its ``nominal`` hyperparameters and the
     sampled values of its gradient before scaling."""
     v = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(v)):
+        return Measured((math.nan,) * (v.shape[1] - 1), math.nan, "unknown", "nonfinite", None, (True, True))
     moved = tuple(bool(np.any(v[run] != v[run, 0])) for run in (ZERO, GRADIENT))
     shrinks = tuple(_shrink(v[ZERO, t], v[ZERO, t + 1]) for t in range(v.shape[1] - 1))
     response, lr = _response(v, gradient_samples)
@@ -138,7 +141,7 @@ def _placement(v, shrinks, lrs, nominal, response, lr):
         return "coupled", None  # λ·w through momentum: the shrink grows over the steps
     decay, stated_lr = nominal.get("weight_decay"), nominal.get("lr")
     lr_used = stated_lr if stated_lr is not None and stated_lr > 0 else lr
-    if response == "linear" and _no_momentum(v):
+    if response == "linear" and _no_momentum(v, relative[1]):
         return "coupled_or_decoupled_lr", _multiple(shrinks[0], lr_used * decay if decay else math.nan)
     if not decay:
         return "decoupled_untold", None
@@ -148,12 +151,12 @@ def _placement(v, shrinks, lrs, nominal, response, lr):
     return "decoupled", _multiple(shrinks[0], decay)
 
 
-def _no_momentum(v):
-    """The gradient run's second step, less the decay's, equals its first: no momentum carried."""
+def _no_momentum(v, lr_ratio):
+    """The gradient run's second step, less the decay's, equals its first × lr₂/lr₁: no momentum carried."""
     first = v[GRADIENT, 1] - v[GRADIENT, 0] - (v[ZERO, 1] - v[ZERO, 0])
     second = v[GRADIENT, 2] - v[GRADIENT, 1] - (v[ZERO, 2] - v[ZERO, 1])
     scale = float(np.dot(first, first))
-    return scale > 0 and _near(float(np.dot(second, first)) / scale, 1.0)
+    return scale > 0 and _near(float(np.dot(second, first)) / scale, lr_ratio)
 
 
 def _multiple(shrink, unit):

@@ -27,7 +27,8 @@ class Pinned:
         """Fail where a parameter of ``roles`` (``norm`` for both norm roles, ``bias``, ``embedding``, ...) decays."""
         offending = self.audit.offending(*roles)
         assert not offending, f"decayed, though {', '.join(roles)} should be spared: " + ", ".join(
-            f"{f.name} ({f.role}, ×{f.factor:.9g} a step)" for f in offending
+            f"{f.name} ({f.role}, ×{f.factor:.9g} a step)"
+            for f in offending  # a decayed tensor has a factor
         )
         return self
 

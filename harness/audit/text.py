@@ -5,7 +5,7 @@ from harness.audit.findings import FLAGS
 PLACEMENT_NAMES = {
     "decoupled_lr": "decoupled × lr", "decoupled": "decoupled, no lr", "coupled": "coupled",
     "coupled_or_decoupled_lr": "coupled ≡ decoupled × lr", "decoupled_untold": "decoupled (λ unread)",
-    "none": "not decayed", "frozen": "never updated",
+    "none": "not decayed", "frozen": "never updated", "nonfinite": "NaN or inf",
 }  # fmt: skip
 
 
@@ -31,14 +31,19 @@ def table(audit):
     rows = [("parameter", "role", "dtype", "decay", "factor/step", "λ_eff", "τ (steps)", "lr", "flags")]
     for f in audit.findings:
         rows.append((
-            f.name, f.role, f.dtype, PLACEMENT_NAMES[f.placement], f"{f.factor:.9g}", _number(f.lambda_eff),
-            _number(f.tau), _number(f.nominal.get("lr") or f.lr), ", ".join(f.flags),
+            f.name, f.role, f.dtype, PLACEMENT_NAMES[f.placement], factor(f.factor), number(f.lambda_eff),
+            number(f.tau), number(f.nominal.get("lr") or f.lr), ", ".join(f.flags),
         ))  # fmt: skip
     widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
 
 
-def _number(value):
+def factor(value):
+    """A factor per step to 9 digits, where 1 − 1e-7 still shows."""
+    return "-" if value is None else f"{value:.9g}"
+
+
+def number(value):
     return "-" if value is None else f"{value:.3g}"
 
 

@@ -20,6 +20,7 @@ from harness.document import Heading, Items, Text
 from harness.figures import Figure
 from harness.report import context
 from harness.report.sections import (
+    audits,
     bias,
     book,
     cases,
@@ -41,7 +42,7 @@ from harness.report.sections import (
 )  # fmt: skip
 
 FIRST = (glance,)  # the answer, before the introduction: within the page's first screen
-OVERVIEW = (frameworks, summary, shared_code, semantics, scheduled, roles, releases)
+OVERVIEW = (frameworks, summary, shared_code, semantics, scheduled, roles, audits, releases)
 PER_SPEC = (curves, partings, book, sweep, bias, lr, schedule, layers, cases)
 CLOSING = (environment,)
 

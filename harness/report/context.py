@@ -6,12 +6,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import backends
-from harness import data, store
+from harness import data, files, store
+from harness.audit.findings import AUDIT_BYTES, Audit
 from harness.case import Case
 from harness.document import Text
 from harness.figures import Figure
 from harness.fingerprint import RELEASES, Fingerprint
 from harness.spec import Spec, describe
+
+AUDITS = "audits"  # the subdirectory of the results that the report reads audits from
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,7 @@ class Context:
     fingerprints: list  # Fingerprint, in backends.NAMES order
     problems: list  # one line per file skipped
     releases: list = dataclasses.field(default_factory=list)  # Fingerprints of other releases (RELEASES)
+    audits: list = dataclasses.field(default_factory=list)  # harness.audit Audits stored in <results>/audits/
 
 
 def load(specs, results):
@@ -105,7 +109,19 @@ def load(specs, results):
         )
         for spec, slug in zip(specs, slugs)
     ]
-    return Context(str(results), spec_runs, trusted, fingerprints, problems, releases)
+    audits = _audits(Path(results, AUDITS), problems)
+    return Context(str(results), spec_runs, trusted, fingerprints, problems, releases, audits)
+
+
+def _audits(directory, problems):
+    """Every readable audit document of ``directory`` (``decaylens audit --json``), by file name."""
+    found = []
+    for path in sorted(directory.glob("*.json")):
+        try:
+            found.append(Audit.from_json(files.read_bounded(path, AUDIT_BYTES)))
+        except (ValueError, files.Unreadable) as error:
+            problems.append(f"{path}: not an audit this decaylens reads ({error}); skipped")
+    return found
 
 
 def _fingerprints(directory, problems):
