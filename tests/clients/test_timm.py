@@ -4,8 +4,9 @@ from its registry without weights. What timm's source (1.0.31) says it does, and
 timm/optim/_optim_factory.py:273 reads the model's ``no_weight_decay()``, which for a VisionTransformer is
 {pos_embed, cls_token, reg_token, dist_token} (timm/models/vision_transformer.py:1001-1003);
 timm/optim/_param_groups.py:52-53 spares those and, with ``weight_decay_exclude_1d`` (the default), every
-parameter of ndim ≤ 1 or named ``*.bias``; :37-39 leaves out a parameter that does not require a gradient.
-``opt="adamw"`` is torch's AdamW (decoupled × lr); ``opt="momentum"`` torch's SGD with momentum (coupled)."""
+parameter of ndim ≤ 1 or named ``*.bias``; :37-39 leaves out a parameter that does not require a gradient;
+``filter_bias_and_bn=False`` turns the 1-D filter off (_optim_factory.py:1339). ``opt="adamw"`` is torch's
+AdamW (decoupled × lr); ``opt="momentum"`` torch's SGD with momentum (coupled)."""
 
 import pytest
 
@@ -34,7 +35,7 @@ def expected_decayed(model, exclude_1d=True):
 def test_create_optimizer_v2_spares_its_no_weight_decay_names_and_every_1d_parameter(client, opt, placement):
     timm = client("timm")
     model = vit(timm)
-    optimizer = timm.optim.create_optimizer_v2(model, opt=opt, lr=LR, weight_decay=DECAY)
+    optimizer = client("timm", "timm.optim").create_optimizer_v2(model, opt=opt, lr=LR, weight_decay=DECAY)
     found = audit_objects("torch", (model, optimizer), f"timm {opt}")
     assert {f.name for f in found.findings if f.decays} == expected_decayed(model)
     assert {f.placement for f in found.findings if f.decays} == {placement}
@@ -46,8 +47,8 @@ def test_without_the_1d_filter_the_norms_decay_and_are_flagged(client):
     timm = client("timm")
     model = vit(timm)
     model.blocks[0].attn.qkv.weight.requires_grad_(False)
-    optimizer = timm.optim.create_optimizer_v2(model, opt="adamw", lr=LR, weight_decay=DECAY,
-                                               weight_decay_exclude_1d=False)  # fmt: skip
+    optimizer = client("timm", "timm.optim").create_optimizer_v2(model, opt="adamw", lr=LR, weight_decay=DECAY,
+                                               filter_bias_and_bn=False)  # fmt: skip
     found = audit_objects("torch", (model, optimizer), "timm")
     assert {f.name for f in found.findings if f.decays} == expected_decayed(model, exclude_1d=False)
     flagged = {f.name for f in found.findings if "decays_norm" in f.flags}
