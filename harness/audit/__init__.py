@@ -17,15 +17,13 @@ from harness.errors import UsageError
 def audit(backend, target):
     """The Audit of ``target``, ``FILE.py:FUNCTION``: the function's return value, what the user
     trains with, stepped by the backend's auditor."""
-    objects = call(target)
-    return audit_objects(backend, objects, target)
+    _auditor(backend)  # first: the framework's environment (KERAS_BACKEND, ...) before the user's imports
+    return audit_objects(backend, call(target), target)
 
 
 def audit_objects(backend, objects, target):
     """The Audit of ``objects`` (what a user's function returns), named ``target`` in the document."""
-    if backend not in auditors.NAMES:
-        raise UsageError(f"--backend {backend!r}: no such backend; allowed: {', '.join(auditors.NAMES)}")
-    auditor = auditors.load(backend)
+    auditor = _auditor(backend)
     try:
         audited = auditor.audit(objects, measure.stepping())
     except NotAuditable as error:
@@ -39,6 +37,12 @@ def audit_objects(backend, objects, target):
         found.append(finding(parameter, measured, audited.lrs[i]))
     versions = backends.load(backend).versions()
     return Audit(target, backend, versions, audited.optimizer, audited.scheduler, tuple(with_shared_flags(found)))
+
+
+def _auditor(backend):
+    if backend not in auditors.NAMES:
+        raise UsageError(f"--backend {backend!r}: no such backend; allowed: {', '.join(auditors.NAMES)}")
+    return auditors.load(backend)
 
 
 def _size(shape):

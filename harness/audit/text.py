@@ -27,15 +27,21 @@ def summary(audit):
 
 
 def table(audit):
-    """A row per tensor: name, role, dtype, where λ enters, factor per step, λ_eff, τ, lr, flags."""
-    rows = [("parameter", "role", "dtype", "decay", "factor/step", "λ_eff", "τ (steps)", "lr", "flags")]
+    """A row per tensor: name, role, dtype, where λ enters, factor per step, λ_eff, τ, the lrs, flags."""
+    rows = [("parameter", "role", "dtype", "decay", "factor/step", "λ_eff", "τ (steps)", "lr by step", "flags")]
     for f in audit.findings:
         rows.append((
             f.name, f.role, f.dtype, PLACEMENT_NAMES[f.placement], factor(f.factor), number(f.lambda_eff),
-            number(f.tau), number(f.nominal.get("lr") or f.lr), ", ".join(f.flags),
+            number(f.tau), lrs(f), ", ".join(f.flags),
         ))  # fmt: skip
     widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+
+
+def lrs(finding):
+    """The lr of each audited step as the optimizer states it, else the lr measured from the first step."""
+    stated = [lr for lr in finding.lrs if lr is not None]
+    return " → ".join(number(lr) for lr in stated) if stated else number(finding.lr)
 
 
 def factor(value):
