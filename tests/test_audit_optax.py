@@ -2,7 +2,6 @@
 Optax setups users write, against what the optax source (0.2.8, .tox/jax/lib/python3.11/site-packages/optax)
 says each does; the user's objects as they were; what the auditor refuses."""
 
-
 import numpy as np
 import pytest
 

@@ -195,3 +195,11 @@ def test_objects_the_torch_auditor_does_not_take_are_named(auditor, objects):
              "a single module": net}[objects]  # fmt: skip
     with pytest.raises(UsageError, match=r"the torch auditor takes \(torch.nn.Module"):
         audit_objects("torch", given, "m.py:build")
+
+
+def test_the_pytest_plugin_pins_a_setup_by_its_installed_fixture(auditor, decay_audit):
+    """The fixture comes from decaylens's pytest11 entry point, as in a project that installs decaylens."""
+    torch = _torch(auditor)
+    decay_audit(*build(torch, "by module type", "AdamW")).assert_spares("norm", "bias", "embedding")
+    with pytest.raises(AssertionError, match=r"embed\.weight \(embedding"):
+        decay_audit(*build(torch, "p.dim() >= 2", "AdamW")).assert_spares("embedding")

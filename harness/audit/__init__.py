@@ -69,18 +69,14 @@ def call(target):
     try:
         spec.loader.exec_module(module)
     except Exception as error:  # the user's module: anything it raises is theirs to fix
-        raise UsageError(
-            f"{path}: importing it raised {_error(error)}; fix the file"
-        ) from None
+        raise UsageError(f"{path}: importing it raised {_error(error)}; fix the file") from None
     function = getattr(module, name, None)
     if not callable(function):
         raise UsageError(f"{path}: defines no function {name!r}; name one it defines")
     try:
         return function()
     except Exception as error:  # the user's function: report it, do not crash
-        raise UsageError(
-            f"{target}: the function raised {_error(error)}; fix it"
-        ) from None
+        raise UsageError(f"{target}: the function raised {_error(error)}; fix it") from None
 
 
 def _error(error):
