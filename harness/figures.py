@@ -18,6 +18,11 @@ import backends
 MARKERS = "os^vD"
 PANEL_INCHES = 4.2  # a panel's width: at SVG's 72 points an inch, about 300 points across
 COLUMNS = round(PANEL_INCHES * 72)  # the most points a line keeps (``thinned``): one a point across its panel
+# A panel of more lines than this (a sweep's every case on every backend) has its lines drawn as one image at
+# RASTER_DPI, twice the 72 points an inch a page shows it at, under vector axes and text: thousands of paths of
+# SVG would weigh megabytes for what the image shows in tens of kilobytes.
+DENSE_LINES = 60
+RASTER_DPI = 144
 MARKERS_PER_LINE = 4  # markers spaced along each line, offset per backend, so that lines on top of each other show
 # How every figure is drawn: text as text (a browser sets it; as paths each glyph is drawn out), 9-point type in
 # the font matplotlib measures it with.
@@ -96,7 +101,7 @@ def svg(figure):
         handles = {label: h for ax in axes for h, label in zip(*ax.get_legend_handles_labels())}
         fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=columns, frameon=False, fontsize="small")
         text = io.StringIO()
-        fig.savefig(text, format="svg", metadata={"Date": None})
+        fig.savefig(text, format="svg", metadata={"Date": None}, dpi=RASTER_DPI)
     return compact(text.getvalue())
 
 
@@ -124,7 +129,8 @@ def compact(svg):
 
 def _lines(ax, panel):
     """One panel: each series as a line; markers spaced and offset per backend so that
-    lines lying on top of each other stay visible."""
+    lines lying on top of each other stay visible; more than DENSE_LINES of them as an image."""
+    dense = len(panel.series) > DENSE_LINES
     for series in panel.series:
         known = series.backend in backends.NAMES or series.shade is not None
         index = backends.NAMES.index(series.backend) if series.backend in backends.NAMES else series.shade or 0
@@ -141,6 +147,7 @@ def _lines(ax, panel):
             markevery=(index * every // len(backends.NAMES), every),
             markersize=4,
             fillstyle="none",
+            rasterized=dense,
         )
     ax.set_yscale(panel.yscale)
     if panel.xscale == "symlog":

@@ -3,13 +3,14 @@
 ``DECAYLENS_BACKEND`` names the env's framework backend (set by tox.ini). There, a
 missing framework fails the test; elsewhere, tests of other backends skip.
 
-A test that takes the ``backend``, ``load_adapter`` or ``auditor`` fixture is marked ``framework``: a framework
-env runs those (``pytest -m framework``), the core env all the others (``pytest -m "not framework"``),
-so no harness test runs once per framework.
+A test that takes the ``backend``, ``load_adapter``, ``auditor`` or ``client`` fixture is marked
+``framework``: a framework env runs those (``pytest -m framework``), the core env all the others
+(``pytest -m "not framework"``), so no harness test runs once per framework.
 """
 
 import dataclasses
 import functools
+import importlib
 import os
 
 import fake_backend
@@ -42,7 +43,7 @@ def _probed(**settings):
 
 def pytest_collection_modifyitems(items):
     for item in items:
-        if {"backend", "load_adapter", "auditor"} & set(item.fixturenames):
+        if {"backend", "load_adapter", "auditor", "client"} & set(item.fixturenames):
             item.add_marker(pytest.mark.framework)
 
 
@@ -112,6 +113,23 @@ def auditor(request):
     """(name, auditor module) for each backend; skipped outside the backend's env."""
     _load_adapter(request.param)
     return request.param, auditors.load(request.param)
+
+
+@pytest.fixture
+def client():
+    """``client(name, module=name)``: a real client of decaylens audit (tests/clients/test_<name>.py), e.g.
+    ``transformers``, in the tox env that declares it (``DECAYLENS_CLIENT``, where a missing library fails);
+    elsewhere the test skips."""
+
+    def load(name, module=None):
+        if os.environ.get("DECAYLENS_CLIENT") != name:
+            pytest.skip(f"the {name} client runs in its own environment (tox -e audit-{name})")
+        try:
+            return importlib.import_module(module or name)
+        except ImportError as error:
+            pytest.fail(f"this environment declares the {name} client, but: {error}")
+
+    return load
 
 
 @pytest.fixture(scope="session")
