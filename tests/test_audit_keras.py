@@ -212,6 +212,18 @@ def test_what_is_not_a_model_and_an_optimizer_is_named(keras):
         audit_objects(name, (_model(keras), "not an optimizer"), "t")
 
 
+def test_another_frameworks_model_and_optimizer_are_named(keras):
+    """On Keras over PyTorch, torch is installed beside Keras: a torch setup under --backend keras-torch."""
+    name, keras = keras
+    if name != "keras-torch":
+        pytest.skip("torch is installed beside Keras in the keras-torch env alone")
+    import torch
+
+    module = torch.nn.Linear(2, 2)
+    with pytest.raises(UsageError, match=r"\(torch\.nn\.modules\.linear\.Linear, torch\.optim\.sgd\.SGD\)"):
+        audit_objects(name, (module, torch.optim.SGD(module.parameters(), lr=0.1)), "t")
+
+
 def test_tf_keras_legacy_optimizers_are_not_audited(keras):
     name, keras = keras
     if name != "tensorflow-keras2":
