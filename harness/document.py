@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from harness.figures import Figure
 
+MARKDOWN = "REPORT.md"  # the Markdown report beside the page, which holds the tables the page only names
 NO_FIGURES = "matplotlib is not installed; pip install 'decaylens[report]'"
 
 
@@ -33,8 +34,12 @@ class Items:
 
 @dataclass(frozen=True)
 class Table:
+    """Rows of cell texts under ``columns``; a table not ``on_page`` (a reference, such as every case of a spec)
+    is whole in the Markdown report and named on the HTML page, which is for reading."""
+
     columns: tuple
     rows: tuple  # tuples of cell texts
+    on_page: bool = True
 
 
 @dataclass(frozen=True)
@@ -49,11 +54,13 @@ class Matrix:
     panels: int = 2
 
 
-def table(columns, rows):
+def table(columns, rows, on_page=True):
     """A Table of rows given as tuples, or as dicts keyed by the columns."""
     columns = tuple(columns)
     return Table(
-        columns, tuple(tuple(map(str, (row[c] for c in columns) if isinstance(row, dict) else row)) for row in rows)
+        columns,
+        tuple(tuple(map(str, (row[c] for c in columns) if isinstance(row, dict) else row)) for row in rows),
+        on_page,
     )
 
 
@@ -133,6 +140,8 @@ def page(blocks, drawn, title):
             body.append(f"<p>{_inline(block.text)}</p>")
         elif isinstance(block, Items):
             body.append("<ul>" + "".join(f"<li>{_inline(item)}</li>" for item in block.items) + "</ul>")
+        elif isinstance(block, Table) and not block.on_page:
+            body.append(f'<p><em>A table of {len(block.rows)} rows, in <a href="{MARKDOWN}">{MARKDOWN}</a>.</em></p>')
         elif isinstance(block, Table):
             head = "".join(f"<th>{_inline(c)}</th>" for c in block.columns)
             rows = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>" for row in block.rows)

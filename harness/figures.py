@@ -19,10 +19,10 @@ MARKERS = "os^vD"
 PANEL_INCHES = 4.2  # a panel's width: at SVG's 72 points an inch, about 300 points across
 COLUMNS = round(PANEL_INCHES * 72)  # the most points a line keeps (``thinned``): one a point across its panel
 # A panel of more lines than this (a sweep's every case on every backend) has its lines drawn as one image at
-# RASTER_DPI, twice the 72 points an inch a page shows it at, under vector axes and text: thousands of paths of
-# SVG would weigh megabytes for what the image shows in tens of kilobytes.
-DENSE_LINES = 60
-RASTER_DPI = 144
+# RASTER_DPI, the 96 CSS pixels an inch a page shows it at, under vector axes and text: hundreds of paths of SVG
+# weigh more than the image of what they show.
+DENSE_LINES = 24
+RASTER_DPI = 96
 MARKERS_PER_LINE = 4  # markers spaced along each line, offset per backend, so that lines on top of each other show
 # How every figure is drawn: text as text (a browser sets it; as paths each glyph is drawn out), 9-point type in
 # the font matplotlib measures it with.
@@ -112,19 +112,43 @@ ATTRIBUTE = re.compile(r'(\s[\w:-]+)="([^"]*)"')
 def compact(svg):
     """matplotlib's SVG text drawn the same, smaller: every coordinate in an attribute (points, 72 an inch;
     the figure's own values, such as a line's width, have fewer decimals) to 0.1, text content as it was;
-    path data without its spaces beside the commands; no line breaks between elements (but between a
-    text's tspans); each attribute in single quotes where its value has none (a data URI escapes double
-    ones)."""
+    path data without its spaces beside the commands, a line's (``M`` then ``L`` only) as its first point and
+    the steps from each point to the next (``l``, exact: the steps between the rounded points); no line breaks
+    between elements (but between a text's tspans); each attribute in single quotes where its value has none
+    (a data URI escapes double ones)."""
 
     def attribute(match):
         name, value = match.groups()
         value = DECIMAL.sub(lambda number: f"{float(number.group()):.1f}".removesuffix(".0"), value)
         if name.strip() == "d":
-            value = re.sub(r"\s*([A-Za-z])\s*", r"\1", value).strip()
+            value = _relative(re.sub(r"\s*([A-Za-z])\s*", r"\1", value).strip())
         return f"{name}='{value}'" if "'" not in value else f'{name}="{value}"'
 
     svg = ATTRIBUTE.sub(attribute, svg)
     return re.sub(r">\s+<(?!/?tspan)", "><", svg)
+
+
+LINE = re.compile(r"M-?[\d.]+ -?[\d.]+(L-?[\d.]+ -?[\d.]+)+")  # a path of straight segments, nothing else
+POINT = re.compile(r"[ML](-?[\d.]+) (-?[\d.]+)")
+
+
+def _relative(path):
+    """A line's path data as ``M x y l dx dy dx dy ...`` in tenths, where the steps are shorter to write than the
+    points (every other path as it was)."""
+    if not LINE.fullmatch(path):
+        return path
+    tenths = [(round(float(x) * 10), round(float(y) * 10)) for x, y in POINT.findall(path)]
+    steps = [_tenths(b - a) for p, q in zip(tenths, tenths[1:]) for a, b in zip(p, q, strict=True)]
+    text = f"M{_tenths(tenths[0][0])} {_tenths(tenths[0][1])}l" + steps[0]
+    for step in steps[1:]:
+        text += step if step.startswith("-") else f" {step}"  # a minus sign separates two numbers
+    return text if len(text) < len(path) else path
+
+
+def _tenths(count):
+    """``count`` tenths as the shortest decimal text: 25 -> 2.5, -3 -> -.3, 40 -> 4."""
+    text = f"{count / 10:.1f}".removesuffix(".0")
+    return text.replace("0.", ".", 1) if text.lstrip("-").startswith("0.") else text
 
 
 def _lines(ax, panel):

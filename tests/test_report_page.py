@@ -124,6 +124,14 @@ def test_a_long_table_is_folded_on_the_page_and_whole_in_the_markdown(rows, fold
     assert page.count("<tr>") == rows + 1 and document.markdown(blocks).count("\n| ") == rows
 
 
+def test_a_reference_table_is_named_on_the_page_and_whole_in_the_markdown():
+    """Every case of a spec: the page, which is for reading, names the table; REPORT.md holds every row."""
+    blocks = [document.table(("n",), [(i,) for i in range(40)], on_page=False)]
+    page = document.page(blocks, {}, "t")
+    assert "<tr>" not in page and 'A table of 40 rows, in <a href="REPORT.md">REPORT.md</a>' in page
+    assert document.markdown(blocks).count("\n| ") == 40
+
+
 def test_the_chromium_check_sees_errors_missing_figures_and_fetches(tmp_path):
     page = tmp_path / "broken.html"
     page.write_text(

@@ -128,7 +128,7 @@ def write(specs, results, out):
             files.write_atomically(staging / "figures" / f"{name}.svg", svg)
         if digests:
             files.write_atomically(staging / "figures" / "digests.json", json.dumps(digests, indent=1) + "\n")
-        files.write_atomically(staging / "REPORT.md", document.markdown(report, drawn))
+        files.write_atomically(staging / document.MARKDOWN, document.markdown(report, drawn))
         files.write_atomically(staging / "index.html", document.page(report, drawn, "decaylens report"))
         _put(staging, out)
     finally:

@@ -32,5 +32,7 @@ def build(ctx, spec_runs):
             "Final weights of every case: ‖w‖₂, and the data loss mean ½(ŷ − y)² (no penalty) on the training and "
             "test sets, computed by the harness from each backend's weights."
         ),
-        table(("case", "backend", "status", "‖w‖", "train loss", "test loss", "explained as", "native API"), rows),
+        table(
+            ("case", "backend", "status", "‖w‖", "train loss", "test loss", "explained as", "native API"), rows, False
+        ),
     ]
