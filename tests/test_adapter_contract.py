@@ -19,6 +19,7 @@ BACKENDS = Path(backends.__file__).parent
 # backends/ holds the adapters (and _template.py, the one to start a new one from), the contract and registry,
 # and the adapters' shared helpers, named _*.py (the recorder _calls.py, the layout _layout.py, ...)
 HELPERS = sorted(p for p in BACKENDS.glob("_*.py") if p.name not in ("__init__.py", "_template.py"))
+AUDITORS = sorted((BACKENDS / "auditors").glob("*.py"))  # backends/auditors/: one a framework, and their helpers
 ADAPTERS = sorted(p for p in BACKENDS.glob("*.py") if p not in HELPERS and p.name not in ("__init__.py", "contract.py"))
 SIGNATURES = {
     "versions": [], "train": ["case", "arrays"], "train_sweep": ["cases", "arrays"],
@@ -104,7 +105,7 @@ def test_an_adapter_builds_with_the_same_helpers_each_writing_into_the_recorder(
         assert function.args.args[-1].arg == "calls" and ast.get_docstring(function), f"{path.name}: {helper}"
 
 
-@pytest.mark.parametrize("path", ADAPTERS + HELPERS, ids=lambda path: path.stem)
+@pytest.mark.parametrize("path", ADAPTERS + HELPERS + AUDITORS, ids=lambda path: path.stem)
 def test_an_adapter_or_helper_imports_nothing_of_the_harness(path):
     for node in ast.walk(parsed(path)):
         if isinstance(node, ast.Import):

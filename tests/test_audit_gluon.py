@@ -2,6 +2,8 @@
 measures against what mxnet/optimizer/optimizer.py says each optimizer does, Gluon's idiom for
 sparing parameters, a frozen parameter, and the user's objects left as they were."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -154,10 +156,10 @@ def test_other_objects_are_a_usage_error_naming_their_type(gluon):
     cases = [
         ((net, torch_like), "torch.optim.sgd.SGD"),
         ((net, mx.optimizer.SGD()), "mxnet.optimizer.optimizer.SGD"),
-        ("net", "builtins.str"),
-        ((net, trainer, None), "builtins.tuple"),
+        ("net", "returned str;"),
+        ((net, trainer, None), "NoneType)"),
     ]
     for objects, named in cases:
-        with pytest.raises(UsageError, match=named.replace(".", r"\.")) as error:
+        with pytest.raises(UsageError, match=re.escape(named)) as error:
             audit(objects)
         assert "mxnet.gluon.Trainer" in str(error.value)

@@ -2,6 +2,8 @@
 mlx/optimizers/optimizers.py says each optimizer does, MultiOptimizer as MLX's way to spare
 parameters, a frozen parameter, and the user's objects left as they were."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -157,11 +159,11 @@ def test_other_objects_are_a_usage_error_naming_their_type(mlx):
     torch_like = type("SGD", (), {"__module__": "torch.optim.sgd"})()  # another framework's optimizer, by its type
     cases = [
         ((net, torch_like), "torch.optim.sgd.SGD"),
-        ((net, optim.cosine_decay(LR, 10)), "builtins.function"),
-        ("net", "builtins.str"),
-        ((net, optim.SGD(LR), None), "builtins.tuple"),
+        ((net, optim.cosine_decay(LR, 10)), "function)"),
+        ("net", "returned str;"),
+        ((net, optim.SGD(LR), None), "NoneType)"),
     ]
     for objects, named in cases:
-        with pytest.raises(UsageError, match=named.replace(".", r"\.")) as error:
+        with pytest.raises(UsageError, match=re.escape(named)) as error:
             audit(objects)
         assert "mlx.optimizers.Optimizer" in str(error.value)

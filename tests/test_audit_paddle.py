@@ -2,6 +2,8 @@
 paddle/optimizer/*.py says each optimizer does, AdamW's apply_decay_param_fun, a frozen parameter,
 and the user's objects left as they were."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -159,10 +161,10 @@ def test_other_objects_are_a_usage_error_naming_their_type(paddle):
     cases = [
         ((net, torch_like), "torch.optim.sgd.SGD"),
         ((net, paddle_.optimizer.lr.StepDecay(LR, step_size=1)), "paddle.optimizer.lr.StepDecay"),
-        ("net", "builtins.str"),
-        ((net, optimizer, None), "builtins.tuple"),
+        ("net", "returned str;"),
+        ((net, optimizer, None), "NoneType)"),
     ]
     for objects, named in cases:
-        with pytest.raises(UsageError, match=named.replace(".", r"\.")) as error:
+        with pytest.raises(UsageError, match=re.escape(named)) as error:
             audit(objects)
         assert "paddle.optimizer.Optimizer" in str(error.value)

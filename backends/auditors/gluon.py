@@ -14,7 +14,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import gluon
 
-from backends.auditors import _roles
+from backends.auditors import _objects, _roles
 from backends.contract import Audited, NotAuditable, Parameter
 
 TAKES = "(mxnet.gluon.Block, mxnet.gluon.Trainer), the Trainer on one context with no dist KVStore"
@@ -36,18 +36,13 @@ def audit(objects, stepping):
     optimizer = trainer.optimizer
     parameters = tuple(_parameter(*entry, optimizer, id(entry[-1]) in held, lrs[i, 0]) for i, entry in enumerate(named))
     scheduler = optimizer.lr_scheduler
-    return Audited(parameters, values, lrs, _qualified(type(optimizer)), scheduler and _qualified(type(scheduler)))
+    return Audited(
+        parameters, values, lrs, _objects.qualified(type(optimizer)), scheduler and _objects.qualified(type(scheduler))
+    )
 
 
 def _unpack(objects):
-    if not isinstance(objects, tuple | list) or len(objects) != 2:
-        raise NotAuditable(f"the function returned {_qualified(type(objects))}; the mxnet auditor takes {TAKES}")
-    block, trainer = objects
-    if not isinstance(block, gluon.Block) or not isinstance(trainer, gluon.Trainer):
-        raise NotAuditable(
-            f"the function returned ({_qualified(type(block))}, {_qualified(type(trainer))}); "
-            f"the mxnet auditor takes {TAKES}"
-        )
+    block, trainer = _objects.pair(objects, (gluon.Block, gluon.Trainer), "mxnet", TAKES)
     # One context and no KVStore (model.py _create_kvstore: none for a kvstore name on one device, unless
     # dist): the updates run in trainer._updaters, whose states the audit swaps.
     kvstore = trainer._kvstore_params["kvstore"]
@@ -127,10 +122,6 @@ def _gradient(p, i, stepping, scale):
 
 def _sampled(array, samples):
     return array.asnumpy().reshape(-1)[samples].astype(np.float64)
-
-
-def _qualified(kind):
-    return f"{kind.__module__}.{kind.__qualname__}"
 
 
 class _Saved:

@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from backends import keras as adapter
-from backends.auditors import _roles
+from backends.auditors import _objects, _roles
 from backends.contract import Audited, NotAuditable, Parameter
 
 keras = adapter.keras
@@ -53,7 +53,13 @@ def audit(objects, stepping):
     ]
     parameters = tuple(_parameter(v, owners[id(v)], n) for v, n in zip(variables, nominal, strict=True))
     rates = [o._learning_rate for o in swapped.optimizers if isinstance(o._learning_rate, _SCHEDULE)]
-    return Audited(parameters, values, lrs, _qualified(type(optimizer)), _qualified(type(rates[0])) if rates else None)
+    return Audited(
+        parameters,
+        values,
+        lrs,
+        _objects.qualified(type(optimizer)),
+        _objects.qualified(type(rates[0])) if rates else None,
+    )
 
 
 def _unpack(objects):
@@ -63,12 +69,11 @@ def _unpack(objects):
             if not model.built:
                 raise NotAuditable("the model is not built; build it (model.build(input_shape)) before returning it")
             if any("_iterations" not in vars(o) for o in _wrapped(optimizer)):  # tf-keras's LossScaleOptimizer
-                raise NotAuditable(f"{_qualified(type(optimizer))} delegates to its inner_optimizer; return that one")
+                raise NotAuditable(
+                    f"{_objects.qualified(type(optimizer))} delegates to its inner_optimizer; return that one"
+                )
             return model, optimizer
-        received = f"({', '.join(_qualified(type(o)) for o in objects)})"
-    else:
-        received = _qualified(type(objects))
-    raise NotAuditable(f"the function returned {received}; the Keras auditor takes {TAKES}")
+    raise NotAuditable(f"the function returned {_objects.received(objects)}; the Keras auditor takes {TAKES}")
 
 
 def _parameter(variable, owner, nominal):
@@ -115,10 +120,6 @@ def _lr(optimizer):
     if adapter.KERAS2 and isinstance(optimizer._learning_rate, _SCHEDULE):
         return float(_numpy(optimizer._learning_rate(optimizer.iterations)))
     return float(_numpy(optimizer.learning_rate))
-
-
-def _qualified(kind):
-    return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
 
 
 class _Swapped:

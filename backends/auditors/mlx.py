@@ -15,8 +15,8 @@ import mlx.optimizers as optim
 import numpy as np
 from mlx.utils import tree_flatten, tree_map_with_path
 
-from backends.auditors import _roles
-from backends.contract import Audited, NotAuditable, Parameter
+from backends.auditors import _objects, _roles
+from backends.contract import Audited, Parameter
 
 TAKES = "(mlx.nn.Module, mlx.optimizers.Optimizer)"
 # BatchNorm's running statistics: arrays it freezes itself (nn/layers/normalization.py: BatchNorm.__init__).
@@ -43,15 +43,7 @@ def audit(objects, stepping):
 
 
 def _unpack(objects):
-    if not isinstance(objects, tuple | list) or len(objects) != 2:
-        raise NotAuditable(f"the function returned {_qualified(type(objects))}; the mlx auditor takes {TAKES}")
-    module, optimizer = objects
-    if not isinstance(module, nn.Module) or not isinstance(optimizer, optim.Optimizer):
-        raise NotAuditable(
-            f"the function returned ({_qualified(type(module))}, {_qualified(type(optimizer))}); "
-            f"the mlx auditor takes {TAKES}"
-        )
-    return module, optimizer
+    return _objects.pair(objects, (nn.Module, optim.Optimizer), "mlx", TAKES)
 
 
 def _named(module):

@@ -29,7 +29,7 @@ import numpy as np
 import optax
 
 from backends import jax as adapter
-from backends.auditors import _roles
+from backends.auditors import _objects, _roles
 from backends.contract import Audited, NotAuditable, Parameter
 
 TAKES = (
@@ -59,19 +59,10 @@ def audit(objects, stepping):
     return Audited(parameters, values, lrs, _built_by(tx))
 
 
-def _qualified(value):
-    kind = type(value)
-    return f"{kind.__module__}.{kind.__qualname__}"
-
-
 def _unpack(objects):
-    if not isinstance(objects, tuple | list) or len(objects) != 2:
-        raise NotAuditable(f"the function returned {_qualified(objects)}; the jax auditor takes {TAKES}")
-    params, tx = objects
-    if not isinstance(tx, optax.GradientTransformation) or not jax.tree_util.tree_leaves(params):
-        raise NotAuditable(
-            f"the function returned ({_qualified(params)}, {_qualified(tx)}); the jax auditor takes {TAKES}"
-        )
+    params, tx = _objects.pair(objects, (object, optax.GradientTransformation), "jax", TAKES)
+    if not jax.tree_util.tree_leaves(params):
+        raise NotAuditable(f"the function returned ({_objects.qualified(type(params))}, ...) with no arrays; {TAKES}")
     return params, tx
 
 
@@ -91,7 +82,7 @@ def _check(paths, leaves):
     for path, leaf in zip(paths, leaves, strict=True):
         if not isinstance(leaf, jax.Array | np.ndarray) or not jnp.issubdtype(leaf.dtype, jnp.floating):
             raise NotAuditable(
-                f"the params' leaf {'/'.join(path)} is a {_qualified(leaf)}, not a floating-point array; "
+                f"the params' leaf {'/'.join(path)} is a {_objects.qualified(type(leaf))}, not a floating-point array; "
                 f"the jax auditor takes {TAKES}"
             )
 

@@ -11,7 +11,7 @@ from collections import defaultdict
 import numpy as np
 import paddle
 
-from backends.auditors import _roles
+from backends.auditors import _objects, _roles
 from backends.contract import Audited, NotAuditable, Parameter
 
 TAKES = "(paddle.nn.Layer, paddle.optimizer.Optimizer)"
@@ -42,19 +42,12 @@ def audit(objects, stepping):
         saved.restore()
     parameters = tuple(_parameter(*entry, optimizer, held[i], lrs[i, 0]) for i, entry in enumerate(named))
     scheduler = optimizer._learning_rate
-    scheduler = _qualified(type(scheduler)) if isinstance(scheduler, paddle.optimizer.lr.LRScheduler) else None
-    return Audited(parameters, values, lrs, _qualified(type(optimizer)), scheduler)
+    scheduler = _objects.qualified(type(scheduler)) if isinstance(scheduler, paddle.optimizer.lr.LRScheduler) else None
+    return Audited(parameters, values, lrs, _objects.qualified(type(optimizer)), scheduler)
 
 
 def _unpack(objects):
-    if not isinstance(objects, tuple | list) or len(objects) != 2:
-        raise NotAuditable(f"the function returned {_qualified(type(objects))}; the paddle auditor takes {TAKES}")
-    layer, optimizer = objects
-    if not isinstance(layer, paddle.nn.Layer) or not isinstance(optimizer, paddle.optimizer.Optimizer):
-        raise NotAuditable(
-            f"the function returned ({_qualified(type(layer))}, {_qualified(type(optimizer))}); "
-            f"the paddle auditor takes {TAKES}"
-        )
+    layer, optimizer = _objects.pair(objects, (paddle.nn.Layer, paddle.optimizer.Optimizer), "paddle", TAKES)
     own = {id(p) for p in layer.parameters()}
     foreign = [p.name for group in _groups(optimizer) for p in group["params"] if id(p) not in own]
     if foreign:
@@ -150,10 +143,6 @@ def _gradient(p, i, stepping, scale):
 
 def _sampled(p, samples):
     return p.detach().astype("float64").numpy().reshape(-1)[samples]
-
-
-def _qualified(kind):
-    return f"{kind.__module__}.{kind.__qualname__}"
 
 
 class _Saved:

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import torch
 
-from backends.auditors import _roles
+from backends.auditors import _objects, _roles
 from backends.contract import Audited, NotAuditable, Parameter
 
 TAKES = "(torch.nn.Module, torch.optim.Optimizer) or (module, optimizer, torch.optim.lr_scheduler.LRScheduler)"
@@ -27,19 +27,18 @@ def audit(objects, stepping):
         values, lrs = _step(tensors, parameters, optimizer, scheduler, stepping, saved)
     finally:
         saved.restore()
-    return Audited(parameters, values, lrs, _qualified(type(optimizer)), scheduler and _qualified(type(scheduler)))
+    return Audited(
+        parameters, values, lrs, _objects.qualified(type(optimizer)), scheduler and _objects.qualified(type(scheduler))
+    )
 
 
 def _unpack(objects):
     if not isinstance(objects, tuple | list) or len(objects) not in (2, 3):
-        raise NotAuditable(f"the function returned {type(objects).__name__}; the torch auditor takes {TAKES}")
+        raise NotAuditable(f"the function returned {_objects.received(objects)}; the torch auditor takes {TAKES}")
     module, optimizer, *rest = objects
     scheduler = rest[0] if rest else None
     if not isinstance(module, torch.nn.Module) or not isinstance(optimizer, torch.optim.Optimizer):
-        raise NotAuditable(
-            f"the function returned ({type(module).__name__}, {type(optimizer).__name__}, ...); "
-            f"the torch auditor takes {TAKES}"
-        )
+        raise NotAuditable(f"the function returned {_objects.received(objects)}; the torch auditor takes {TAKES}")
     if scheduler is not None and not hasattr(scheduler, "state_dict"):
         raise NotAuditable(f"the third value is a {type(scheduler).__name__}, not a torch lr scheduler")
     return module, optimizer, scheduler
@@ -105,10 +104,6 @@ def _gradients(tensors, parameters, stepping, scale):
             p.grad = torch.zeros_like(p)
         else:
             p.grad = torch.from_numpy(scale * stepping.gradient(i, tuple(p.shape))).to(p.dtype)
-
-
-def _qualified(kind):
-    return f"{kind.__module__}.{kind.__qualname__}"
 
 
 class _Saved:
