@@ -156,6 +156,8 @@ def test_one_lambda_meaning_two_things_is_flagged_on_both():
         [_finding("a", placement="coupled"), _finding("b"), _finding("c", factor=1.0, placement="none")]
     )
     assert [f.flags for f in found] == [("mixed_meaning",), ("mixed_meaning",), ()]
+    plain = findings.with_shared_flags([_finding("a", placement="coupled_or_decoupled_lr"), _finding("b")])
+    assert [f.flags for f in plain] == [(), ()]  # under plain SGD coupled and decoupled × lr are one update
 
 
 def _audit(*found):

@@ -25,7 +25,7 @@ def run(args):
     if args.json is not None:
         if args.json.is_dir():
             raise UsageError(f"--json {args.json}: a directory; allowed: a file path")
-        files.writable(args.json.parent if str(args.json.parent) else ".", "--json")
+        files.writable(args.json.parent, "--json")
     found = audit(args.backend, args.target)
     print(text.render(found))
     if args.json is not None:

@@ -107,10 +107,11 @@ def _rounds_away(parameter):
 
 def with_shared_flags(findings):
     """``findings`` with mixed_meaning on every decayed parameter whose nominal λ others share with
-    another placement (coupled for one group, decoupled for another)."""
+    another placement (coupled for one group, decoupled for another; under plain SGD the two are one update,
+    which agrees with either)."""
     placements = {}
     for f in findings:
-        if f.decays and f.nominal.get("weight_decay"):
+        if f.decays and f.nominal.get("weight_decay") and f.placement != "coupled_or_decoupled_lr":
             placements.setdefault(f.nominal["weight_decay"], set()).add(f.placement)
     mixed = {decay for decay, found in placements.items() if len(found) > 1}
     return [

@@ -37,12 +37,8 @@ SEED = 20261207
 # SAMPLES values stays under 2 %; a coupled decay through Adam halves at twice the scale, through momentum
 # 0.9 nearly doubles on the second step: 15 % parts them with room on both sides.
 RATIO_TOLERANCE = 0.15
-# A measured shrink against lr·λ (or λ): k within 15 % of a whole multiple's neighbourhood is that placement.
-NOMINAL_TOLERANCE = 0.15
 # The unit roundoff of each dtype: a decay 1 − x with x below it rounds to 1 (for bfloat16, 2⁻⁸ near 1).
 ROUNDOFF = {"bfloat16": 2.0**-8, "float16": 2.0**-11, "float32": 2.0**-24, "float64": 2.0**-53}
-DECAYING_ROLES = {"norm_scale": "norm", "norm_shift": "norm", "bias": "bias", "embedding": "embedding",
-                  "positional": "embedding"}  # fmt: skip
 
 
 def stepping():
@@ -143,10 +139,10 @@ def _placement(v, shrinks, lrs, nominal, response, lr):
     lr_used = stated_lr if stated_lr is not None and stated_lr > 0 else lr
     if response == "linear" and _no_momentum(v, relative[1]):
         return "coupled_or_decoupled_lr", _multiple(shrinks[0], lr_used * decay if decay else math.nan)
-    if not decay:
-        return "decoupled_untold", None
+    if not decay or not math.isfinite(lr_used) or shrinks[0] == 0:
+        return "decoupled_untold", None  # no λ, or no lr, to tell × lr from without
     by_lr, alone = shrinks[0] / (lr_used * decay), shrinks[0] / decay
-    if math.isfinite(by_lr) and abs(math.log(abs(by_lr))) <= abs(math.log(abs(alone))):
+    if abs(math.log(abs(by_lr))) <= abs(math.log(abs(alone))):  # the nearer to k = 1
         return "decoupled_lr", _multiple(shrinks[0], lr_used * decay)
     return "decoupled", _multiple(shrinks[0], decay)
 
