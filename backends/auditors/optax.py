@@ -28,7 +28,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from backends import jax as adapter
 from backends.auditors import _objects, _roles
 from backends.contract import Audited, NotAuditable, Parameter
 
@@ -36,7 +35,6 @@ TAKES = (
     "(params, optax.GradientTransformation), params a pytree of floating-point jax arrays "
     "(a Flax variables dict or its 'params', an nnx.State of nnx.Param, ...)"
 )
-versions = adapter.versions  # the installed jax, jaxlib and optax, as the adapter reports them
 HYPERPARAMETERS = {"lr": "learning_rate", "weight_decay": "weight_decay"}  # nominal key -> inject_hyperparams name
 
 
