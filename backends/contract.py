@@ -36,6 +36,10 @@ the native calls it makes into the recorder ``calls`` (``backends._calls.Calls``
 parameter. An adapter raises
 ``Unsupported(reason)`` for a case its framework cannot express; it never evaluates, plots or
 writes files: the harness does.
+
+Below them, the contract of the auditors (``backends/auditors/<framework>.py``, ``decaylens audit``):
+``audit(objects, stepping) -> Audited`` steps a user's own model and optimizer as ``Stepping`` says and
+describes each ``Parameter``, or raises ``NotAuditable``; the harness measures the rest.
 """
 
 from dataclasses import dataclass, field
